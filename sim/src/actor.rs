@@ -1,0 +1,107 @@
+//! The one trait a model implements, and the context its handlers write their effects into.
+//!
+//! An actor is a state machine. Its handlers never see the scheduler, a clock, a thread RNG or a
+//! global: they read `ctx.now_us()` (simulated time) and write effects — send, set or cancel a
+//! timer, observe, write or fsync storage — into the context, and draw any random decision with
+//! `ctx.choose`. That is what lets one actor run unchanged on the native scheduler, under
+//! exhaustive enumeration and on madsim.
+
+use crate::choices::{ChoiceKind, Choices};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// Index of a node in the scenario (its position in `SimConfig::nodes`).
+pub type NodeId = usize;
+
+/// Handle of a timer, for `Ctx::cancel_timer`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+
+/// A node's behaviour. One scenario uses one actor type (an enum of its roles, usually).
+pub trait Actor: Hash {
+    /// What nodes send each other.
+    type Msg: Clone + Debug + Hash;
+    /// What a node asks to be woken with.
+    type Timer: Clone + Debug + Hash;
+    /// What a node reports to the history the invariants judge.
+    type Obs: Clone + Debug + Hash;
+    /// One entry of the node's write-ahead log: volatile until fsynced, replayed by `on_crash`.
+    type Record: Clone + Debug + Hash;
+
+    /// At time 0 and after every restart.
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>);
+    /// A message from `from` arrived.
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Self::Msg);
+    /// A timer this node set fired (cancelled timers never fire).
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Self::Timer);
+    /// The node crashed: forget everything volatile and rebuild from the durable log (the
+    /// records fsynced before the crash, in write order). `on_start` follows at restart.
+    fn on_crash(&mut self, durable: &[Self::Record]);
+}
+
+/// An effect a handler asked for. Backends drain these after each handler returns.
+#[derive(Clone, Debug)]
+pub enum Cmd<A: Actor + ?Sized> {
+    Send { to: NodeId, msg: A::Msg },
+    SetTimer { id: TimerId, after_us: u64, timer: A::Timer },
+    CancelTimer(TimerId),
+    Observe(A::Obs),
+    Write(A::Record),
+    Fsync,
+}
+
+/// What a handler sees of the world: simulated time, its own id, and a place to put effects.
+pub struct Ctx<'a, A: Actor + ?Sized> {
+    pub(crate) now_us: u64,
+    pub(crate) me: NodeId,
+    pub(crate) out: &'a mut Vec<Cmd<A>>,
+    pub(crate) choices: &'a mut Choices,
+    pub(crate) next_timer: &'a mut u64,
+}
+
+impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
+    /// Build a context over a backend's buffers (used by backends other than the native one).
+    pub fn new(
+        now_us: u64,
+        me: NodeId,
+        out: &'a mut Vec<Cmd<A>>,
+        choices: &'a mut Choices,
+        next_timer: &'a mut u64,
+    ) -> Self {
+        Ctx { now_us, me, out, choices, next_timer }
+    }
+    /// Simulated time in microseconds.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+    pub fn send(&mut self, to: NodeId, msg: A::Msg) {
+        self.out.push(Cmd::Send { to, msg });
+    }
+    pub fn set_timer(&mut self, after_us: u64, timer: A::Timer) -> TimerId {
+        *self.next_timer += 1;
+        let id = TimerId(*self.next_timer);
+        self.out.push(Cmd::SetTimer { id, after_us, timer });
+        id
+    }
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.out.push(Cmd::CancelTimer(id));
+    }
+    pub fn observe(&mut self, obs: A::Obs) {
+        self.out.push(Cmd::Observe(obs));
+    }
+    /// Append a record to this node's log. It is volatile until `fsync`.
+    pub fn write(&mut self, rec: A::Record) {
+        self.out.push(Cmd::Write(rec));
+    }
+    /// Make every record written so far durable.
+    pub fn fsync(&mut self) {
+        self.out.push(Cmd::Fsync);
+    }
+    /// A random decision in `0..bound` through the run's one choice source; 0 is the simplest.
+    pub fn choose(&mut self, kind: ChoiceKind, bound: u32) -> u32 {
+        self.choices.pick(kind, bound)
+    }
+}

@@ -1,0 +1,449 @@
+//! The native simulator: one event queue in simulated time, the network and fault injection, the
+//! storage model, all fed by one choice source. A `Sim` is reused run after run; its buffers keep
+//! their capacity, so the hot path does not allocate per event once warm.
+
+use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
+use crate::choices::{ChoiceKind, Choices};
+use crate::faults::FaultProfile;
+use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
+use crate::model::{Model, RunView};
+use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// The result of one run. The history stays in the `Sim` (see `Sim::history`) until the next run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub end: RunEnd,
+    pub stats: Stats,
+    pub history_hash: u64,
+}
+
+enum EventKind<A: Actor> {
+    Deliver { from: NodeId, to: NodeId, epoch: u32, msg: A::Msg },
+    Timer { node: NodeId, epoch: u32, id: TimerId, timer: A::Timer },
+    Crash { node: NodeId },
+    Restart { node: NodeId },
+    Pause { node: NodeId, until_us: u64 },
+    Resume { node: NodeId },
+    CutStart { node: NodeId, dir: CutDir },
+    CutEnd { node: NodeId, dir: CutDir },
+}
+
+struct Event<A: Actor> {
+    at_us: u64,
+    seq: u64,
+    kind: EventKind<A>,
+}
+
+// The heap is a max-heap: invert so the earliest (then first scheduled) event is on top.
+impl<A: Actor> Ord for Event<A> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at_us, o.seq).cmp(&(self.at_us, self.seq))
+    }
+}
+impl<A: Actor> PartialOrd for Event<A> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<A: Actor> PartialEq for Event<A> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at_us, self.seq) == (o.at_us, o.seq)
+    }
+}
+impl<A: Actor> Eq for Event<A> {}
+
+#[derive(Clone, Copy, Default)]
+struct NodeRt {
+    down: bool,
+    /// Bumped at every crash: timers and connections of an earlier incarnation are void.
+    epoch: u32,
+    paused_until_us: u64,
+}
+
+/// A node's write-ahead log: `log[..synced]` is durable, the rest vanishes on a crash.
+struct Store<R> {
+    log: Vec<R>,
+    synced: usize,
+}
+
+/// The native deterministic simulator.
+pub struct Sim<A: Actor> {
+    queue: BinaryHeap<Event<A>>,
+    nodes: Vec<A>,
+    rt: Vec<NodeRt>,
+    stores: Vec<Store<A::Record>>,
+    history: Vec<Entry<A::Obs>>,
+    out: Vec<Cmd<A>>,
+    ties: Vec<Event<A>>,
+    cancelled: Vec<TimerId>,
+    cuts: Vec<(NodeId, CutDir)>,
+    lossy: u64,
+    faults: FaultProfile,
+    /// The run's one choice source. Set it (`reset_seeded`, `reset_tape`) before `run`.
+    pub choices: Choices,
+    stats: Stats,
+    trace: Option<Vec<TraceEvent>>,
+    seq: u64,
+    now_us: u64,
+    next_timer: u64,
+}
+
+impl<A: Actor> Default for Sim<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Actor> Sim<A> {
+    pub fn new() -> Self {
+        Sim {
+            queue: BinaryHeap::new(),
+            nodes: Vec::new(),
+            rt: Vec::new(),
+            stores: Vec::new(),
+            history: Vec::new(),
+            out: Vec::new(),
+            ties: Vec::new(),
+            cancelled: Vec::new(),
+            cuts: Vec::new(),
+            lossy: 0,
+            faults: FaultProfile::default(),
+            choices: Choices::default(),
+            stats: Stats::default(),
+            trace: None,
+            seq: 0,
+            now_us: 0,
+            next_timer: 0,
+        }
+    }
+
+    /// Record the full timeline of the following runs (for replay).
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = if on { Some(Vec::new()) } else { None };
+    }
+    pub fn trace(&self) -> &[TraceEvent] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+    pub fn history(&self) -> &[Entry<A::Obs>] {
+        &self.history
+    }
+    /// The actors as the last run left them.
+    pub fn nodes(&self) -> &[A] {
+        &self.nodes
+    }
+    /// The fault profile the last run used (drawn per seed in swarm mode).
+    pub fn faults(&self) -> &FaultProfile {
+        &self.faults
+    }
+
+    /// Run the model with the given seed.
+    pub fn run_seed<M: Model<Actor = A>>(&mut self, model: &M, seed: u64) -> Outcome {
+        self.choices.reset_seeded(seed);
+        self.run(model)
+    }
+
+    /// Replay a tape (past its end, every choice is the simplest).
+    pub fn run_tape<M: Model<Actor = A>>(&mut self, model: &M, tape: &[u32]) -> Outcome {
+        self.choices.reset_tape(tape);
+        self.run(model)
+    }
+
+    /// Run the model with `self.choices` as it is now.
+    pub fn run<M: Model<Actor = A>>(&mut self, model: &M) -> Outcome {
+        let cfg = model.config();
+        self.reset(model);
+        self.faults = if cfg.swarm { cfg.faults.swarm(&mut self.choices) } else { cfg.faults.clone() };
+        self.schedule_faults(model);
+        for node in 0..self.nodes.len() {
+            self.handle(node, |a, ctx| a.on_start(ctx));
+        }
+        let end = self.event_loop(cfg.time_limit_us);
+        self.stats.choices = self.choices.count() as u64;
+        self.stats.sim_time_us = self.now_us;
+        let verdict = model.check(&RunView { history: &self.history, end, stats: &self.stats, faults: &self.faults });
+        Outcome { verdict, end, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
+    }
+
+    fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
+        let cfg = model.config();
+        self.queue.clear();
+        self.nodes.clear();
+        model.build(&mut self.nodes);
+        assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
+        self.rt.clear();
+        self.rt.resize(cfg.nodes.len(), NodeRt::default());
+        self.stores.truncate(cfg.nodes.len());
+        for s in &mut self.stores {
+            s.log.clear();
+            s.synced = 0;
+        }
+        while self.stores.len() < cfg.nodes.len() {
+            self.stores.push(Store { log: Vec::new(), synced: 0 });
+        }
+        self.lossy = cfg.nodes.iter().enumerate().filter(|(_, n)| n.lossy).fold(0, |m, (i, _)| m | 1 << i);
+        self.history.clear();
+        self.cancelled.clear();
+        self.cuts.clear();
+        self.stats = Stats::default();
+        if let Some(t) = &mut self.trace {
+            t.clear();
+        }
+        self.seq = 0;
+        self.now_us = 0;
+        self.next_timer = 0;
+    }
+
+    /// Draw this run's crashes, pauses and partitions up front, all inside the fault phase.
+    fn schedule_faults<M: Model<Actor = A>>(&mut self, model: &M) {
+        let f = self.faults.clone();
+        let phase = f.fault_phase_us as u32;
+        for (node, spec) in model.config().nodes.iter().enumerate() {
+            for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
+                if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
+                    let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
+                    self.push(at, EventKind::Crash { node });
+                }
+            }
+            for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
+                if self.choices.flip(ChoiceKind::Pause, f.pause_probability) {
+                    let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
+                    let len = f.pause_us_min + self.span(f.pause_us_max - f.pause_us_min);
+                    self.push(at, EventKind::Pause { node, until_us: at + len });
+                }
+            }
+        }
+        let lossy: Vec<NodeId> = (0..model.config().nodes.len()).filter(|i| self.lossy >> i & 1 == 1).collect();
+        for _ in 0..if lossy.is_empty() { 0 } else { f.partitions_max } {
+            if self.choices.flip(ChoiceKind::Partition, f.partition_probability) {
+                let node = lossy[self.choices.pick(ChoiceKind::FaultShape, lossy.len() as u32) as usize];
+                let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound][self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
+                let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
+                let len = 1 + self.span(f.partition_us_max);
+                self.push(at, EventKind::CutStart { node, dir });
+                self.push(at + len, EventKind::CutEnd { node, dir });
+            }
+        }
+    }
+
+    /// A value in `0..=width` through the choice source.
+    fn span(&mut self, width: u64) -> u64 {
+        self.choices.pick(ChoiceKind::FaultShape, width as u32 + 1) as u64
+    }
+
+    fn push(&mut self, at_us: u64, kind: EventKind<A>) {
+        self.seq += 1;
+        self.queue.push(Event { at_us, seq: self.seq, kind });
+    }
+
+    fn event_loop(&mut self, time_limit_us: u64) -> RunEnd {
+        loop {
+            let Some(ev) = self.next_event() else { return RunEnd::Quiescent };
+            if ev.at_us > time_limit_us {
+                self.now_us = time_limit_us;
+                return RunEnd::TimeLimit;
+            }
+            debug_assert!(ev.at_us >= self.now_us, "time went backwards");
+            self.now_us = ev.at_us;
+            self.stats.events += 1;
+            self.dispatch(ev);
+        }
+    }
+
+    /// Pop the earliest event; when several are due at the same instant, the choice source says
+    /// which goes first (0 = the one scheduled first).
+    fn next_event(&mut self) -> Option<Event<A>> {
+        let ev = self.queue.pop()?;
+        if self.queue.peek().map_or(true, |n| n.at_us != ev.at_us) {
+            return Some(ev);
+        }
+        self.ties.clear();
+        self.ties.push(ev);
+        while self.queue.peek().is_some_and(|n| n.at_us == self.ties[0].at_us) {
+            let e = self.queue.pop().expect("peeked");
+            self.ties.push(e);
+        }
+        let pick = self.choices.pick(ChoiceKind::Tie, self.ties.len() as u32) as usize;
+        let ev = self.ties.swap_remove(pick);
+        while let Some(e) = self.ties.pop() {
+            self.queue.push(e);
+        }
+        Some(ev)
+    }
+
+    fn dispatch(&mut self, ev: Event<A>) {
+        match ev.kind {
+            EventKind::Deliver { from, to, epoch, msg } => self.deliver(ev.at_us, from, to, epoch, msg),
+            EventKind::Timer { node, epoch, id, timer } => self.fire(ev.at_us, node, epoch, id, timer),
+            EventKind::Crash { node } => self.crash(node),
+            EventKind::Restart { node } => {
+                self.rt[node].down = false;
+                self.note(node, || TraceKind::Restart);
+                self.handle(node, |a, ctx| a.on_start(ctx));
+            }
+            EventKind::Pause { node, until_us } => {
+                if !self.rt[node].down {
+                    self.stats.pauses += 1;
+                    let rt = &mut self.rt[node];
+                    rt.paused_until_us = rt.paused_until_us.max(until_us);
+                    self.note(node, || TraceKind::Pause { until_us });
+                    self.push(until_us, EventKind::Resume { node });
+                }
+            }
+            EventKind::Resume { node } => self.note(node, || TraceKind::Resume),
+            EventKind::CutStart { node, dir } => {
+                self.stats.partitions += 1;
+                self.cuts.push((node, dir));
+                self.note(node, || TraceKind::PartitionStart { dir });
+            }
+            EventKind::CutEnd { node, dir } => {
+                if let Some(i) = self.cuts.iter().position(|&c| c == (node, dir)) {
+                    self.cuts.swap_remove(i);
+                }
+                self.note(node, || TraceKind::PartitionEnd { dir });
+            }
+        }
+    }
+
+    fn deliver(&mut self, at_us: u64, from: NodeId, to: NodeId, epoch: u32, msg: A::Msg) {
+        let rt = self.rt[to];
+        let cause = if rt.down || rt.epoch != epoch {
+            self.stats.messages_dropped_down += 1;
+            Some(LossCause::ReceiverDown)
+        } else if self.cut(from, to) {
+            self.stats.messages_lost += 1;
+            Some(LossCause::Partition)
+        } else {
+            None
+        };
+        if let Some(cause) = cause {
+            self.note(to, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause });
+            return;
+        }
+        if rt.paused_until_us > at_us {
+            self.push(rt.paused_until_us, EventKind::Deliver { from, to, epoch, msg });
+            return;
+        }
+        self.stats.messages_delivered += 1;
+        self.note(to, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
+        self.handle(to, |a, ctx| a.on_message(ctx, from, msg));
+    }
+
+    fn fire(&mut self, at_us: u64, node: NodeId, epoch: u32, id: TimerId, timer: A::Timer) {
+        if let Some(i) = self.cancelled.iter().position(|&c| c == id) {
+            self.cancelled.swap_remove(i);
+            return;
+        }
+        let rt = self.rt[node];
+        if rt.down || rt.epoch != epoch {
+            return;
+        }
+        if rt.paused_until_us > at_us {
+            self.push(rt.paused_until_us, EventKind::Timer { node, epoch, id, timer });
+            return;
+        }
+        self.note(node, || TraceKind::Timer { timer: format!("{timer:?}") });
+        self.handle(node, |a, ctx| a.on_timer(ctx, timer));
+    }
+
+    fn crash(&mut self, node: NodeId) {
+        if self.rt[node].down {
+            return;
+        }
+        self.stats.crashes += 1;
+        let rt = &mut self.rt[node];
+        rt.down = true;
+        rt.epoch += 1;
+        rt.paused_until_us = 0;
+        let store = &mut self.stores[node];
+        let lost = (store.log.len() - store.synced) as u64;
+        store.log.truncate(store.synced);
+        self.stats.writes_lost += lost;
+        self.note(node, || TraceKind::Crash { writes_lost: lost });
+        self.nodes[node].on_crash(&self.stores[node].log);
+        let (lo, hi) = (self.faults.restart_delay_us_min, self.faults.restart_delay_us_max);
+        let at = self.now_us + lo + self.span(hi - lo);
+        self.push(at, EventKind::Restart { node });
+    }
+
+    /// True if an active partition cuts the link `from -> to`.
+    fn cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
+    }
+
+    /// Run one handler of `node`, then carry out the effects it asked for, in order.
+    fn handle(&mut self, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
+        let mut ctx = Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
+        f(&mut self.nodes[node], &mut ctx);
+        let mut out = std::mem::take(&mut self.out);
+        for cmd in out.drain(..) {
+            self.apply(node, cmd);
+        }
+        self.out = out;
+    }
+
+    fn apply(&mut self, node: NodeId, cmd: Cmd<A>) {
+        match cmd {
+            Cmd::Send { to, msg } => self.send(node, to, msg),
+            Cmd::SetTimer { id, after_us, timer } => {
+                let epoch = self.rt[node].epoch;
+                self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
+            }
+            Cmd::CancelTimer(id) => self.cancelled.push(id),
+            Cmd::Observe(obs) => {
+                let index = self.history.len();
+                self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
+                self.history.push(Entry { at_us: self.now_us, node, obs });
+            }
+            Cmd::Write(rec) => {
+                self.stats.writes += 1;
+                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
+                self.stores[node].log.push(rec);
+            }
+            Cmd::Fsync => {
+                self.stats.fsyncs += 1;
+                let s = &mut self.stores[node];
+                s.synced = s.log.len();
+                let durable_records = s.synced;
+                self.note(node, || TraceKind::Fsync { durable_records });
+            }
+        }
+    }
+
+    /// The network: loss and duplication on faulty links during the fault phase, then a delay.
+    fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
+        assert!(to < self.nodes.len(), "node {from} sent to node {to}, which does not exist");
+        self.stats.messages_sent += 1;
+        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1 && self.now_us < self.faults.fault_phase_us;
+        if faulty && self.choices.flip(ChoiceKind::Loss, self.faults.loss_probability) {
+            self.stats.messages_lost += 1;
+            self.note(from, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause: LossCause::Network });
+            return;
+        }
+        let duplicated = faulty && self.choices.flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
+        self.note(from, || TraceKind::Send { to, msg: format!("{msg:?}"), duplicated });
+        let epoch = self.rt[to].epoch;
+        if duplicated {
+            self.stats.messages_duplicated += 1;
+            let at = self.now_us + self.delay();
+            self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
+        }
+        let at = self.now_us + self.delay();
+        self.push(at, EventKind::Deliver { from, to, epoch, msg });
+    }
+
+    fn delay(&mut self) -> u64 {
+        let (lo, hi) = (self.faults.delay_us_min, self.faults.delay_us_max);
+        lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
+    }
+
+    /// Append to the trace if tracing is on; `what` is only built then (it may format).
+    #[inline]
+    fn note(&mut self, node: NodeId, what: impl FnOnce() -> TraceKind) {
+        if let Some(t) = &mut self.trace {
+            t.push(TraceEvent { at_us: self.now_us, node, kind: what() });
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! What a run leaves behind: the observations models reported (the history the invariants judge),
+//! counters of what happened, and a stable hash that determinism checks compare.
+
+use crate::actor::NodeId;
+use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
+
+/// One observation, stamped with simulated time and the node that reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry<O> {
+    pub at_us: u64,
+    pub node: NodeId,
+    pub obs: O,
+}
+
+/// Counters of one run (or, summed, of many).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub events: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_lost: u64,
+    pub messages_duplicated: u64,
+    /// Arrived at a node that was down, or had restarted since the message was sent.
+    pub messages_dropped_down: u64,
+    pub crashes: u64,
+    pub pauses: u64,
+    pub partitions: u64,
+    pub writes: u64,
+    pub fsyncs: u64,
+    /// Writes that were not fsynced when their node crashed.
+    pub writes_lost: u64,
+    pub choices: u64,
+    pub sim_time_us: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        self.events += o.events;
+        self.messages_sent += o.messages_sent;
+        self.messages_delivered += o.messages_delivered;
+        self.messages_lost += o.messages_lost;
+        self.messages_duplicated += o.messages_duplicated;
+        self.messages_dropped_down += o.messages_dropped_down;
+        self.crashes += o.crashes;
+        self.pauses += o.pauses;
+        self.partitions += o.partitions;
+        self.writes += o.writes;
+        self.fsyncs += o.fsyncs;
+        self.writes_lost += o.writes_lost;
+        self.choices += o.choices;
+        self.sim_time_us += o.sim_time_us;
+    }
+}
+
+/// How a run ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnd {
+    /// No event was left to run: everything settled.
+    Quiescent,
+    /// Events remained at the time limit (something kept going: a livelock, a retry storm).
+    TimeLimit,
+}
+
+/// An invariant that did not hold, with a message naming operations, events and times.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub message: String,
+    /// Indices into the history of the observations the message names.
+    #[serde(default)]
+    pub events: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Pass,
+    Violation(Violation),
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+    pub fn violation(&self) -> Option<&Violation> {
+        match self {
+            Verdict::Pass => None,
+            Verdict::Violation(v) => Some(v),
+        }
+    }
+}
+
+/// A 64-bit FNV-1a style hasher with fixed constants: the same input gives the same hash in every
+/// process, thread and build (std's `DefaultHasher` promises none of that).
+#[derive(Clone, Debug)]
+pub struct StableHasher(u64);
+
+impl Default for StableHasher {
+    fn default() -> Self {
+        StableHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        // A final avalanche so nearby inputs land far apart.
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64)
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v as u64)
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64)
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64)
+    }
+    fn write_isize(&mut self, v: isize) {
+        self.write_u64(v as u64)
+    }
+}
+
+/// The stable hash of a history (times, nodes and observations, in order).
+pub fn history_hash<O: Hash>(history: &[Entry<O>]) -> u64 {
+    let mut h = StableHasher::default();
+    for e in history {
+        e.hash(&mut h);
+    }
+    h.finish()
+}

@@ -1,0 +1,150 @@
+//! Exploring many seeds: on T threads, one reusable simulator per thread, seeds handed out in
+//! chunks. The report does not depend on the thread count: counts are sums and the reported
+//! violation is the one with the lowest seed.
+
+use crate::engine::Sim;
+use crate::history::{Stats, Violation};
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Part `index` (0-based) of `count` equal contiguous parts of a seed range, for fanning a search
+/// out over machines; the parts' reports merge into the report of the whole range.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parses `K/N` with 1 <= K <= N (1-based, as users write it).
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let err = || format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. --shard 2/8");
+        let (k, n) = s.split_once('/').ok_or_else(err)?;
+        let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+        if k == 0 || n == 0 || k > n {
+            return Err(err());
+        }
+        Ok(Shard { index: k - 1, count: n })
+    }
+    /// The part of `seeds` this shard runs.
+    pub fn range(&self, seeds: Range<u64>) -> Range<u64> {
+        let len = (seeds.end - seeds.start) as u128;
+        let lo = seeds.start + (len * self.index as u128 / self.count as u128) as u64;
+        let hi = seeds.start + (len * (self.index + 1) as u128 / self.count as u128) as u64;
+        lo..hi
+    }
+}
+
+/// The lowest failing seed of a search and what it violated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Found {
+    pub seed: u64,
+    pub violation: Violation,
+    pub history_hash: u64,
+}
+
+/// What exploring a seed range found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExploreReport {
+    pub runs: u64,
+    pub violations: u64,
+    /// Violating runs per invariant.
+    pub by_invariant: BTreeMap<String, u64>,
+    /// Runs that hit the time limit with events left.
+    pub time_limited: u64,
+    pub first: Option<Found>,
+    pub stats: Stats,
+    /// XOR of every run's history hash: equal reports ran identical histories.
+    pub hash_xor: u64,
+}
+
+impl ExploreReport {
+    /// Fold another report (of a disjoint seed range) into this one.
+    pub fn merge(&mut self, o: ExploreReport) {
+        self.runs += o.runs;
+        self.violations += o.violations;
+        for (k, v) in o.by_invariant {
+            *self.by_invariant.entry(k).or_default() += v;
+        }
+        self.time_limited += o.time_limited;
+        self.stats.add(&o.stats);
+        self.hash_xor ^= o.hash_xor;
+        if let Some(f) = o.first {
+            if self.first.as_ref().map_or(true, |mine| f.seed < mine.seed) {
+                self.first = Some(f);
+            }
+        }
+    }
+}
+
+/// Run every seed of `seeds` on `threads` threads. `progress`, if given, counts finished runs
+/// (a progress bar polls it from another thread).
+pub fn explore<M: Model>(model: &M, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> ExploreReport {
+    const CHUNK: u64 = 64;
+    let next = AtomicU64::new(seeds.start);
+    let total = Mutex::new(ExploreReport::default());
+    let threads = threads.max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut sim = Sim::new();
+                let mut mine = ExploreReport::default();
+                loop {
+                    let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    if lo >= seeds.end {
+                        break;
+                    }
+                    let hi = (lo + CHUNK).min(seeds.end);
+                    for seed in lo..hi {
+                        let o = sim.run_seed(model, seed);
+                        mine.runs += 1;
+                        mine.stats.add(&o.stats);
+                        mine.hash_xor ^= o.history_hash;
+                        mine.time_limited += (o.end == crate::history::RunEnd::TimeLimit) as u64;
+                        if let Some(v) = o.verdict.violation() {
+                            mine.violations += 1;
+                            *mine.by_invariant.entry(v.invariant.clone()).or_default() += 1;
+                            if mine.first.as_ref().map_or(true, |f| seed < f.seed) {
+                                mine.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
+                            }
+                        }
+                    }
+                    if let Some(p) = progress {
+                        p.fetch_add(hi - lo, Ordering::Relaxed);
+                    }
+                }
+                total.lock().expect("no thread panics while holding the lock").merge(mine);
+            });
+        }
+    });
+    total.into_inner().expect("threads joined")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_the_range_exactly_once() {
+        for n in 1..9 {
+            let mut next = 10;
+            for k in 1..=n {
+                let r = Shard::parse(&format!("{k}/{n}")).unwrap().range(10..1_010);
+                assert_eq!(r.start, next);
+                next = r.end;
+            }
+            assert_eq!(next, 1_010);
+        }
+    }
+
+    #[test]
+    fn bad_shards_are_refused() {
+        for s in ["0/3", "4/3", "3", "a/b", "1/0", ""] {
+            assert!(Shard::parse(s).is_err(), "{s}");
+        }
+    }
+}

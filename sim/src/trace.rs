@@ -1,0 +1,53 @@
+//! The full timeline of one run, recorded only when asked (replay); the bulk path records nothing.
+
+use crate::actor::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// Which way a partition cuts a node off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutDir {
+    /// Nothing in, nothing out.
+    Both,
+    /// The node hears nothing; what it sends gets through.
+    Inbound,
+    /// What the node sends is lost; it still hears others.
+    Outbound,
+}
+
+/// Why a message never arrived.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossCause {
+    Network,
+    Partition,
+    /// The receiver was down, or restarted after the message was sent (its connection reset).
+    ReceiverDown,
+}
+
+/// One line of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum TraceKind {
+    Send { to: NodeId, msg: String, duplicated: bool },
+    Lose { to: NodeId, msg: String, cause: LossCause },
+    Deliver { from: NodeId, msg: String },
+    Timer { timer: String },
+    Crash { writes_lost: u64 },
+    Restart,
+    Pause { until_us: u64 },
+    Resume,
+    PartitionStart { dir: CutDir },
+    PartitionEnd { dir: CutDir },
+    Write { record: String },
+    Fsync { durable_records: usize },
+    Observe { obs: String, index: usize },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub at_us: u64,
+    pub node: NodeId,
+    #[serde(flatten)]
+    pub kind: TraceKind,
+}
