@@ -26,6 +26,6 @@ pub use choices::{Choice, ChoiceKind, Choices};
 pub use engine::{Outcome, Sim};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
 pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
-pub use model::{Model, RunView};
+pub use model::{Log, Model, RunView};
 pub use runner::{explore, ExploreReport, Found, Shard};
 pub use trace::{CutDir, LossCause, TraceEvent, TraceKind};

@@ -1,6 +1,6 @@
 //! What a scenario gives the engine: its configuration, its actors, and the judge of its history.
 
-use crate::actor::Actor;
+use crate::actor::{Actor, NodeId};
 use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{Entry, RunEnd, Stats, Verdict};
 
@@ -12,19 +12,40 @@ pub trait Model: Sync {
     /// Push the initial actors, one per `config().nodes` entry, in that order.
     fn build(&self, nodes: &mut Vec<Self::Actor>);
     /// Judge a finished run.
-    fn check(&self, run: &RunView<'_, <Self::Actor as Actor>::Obs>) -> Verdict;
+    fn check(&self, run: &RunView<'_, Self::Actor>) -> Verdict;
+}
+
+/// A node's write-ahead log: `records[..synced]` is durable, the rest vanishes on a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Log<R> {
+    pub records: Vec<R>,
+    pub synced: usize,
+}
+
+impl<R> Log<R> {
+    pub fn durable(&self) -> &[R] {
+        &self.records[..self.synced]
+    }
 }
 
 /// A finished run as the checkers see it.
-pub struct RunView<'a, O> {
-    pub history: &'a [Entry<O>],
+pub struct RunView<'a, A: Actor> {
+    pub history: &'a [Entry<A::Obs>],
+    /// The actors as the run left them (volatile state included).
+    pub nodes: &'a [A],
+    /// Each node's log; what an auditor would find after one more crash is `durable(node)`.
+    pub logs: &'a [Log<A::Record>],
     pub end: RunEnd,
     pub stats: &'a Stats,
     /// The profile this run used (drawn per seed in swarm mode).
     pub faults: &'a FaultProfile,
 }
 
-impl<O> RunView<'_, O> {
+impl<A: Actor> RunView<'_, A> {
+    /// The records of `node` that survive any crash.
+    pub fn durable(&self, node: NodeId) -> &[A::Record] {
+        self.logs[node].durable()
+    }
     /// From this time on no new fault starts.
     pub fn heal_at_us(&self) -> u64 {
         self.faults.fault_phase_us
