@@ -42,15 +42,8 @@ pub trait Actor: Hash {
 /// An effect a handler asked for. Backends drain these after each handler returns.
 #[derive(Clone, Debug)]
 pub enum Cmd<A: Actor + ?Sized> {
-    Send {
-        to: NodeId,
-        msg: A::Msg,
-    },
-    SetTimer {
-        id: TimerId,
-        after_us: u64,
-        timer: A::Timer,
-    },
+    Send { to: NodeId, msg: A::Msg },
+    SetTimer { id: TimerId, after_us: u64, timer: A::Timer },
     CancelTimer(TimerId),
     Observe(A::Obs),
     Write(A::Record),
@@ -68,20 +61,8 @@ pub struct Ctx<'a, A: Actor + ?Sized> {
 
 impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     /// Build a context over a backend's buffers (used by backends other than the native one).
-    pub fn new(
-        now_us: u64,
-        me: NodeId,
-        out: &'a mut Vec<Cmd<A>>,
-        choices: &'a mut Choices,
-        next_timer: &'a mut u64,
-    ) -> Self {
-        Ctx {
-            now_us,
-            me,
-            out,
-            choices,
-            next_timer,
-        }
+    pub fn new(now_us: u64, me: NodeId, out: &'a mut Vec<Cmd<A>>, choices: &'a mut Choices, next_timer: &'a mut u64) -> Self {
+        Ctx { now_us, me, out, choices, next_timer }
     }
     /// Simulated time in microseconds.
     pub fn now_us(&self) -> u64 {
@@ -96,11 +77,7 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     pub fn set_timer(&mut self, after_us: u64, timer: A::Timer) -> TimerId {
         *self.next_timer += 1;
         let id = TimerId(*self.next_timer);
-        self.out.push(Cmd::SetTimer {
-            id,
-            after_us,
-            timer,
-        });
+        self.out.push(Cmd::SetTimer { id, after_us, timer });
         id
     }
     pub fn cancel_timer(&mut self, id: TimerId) {

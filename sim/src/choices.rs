@@ -40,14 +40,7 @@ pub enum ChoiceKind {
 impl ChoiceKind {
     /// Choices whose non-zero value injects a fault; the shrinker tries to zero each of them.
     pub fn is_fault(self) -> bool {
-        matches!(
-            self,
-            ChoiceKind::Loss
-                | ChoiceKind::Duplicate
-                | ChoiceKind::Crash
-                | ChoiceKind::Pause
-                | ChoiceKind::Partition
-        )
+        matches!(self, ChoiceKind::Loss | ChoiceKind::Duplicate | ChoiceKind::Crash | ChoiceKind::Pause | ChoiceKind::Partition)
     }
 }
 
@@ -82,13 +75,7 @@ impl Default for Choices {
 
 impl Choices {
     pub fn seeded(seed: u64) -> Self {
-        Choices {
-            mode: Mode::Seeded(ChaCha8Rng::seed_from_u64(seed)),
-            tape: Vec::new(),
-            pos: 0,
-            recording: false,
-            record: Vec::new(),
-        }
+        Choices { mode: Mode::Seeded(ChaCha8Rng::seed_from_u64(seed)), tape: Vec::new(), pos: 0, recording: false, record: Vec::new() }
     }
     pub fn tape(tape: &[u32]) -> Self {
         let mut c = Self::seeded(0);
@@ -195,25 +182,11 @@ mod tests {
     fn recording_a_seeded_run_gives_a_tape_that_replays_it() {
         let mut a = Choices::seeded(7);
         a.set_recording(true);
-        let drawn: Vec<u32> = (0..100)
-            .map(|i| {
-                if i % 3 == 0 {
-                    a.flip(ChoiceKind::Loss, 0.3) as u32
-                } else {
-                    a.pick(ChoiceKind::Delay, 1000)
-                }
-            })
-            .collect();
+        let drawn: Vec<u32> =
+            (0..100).map(|i| if i % 3 == 0 { a.flip(ChoiceKind::Loss, 0.3) as u32 } else { a.pick(ChoiceKind::Delay, 1000) }).collect();
         let mut b = Choices::tape(&a.recorded_tape());
-        let replayed: Vec<u32> = (0..100)
-            .map(|i| {
-                if i % 3 == 0 {
-                    b.flip(ChoiceKind::Loss, 0.3) as u32
-                } else {
-                    b.pick(ChoiceKind::Delay, 1000)
-                }
-            })
-            .collect();
+        let replayed: Vec<u32> =
+            (0..100).map(|i| if i % 3 == 0 { b.flip(ChoiceKind::Loss, 0.3) as u32 } else { b.pick(ChoiceKind::Delay, 1000) }).collect();
         assert_eq!(drawn, replayed);
     }
 

@@ -21,39 +21,14 @@ pub struct Outcome {
 }
 
 enum EventKind<A: Actor> {
-    Deliver {
-        from: NodeId,
-        to: NodeId,
-        epoch: u32,
-        msg: A::Msg,
-    },
-    Timer {
-        node: NodeId,
-        epoch: u32,
-        id: TimerId,
-        timer: A::Timer,
-    },
-    Crash {
-        node: NodeId,
-    },
-    Restart {
-        node: NodeId,
-    },
-    Pause {
-        node: NodeId,
-        until_us: u64,
-    },
-    Resume {
-        node: NodeId,
-    },
-    CutStart {
-        node: NodeId,
-        dir: CutDir,
-    },
-    CutEnd {
-        node: NodeId,
-        dir: CutDir,
-    },
+    Deliver { from: NodeId, to: NodeId, epoch: u32, msg: A::Msg },
+    Timer { node: NodeId, epoch: u32, id: TimerId, timer: A::Timer },
+    Crash { node: NodeId },
+    Restart { node: NodeId },
+    Pause { node: NodeId, until_us: u64 },
+    Resume { node: NodeId },
+    CutStart { node: NodeId, dir: CutDir },
+    CutEnd { node: NodeId, dir: CutDir },
 }
 
 struct Event<A: Actor> {
@@ -174,11 +149,7 @@ impl<A: Actor> Sim<A> {
     pub fn run<M: Model<Actor = A>>(&mut self, model: &M) -> Outcome {
         let cfg = model.config();
         self.reset(model);
-        self.faults = if cfg.swarm {
-            cfg.faults.swarm(&mut self.choices)
-        } else {
-            cfg.faults.clone()
-        };
+        self.faults = if cfg.swarm { cfg.faults.swarm(&mut self.choices) } else { cfg.faults.clone() };
         self.schedule_faults(model);
         for node in 0..self.nodes.len() {
             self.handle(node, |a, ctx| a.on_start(ctx));
@@ -186,21 +157,10 @@ impl<A: Actor> Sim<A> {
         let end = self.event_loop(cfg.time_limit_us);
         self.stats.choices = self.choices.count() as u64;
         self.stats.sim_time_us = self.now_us;
-        let view = RunView {
-            history: &self.history,
-            nodes: &self.nodes,
-            logs: &self.stores,
-            end,
-            stats: &self.stats,
-            faults: &self.faults,
-        };
+        let view =
+            RunView { history: &self.history, nodes: &self.nodes, logs: &self.stores, end, stats: &self.stats, faults: &self.faults };
         let verdict = model.check(&view);
-        Outcome {
-            verdict,
-            end,
-            stats: self.stats.clone(),
-            history_hash: history_hash(&self.history),
-        }
+        Outcome { verdict, end, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
     }
 
     fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
@@ -208,11 +168,7 @@ impl<A: Actor> Sim<A> {
         self.queue.clear();
         self.nodes.clear();
         model.build(&mut self.nodes);
-        assert_eq!(
-            self.nodes.len(),
-            cfg.nodes.len(),
-            "Model::build must push one actor per configured node"
-        );
+        assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
         self.rt.clear();
         self.rt.resize(cfg.nodes.len(), NodeRt::default());
         self.stores.truncate(cfg.nodes.len());
@@ -221,17 +177,9 @@ impl<A: Actor> Sim<A> {
             s.synced = 0;
         }
         while self.stores.len() < cfg.nodes.len() {
-            self.stores.push(Log {
-                records: Vec::new(),
-                synced: 0,
-            });
+            self.stores.push(Log { records: Vec::new(), synced: 0 });
         }
-        self.lossy = cfg
-            .nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.lossy)
-            .fold(0, |m, (i, _)| m | 1 << i);
+        self.lossy = cfg.nodes.iter().enumerate().filter(|(_, n)| n.lossy).fold(0, |m, (i, _)| m | 1 << i);
         self.history.clear();
         self.cancelled.clear();
         self.cuts.clear();
@@ -249,52 +197,25 @@ impl<A: Actor> Sim<A> {
         let f = self.faults.clone();
         let phase = f.fault_phase_us as u32;
         for (node, spec) in model.config().nodes.iter().enumerate() {
-            for _ in 0..if spec.crashable {
-                f.crashes_per_node_max
-            } else {
-                0
-            } {
+            for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
                 if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
                     let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
                     self.push(at, EventKind::Crash { node });
                 }
             }
-            for _ in 0..if spec.pausable {
-                f.pauses_per_node_max
-            } else {
-                0
-            } {
+            for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
                 if self.choices.flip(ChoiceKind::Pause, f.pause_probability) {
                     let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
                     let len = f.pause_us_min + self.span(f.pause_us_max - f.pause_us_min);
-                    self.push(
-                        at,
-                        EventKind::Pause {
-                            node,
-                            until_us: at + len,
-                        },
-                    );
+                    self.push(at, EventKind::Pause { node, until_us: at + len });
                 }
             }
         }
-        let lossy: Vec<NodeId> = (0..model.config().nodes.len())
-            .filter(|i| self.lossy >> i & 1 == 1)
-            .collect();
-        for _ in 0..if lossy.is_empty() {
-            0
-        } else {
-            f.partitions_max
-        } {
-            if self
-                .choices
-                .flip(ChoiceKind::Partition, f.partition_probability)
-            {
-                let node = lossy[self
-                    .choices
-                    .pick(ChoiceKind::FaultShape, lossy.len() as u32)
-                    as usize];
-                let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound]
-                    [self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
+        let lossy: Vec<NodeId> = (0..model.config().nodes.len()).filter(|i| self.lossy >> i & 1 == 1).collect();
+        for _ in 0..if lossy.is_empty() { 0 } else { f.partitions_max } {
+            if self.choices.flip(ChoiceKind::Partition, f.partition_probability) {
+                let node = lossy[self.choices.pick(ChoiceKind::FaultShape, lossy.len() as u32) as usize];
+                let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound][self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
                 let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
                 let len = 1 + self.span(f.partition_us_max);
                 self.push(at, EventKind::CutStart { node, dir });
@@ -310,11 +231,7 @@ impl<A: Actor> Sim<A> {
 
     fn push(&mut self, at_us: u64, kind: EventKind<A>) {
         self.seq += 1;
-        self.queue.push(Event {
-            at_us,
-            seq: self.seq,
-            kind,
-        });
+        self.queue.push(Event { at_us, seq: self.seq, kind });
     }
 
     fn event_loop(&mut self, time_limit_us: u64) -> RunEnd {
@@ -342,11 +259,7 @@ impl<A: Actor> Sim<A> {
         }
         self.ties.clear();
         self.ties.push(ev);
-        while self
-            .queue
-            .peek()
-            .is_some_and(|n| n.at_us == self.ties[0].at_us)
-        {
+        while self.queue.peek().is_some_and(|n| n.at_us == self.ties[0].at_us) {
             let e = self.queue.pop().expect("peeked");
             self.ties.push(e);
         }
@@ -360,18 +273,8 @@ impl<A: Actor> Sim<A> {
 
     fn dispatch(&mut self, ev: Event<A>) {
         match ev.kind {
-            EventKind::Deliver {
-                from,
-                to,
-                epoch,
-                msg,
-            } => self.deliver(ev.at_us, from, to, epoch, msg),
-            EventKind::Timer {
-                node,
-                epoch,
-                id,
-                timer,
-            } => self.fire(ev.at_us, node, epoch, id, timer),
+            EventKind::Deliver { from, to, epoch, msg } => self.deliver(ev.at_us, from, to, epoch, msg),
+            EventKind::Timer { node, epoch, id, timer } => self.fire(ev.at_us, node, epoch, id, timer),
             EventKind::Crash { node } => self.crash(node),
             EventKind::Restart { node } => {
                 self.rt[node].down = false;
@@ -414,30 +317,15 @@ impl<A: Actor> Sim<A> {
             None
         };
         if let Some(cause) = cause {
-            self.note(to, || TraceKind::Lose {
-                to,
-                msg: format!("{msg:?}"),
-                cause,
-            });
+            self.note(to, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause });
             return;
         }
         if rt.paused_until_us > at_us {
-            self.push(
-                rt.paused_until_us,
-                EventKind::Deliver {
-                    from,
-                    to,
-                    epoch,
-                    msg,
-                },
-            );
+            self.push(rt.paused_until_us, EventKind::Deliver { from, to, epoch, msg });
             return;
         }
         self.stats.messages_delivered += 1;
-        self.note(to, || TraceKind::Deliver {
-            from,
-            msg: format!("{msg:?}"),
-        });
+        self.note(to, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
         self.handle(to, |a, ctx| a.on_message(ctx, from, msg));
     }
 
@@ -451,20 +339,10 @@ impl<A: Actor> Sim<A> {
             return;
         }
         if rt.paused_until_us > at_us {
-            self.push(
-                rt.paused_until_us,
-                EventKind::Timer {
-                    node,
-                    epoch,
-                    id,
-                    timer,
-                },
-            );
+            self.push(rt.paused_until_us, EventKind::Timer { node, epoch, id, timer });
             return;
         }
-        self.note(node, || TraceKind::Timer {
-            timer: format!("{timer:?}"),
-        });
+        self.note(node, || TraceKind::Timer { timer: format!("{timer:?}") });
         self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }
 
@@ -483,30 +361,20 @@ impl<A: Actor> Sim<A> {
         self.stats.writes_lost += lost;
         self.note(node, || TraceKind::Crash { writes_lost: lost });
         self.nodes[node].on_crash(&self.stores[node].records);
-        let (lo, hi) = (
-            self.faults.restart_delay_us_min,
-            self.faults.restart_delay_us_max,
-        );
+        let (lo, hi) = (self.faults.restart_delay_us_min, self.faults.restart_delay_us_max);
         let at = self.now_us + lo + self.span(hi - lo);
         self.push(at, EventKind::Restart { node });
     }
 
     /// True if an active partition cuts the link `from -> to`.
     fn cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.cuts.iter().any(|&(n, d)| {
-            (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound)
-        })
+        self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
     }
 
     /// Run one handler of `node`, then carry out the effects it asked for, in order.
     fn handle(&mut self, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
-        let mut ctx = Ctx {
-            now_us: self.now_us,
-            me: node,
-            out: &mut self.out,
-            choices: &mut self.choices,
-            next_timer: &mut self.next_timer,
-        };
+        let mut ctx =
+            Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
         f(&mut self.nodes[node], &mut ctx);
         let mut out = std::mem::take(&mut self.out);
         for cmd in out.drain(..) {
@@ -518,40 +386,19 @@ impl<A: Actor> Sim<A> {
     fn apply(&mut self, node: NodeId, cmd: Cmd<A>) {
         match cmd {
             Cmd::Send { to, msg } => self.send(node, to, msg),
-            Cmd::SetTimer {
-                id,
-                after_us,
-                timer,
-            } => {
+            Cmd::SetTimer { id, after_us, timer } => {
                 let epoch = self.rt[node].epoch;
-                self.push(
-                    self.now_us + after_us,
-                    EventKind::Timer {
-                        node,
-                        epoch,
-                        id,
-                        timer,
-                    },
-                );
+                self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
             }
             Cmd::CancelTimer(id) => self.cancelled.push(id),
             Cmd::Observe(obs) => {
                 let index = self.history.len();
-                self.note(node, || TraceKind::Observe {
-                    obs: format!("{obs:?}"),
-                    index,
-                });
-                self.history.push(Entry {
-                    at_us: self.now_us,
-                    node,
-                    obs,
-                });
+                self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
+                self.history.push(Entry { at_us: self.now_us, node, obs });
             }
             Cmd::Write(rec) => {
                 self.stats.writes += 1;
-                self.note(node, || TraceKind::Write {
-                    record: format!("{rec:?}"),
-                });
+                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
                 self.stores[node].records.push(rec);
             }
             Cmd::Fsync => {
@@ -566,60 +413,24 @@ impl<A: Actor> Sim<A> {
 
     /// The network: loss and duplication on faulty links during the fault phase, then a delay.
     fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
-        assert!(
-            to < self.nodes.len(),
-            "node {from} sent to node {to}, which does not exist"
-        );
+        assert!(to < self.nodes.len(), "node {from} sent to node {to}, which does not exist");
         self.stats.messages_sent += 1;
-        let faulty = self.lossy >> from & 1 == 1
-            && self.lossy >> to & 1 == 1
-            && self.now_us < self.faults.fault_phase_us;
-        if faulty
-            && self
-                .choices
-                .flip(ChoiceKind::Loss, self.faults.loss_probability)
-        {
+        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1 && self.now_us < self.faults.fault_phase_us;
+        if faulty && self.choices.flip(ChoiceKind::Loss, self.faults.loss_probability) {
             self.stats.messages_lost += 1;
-            self.note(from, || TraceKind::Lose {
-                to,
-                msg: format!("{msg:?}"),
-                cause: LossCause::Network,
-            });
+            self.note(from, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause: LossCause::Network });
             return;
         }
-        let duplicated = faulty
-            && self
-                .choices
-                .flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
-        self.note(from, || TraceKind::Send {
-            to,
-            msg: format!("{msg:?}"),
-            duplicated,
-        });
+        let duplicated = faulty && self.choices.flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
+        self.note(from, || TraceKind::Send { to, msg: format!("{msg:?}"), duplicated });
         let epoch = self.rt[to].epoch;
         if duplicated {
             self.stats.messages_duplicated += 1;
             let at = self.now_us + self.delay();
-            self.push(
-                at,
-                EventKind::Deliver {
-                    from,
-                    to,
-                    epoch,
-                    msg: msg.clone(),
-                },
-            );
+            self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
         }
         let at = self.now_us + self.delay();
-        self.push(
-            at,
-            EventKind::Deliver {
-                from,
-                to,
-                epoch,
-                msg,
-            },
-        );
+        self.push(at, EventKind::Deliver { from, to, epoch, msg });
     }
 
     fn delay(&mut self) -> u64 {
@@ -631,11 +442,7 @@ impl<A: Actor> Sim<A> {
     #[inline]
     fn note(&mut self, node: NodeId, what: impl FnOnce() -> TraceKind) {
         if let Some(t) = &mut self.trace {
-            t.push(TraceEvent {
-                at_us: self.now_us,
-                node,
-                kind: what(),
-            });
+            t.push(TraceEvent { at_us: self.now_us, node, kind: what() });
         }
     }
 }

@@ -82,18 +82,12 @@ impl FaultProfile {
         ];
         for (name, p) in probs {
             if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return Err(format!(
-                    "faults.{name} = {p} is not a probability; use a number from 0.0 to 1.0"
-                ));
+                return Err(format!("faults.{name} = {p} is not a probability; use a number from 0.0 to 1.0"));
             }
         }
         let ranges = [
             ("delay_us", self.delay_us_min, self.delay_us_max),
-            (
-                "restart_delay_us",
-                self.restart_delay_us_min,
-                self.restart_delay_us_max,
-            ),
+            ("restart_delay_us", self.restart_delay_us_min, self.restart_delay_us_max),
             ("pause_us", self.pause_us_min, self.pause_us_max),
         ];
         for (name, lo, hi) in ranges {
@@ -101,13 +95,8 @@ impl FaultProfile {
                 return Err(format!("faults.{name}_min = {lo} is larger than faults.{name}_max = {hi}; make min <= max"));
             }
         }
-        if self.delay_us_max > u32::MAX as u64
-            || self.pause_us_max > u32::MAX as u64
-            || self.partition_us_max > u32::MAX as u64
-        {
-            return Err(
-                "faults: delays and durations must be below 2^32 µs (about 71 minutes)".into(),
-            );
+        if self.delay_us_max > u32::MAX as u64 || self.pause_us_max > u32::MAX as u64 || self.partition_us_max > u32::MAX as u64 {
+            return Err("faults: delays and durations must be below 2^32 µs (about 71 minutes)".into());
         }
         if self.fault_phase_us > u32::MAX as u64 {
             return Err("faults.fault_phase_us must be below 2^32 µs (about 71 minutes)".into());
@@ -147,12 +136,7 @@ pub struct NodeSpec {
 
 impl NodeSpec {
     pub fn new(name: impl Into<String>) -> Self {
-        NodeSpec {
-            name: name.into(),
-            crashable: false,
-            pausable: false,
-            lossy: false,
-        }
+        NodeSpec { name: name.into(), crashable: false, pausable: false, lossy: false }
     }
     pub fn crashable(mut self, on: bool) -> Self {
         self.crashable = on;
@@ -185,10 +169,7 @@ impl SimConfig {
             return Err("a scenario needs at least one node".into());
         }
         if self.nodes.len() > 64 {
-            return Err(format!(
-                "{} nodes: at most 64 are supported",
-                self.nodes.len()
-            ));
+            return Err(format!("{} nodes: at most 64 are supported", self.nodes.len()));
         }
         self.faults.validate()?;
         if self.time_limit_us <= self.faults.fault_phase_us {

@@ -117,9 +117,7 @@ impl Hasher for StableHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0 ^ v)
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(29);
+        self.0 = (self.0 ^ v).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29);
     }
     fn write_u32(&mut self, v: u32) {
         self.write_u64(v as u64)

@@ -24,17 +24,11 @@ impl Shard {
     pub fn parse(s: &str) -> Result<Shard, String> {
         let err = || format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. --shard 2/8");
         let (k, n) = s.split_once('/').ok_or_else(err)?;
-        let (k, n): (u64, u64) = (
-            k.trim().parse().map_err(|_| err())?,
-            n.trim().parse().map_err(|_| err())?,
-        );
+        let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
         if k == 0 || n == 0 || k > n {
             return Err(err());
         }
-        Ok(Shard {
-            index: k - 1,
-            count: n,
-        })
+        Ok(Shard { index: k - 1, count: n })
     }
     /// The part of `seeds` this shard runs.
     pub fn range(&self, seeds: Range<u64>) -> Range<u64> {
@@ -89,12 +83,7 @@ impl ExploreReport {
 
 /// Run every seed of `seeds` on `threads` threads. `progress`, if given, counts finished runs
 /// (a progress bar polls it from another thread).
-pub fn explore<M: Model>(
-    model: &M,
-    seeds: Range<u64>,
-    threads: usize,
-    progress: Option<&AtomicU64>,
-) -> ExploreReport {
+pub fn explore<M: Model>(model: &M, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> ExploreReport {
     const CHUNK: u64 = 64;
     let next = AtomicU64::new(seeds.start);
     let total = Mutex::new(ExploreReport::default());
@@ -120,11 +109,7 @@ pub fn explore<M: Model>(
                             mine.violations += 1;
                             *mine.by_invariant.entry(v.invariant.clone()).or_default() += 1;
                             if mine.first.as_ref().map_or(true, |f| seed < f.seed) {
-                                mine.first = Some(Found {
-                                    seed,
-                                    violation: v.clone(),
-                                    history_hash: o.history_hash,
-                                });
+                                mine.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
                             }
                         }
                     }
@@ -132,10 +117,7 @@ pub fn explore<M: Model>(
                         p.fetch_add(hi - lo, Ordering::Relaxed);
                     }
                 }
-                total
-                    .lock()
-                    .expect("no thread panics while holding the lock")
-                    .merge(mine);
+                total.lock().expect("no thread panics while holding the lock").merge(mine);
             });
         }
     });

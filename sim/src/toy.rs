@@ -11,14 +11,8 @@ use crate::model::{Model, RunView};
 /// node 0 keeps a write-ahead log of the pongs it has seen, fsyncing every `fsync_every` writes.
 #[derive(Clone, Debug, Hash)]
 pub enum PingPong {
-    Pinger {
-        pings: u32,
-        fsync_every: u32,
-        written: u32,
-    },
-    Ponger {
-        ticks: u32,
-    },
+    Pinger { pings: u32, fsync_every: u32, written: u32 },
+    Ponger { ticks: u32 },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -72,14 +66,7 @@ impl Actor for PingPong {
                 ctx.observe(Obs::GotPing(n));
                 ctx.send(from, Msg::Pong(n));
             }
-            (
-                PingPong::Pinger {
-                    fsync_every,
-                    written,
-                    ..
-                },
-                Msg::Pong(n),
-            ) => {
+            (PingPong::Pinger { fsync_every, written, .. }, Msg::Pong(n)) => {
                 ctx.observe(Obs::GotPong(n));
                 ctx.write(n);
                 *written += 1;
@@ -119,20 +106,12 @@ pub struct PingPongModel {
 impl PingPongModel {
     pub fn new(pings: u32, faults: FaultProfile) -> Self {
         let config = SimConfig {
-            nodes: vec![
-                NodeSpec::new("pinger").lossy(true).crashable(true),
-                NodeSpec::new("ponger").lossy(true).pausable(true),
-            ],
+            nodes: vec![NodeSpec::new("pinger").lossy(true).crashable(true), NodeSpec::new("ponger").lossy(true).pausable(true)],
             faults,
             swarm: false,
             time_limit_us: 10_000_000,
         };
-        PingPongModel {
-            config,
-            pings,
-            ticks: 0,
-            fsync_every: 0,
-        }
+        PingPongModel { config, pings, ticks: 0, fsync_every: 0 }
     }
 }
 
@@ -142,11 +121,7 @@ impl Model for PingPongModel {
         &self.config
     }
     fn build(&self, nodes: &mut Vec<PingPong>) {
-        nodes.push(PingPong::Pinger {
-            pings: self.pings,
-            fsync_every: self.fsync_every,
-            written: 0,
-        });
+        nodes.push(PingPong::Pinger { pings: self.pings, fsync_every: self.fsync_every, written: 0 });
         nodes.push(PingPong::Ponger { ticks: self.ticks });
     }
     fn check(&self, _run: &RunView<'_, PingPong>) -> Verdict {

@@ -29,47 +29,19 @@ pub enum LossCause {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum TraceKind {
-    Send {
-        to: NodeId,
-        msg: String,
-        duplicated: bool,
-    },
-    Lose {
-        to: NodeId,
-        msg: String,
-        cause: LossCause,
-    },
-    Deliver {
-        from: NodeId,
-        msg: String,
-    },
-    Timer {
-        timer: String,
-    },
-    Crash {
-        writes_lost: u64,
-    },
+    Send { to: NodeId, msg: String, duplicated: bool },
+    Lose { to: NodeId, msg: String, cause: LossCause },
+    Deliver { from: NodeId, msg: String },
+    Timer { timer: String },
+    Crash { writes_lost: u64 },
     Restart,
-    Pause {
-        until_us: u64,
-    },
+    Pause { until_us: u64 },
     Resume,
-    PartitionStart {
-        dir: CutDir,
-    },
-    PartitionEnd {
-        dir: CutDir,
-    },
-    Write {
-        record: String,
-    },
-    Fsync {
-        durable_records: usize,
-    },
-    Observe {
-        obs: String,
-        index: usize,
-    },
+    PartitionStart { dir: CutDir },
+    PartitionEnd { dir: CutDir },
+    Write { record: String },
+    Fsync { durable_records: usize },
+    Observe { obs: String, index: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,11 +5,7 @@ use sim::*;
 use std::collections::BTreeSet;
 
 fn faults(loss: f64, dup: f64) -> FaultProfile {
-    FaultProfile {
-        loss_probability: loss,
-        duplicate_probability: dup,
-        ..FaultProfile::default()
-    }
+    FaultProfile { loss_probability: loss, duplicate_probability: dup, ..FaultProfile::default() }
 }
 
 fn count(h: &[Entry<Obs>], f: impl Fn(&Obs) -> bool) -> u64 {
@@ -20,10 +16,7 @@ fn count(h: &[Entry<Obs>], f: impl Fn(&Obs) -> bool) -> u64 {
 fn assert_rate(name: &str, hits: u64, n: u64, p: f64) {
     let observed = hits as f64 / n as f64;
     let sd = (p * (1.0 - p) / n as f64).sqrt();
-    assert!(
-        (observed - p).abs() < 5.0 * sd,
-        "{name}: observed {observed:.4} over {n} trials, configured {p}"
-    );
+    assert!((observed - p).abs() < 5.0 * sd, "{name}: observed {observed:.4} over {n} trials, configured {p}");
 }
 
 #[test]
@@ -59,64 +52,22 @@ fn delivery_order_varies_across_seeds_when_delays_overlap() {
     let mut orders = BTreeSet::new();
     for seed in 0..200 {
         sim.run_seed(&model, seed);
-        let order: Vec<u32> = sim
-            .history()
-            .iter()
-            .filter_map(|e| {
-                if let Obs::GotPing(n) = e.obs {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let order: Vec<u32> = sim.history().iter().filter_map(|e| if let Obs::GotPing(n) = e.obs { Some(n) } else { None }).collect();
         assert_eq!(order.len(), 5, "no faults: every ping arrives once");
         orders.insert(order);
     }
-    assert!(
-        orders.len() > 50,
-        "only {} distinct delivery orders over 200 seeds",
-        orders.len()
-    );
+    assert!(orders.len() > 50, "only {} distinct delivery orders over 200 seeds", orders.len());
     // With a fixed delay, every seed delivers in send order (ties resolved first-scheduled-first
     // only when the choice says so, so some tie orders differ, but the set stays small).
-    let fixed = PingPongModel::new(
-        5,
-        FaultProfile {
-            delay_us_min: 5_000,
-            delay_us_max: 5_000,
-            ..FaultProfile::default()
-        },
-    );
+    let fixed = PingPongModel::new(5, FaultProfile { delay_us_min: 5_000, delay_us_max: 5_000, ..FaultProfile::default() });
     sim.run_tape(&fixed, &[]);
-    let order: Vec<u32> = sim
-        .history()
-        .iter()
-        .filter_map(|e| {
-            if let Obs::GotPing(n) = e.obs {
-                Some(n)
-            } else {
-                None
-            }
-        })
-        .collect();
-    assert_eq!(
-        order,
-        vec![0, 1, 2, 3, 4],
-        "the simplest tie order is the order of scheduling"
-    );
+    let order: Vec<u32> = sim.history().iter().filter_map(|e| if let Obs::GotPing(n) = e.obs { Some(n) } else { None }).collect();
+    assert_eq!(order, vec![0, 1, 2, 3, 4], "the simplest tie order is the order of scheduling");
 }
 
 #[test]
 fn a_crash_drops_exactly_the_unsynced_writes() {
-    let mut model = PingPongModel::new(
-        30,
-        FaultProfile {
-            crash_probability: 1.0,
-            fault_phase_us: 20_000,
-            ..FaultProfile::default()
-        },
-    );
+    let mut model = PingPongModel::new(30, FaultProfile { crash_probability: 1.0, fault_phase_us: 20_000, ..FaultProfile::default() });
     model.fsync_every = 4;
     let mut sim = Sim::new();
     let mut crashes_that_lost_writes = 0;
@@ -125,35 +76,15 @@ fn a_crash_drops_exactly_the_unsynced_writes() {
         assert_eq!(o.stats.crashes, 1);
         let h = sim.history();
         let crash_at = h.iter().position(|e| matches!(e.obs, Obs::Recovered(_)));
-        let Some(restart) = crash_at else {
-            panic!("seed {seed}: the pinger crashed but never restarted")
-        };
-        let Obs::Recovered(durable) = h[restart].obs else {
-            unreachable!()
-        };
+        let Some(restart) = crash_at else { panic!("seed {seed}: the pinger crashed but never restarted") };
+        let Obs::Recovered(durable) = h[restart].obs else { unreachable!() };
         // Everything the pinger saw before the crash: the pongs it wrote, and its last fsync.
         let before = &h[..restart];
         let written = count(before, |o| matches!(o, Obs::GotPong(_)));
-        let synced = before
-            .iter()
-            .filter_map(|e| {
-                if let Obs::Synced(n) = e.obs {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .last()
-            .unwrap_or(0);
-        assert_eq!(
-            durable, synced,
-            "seed {seed}: restart must see exactly the fsynced records"
-        );
+        let synced = before.iter().filter_map(|e| if let Obs::Synced(n) = e.obs { Some(n) } else { None }).last().unwrap_or(0);
+        assert_eq!(durable, synced, "seed {seed}: restart must see exactly the fsynced records");
         // Pongs can arrive after the crash time but before restart: those are dropped, not written.
-        assert!(
-            o.stats.writes_lost <= written - synced as u64,
-            "seed {seed}"
-        );
+        assert!(o.stats.writes_lost <= written - synced as u64, "seed {seed}");
         assert_eq!(
             o.stats.writes_lost,
             o.stats.writes - synced as u64 - (o.stats.writes - written),
@@ -161,10 +92,7 @@ fn a_crash_drops_exactly_the_unsynced_writes() {
         );
         crashes_that_lost_writes += (o.stats.writes_lost > 0) as u32;
     }
-    assert!(
-        crashes_that_lost_writes > 50,
-        "the test must see crashes that lose writes, saw {crashes_that_lost_writes}"
-    );
+    assert!(crashes_that_lost_writes > 50, "the test must see crashes that lose writes, saw {crashes_that_lost_writes}");
 }
 
 #[test]
@@ -188,27 +116,13 @@ fn a_paused_node_delivers_and_fires_nothing_until_it_resumes() {
         let (start, until) = sim
             .trace()
             .iter()
-            .find_map(|t| {
-                if let TraceKind::Pause { until_us } = t.kind {
-                    Some((t.at_us, until_us))
-                } else {
-                    None
-                }
-            })
+            .find_map(|t| if let TraceKind::Pause { until_us } = t.kind { Some((t.at_us, until_us)) } else { None })
             .expect("pause probability is 1");
         for e in sim.history().iter().filter(|e| e.node == 1) {
-            assert!(
-                e.at_us < start || e.at_us >= until,
-                "seed {seed}: node 1 acted at {} inside its pause {start}..{until}",
-                e.at_us
-            );
+            assert!(e.at_us < start || e.at_us >= until, "seed {seed}: node 1 acted at {} inside its pause {start}..{until}", e.at_us);
             deferred += (e.at_us == until) as u32;
         }
-        assert_eq!(
-            count(sim.history(), |o| matches!(o, Obs::Tick(_))),
-            20,
-            "seed {seed}: ticks are late, not lost"
-        );
+        assert_eq!(count(sim.history(), |o| matches!(o, Obs::Tick(_))), 20, "seed {seed}: ticks are late, not lost");
     }
     assert!(deferred > 0, "some events must have waited for the resume");
 }
@@ -234,27 +148,17 @@ fn the_heal_phase_injects_no_fault() {
         for t in sim.trace() {
             let starts_fault = matches!(
                 t.kind,
-                TraceKind::Lose {
-                    cause: LossCause::Network,
-                    ..
-                } | TraceKind::Send {
-                    duplicated: true,
-                    ..
-                } | TraceKind::Crash { .. }
+                TraceKind::Lose { cause: LossCause::Network, .. }
+                    | TraceKind::Send { duplicated: true, .. }
+                    | TraceKind::Crash { .. }
                     | TraceKind::Pause { .. }
                     | TraceKind::PartitionStart { .. }
             );
-            assert!(
-                !starts_fault || t.at_us < heal,
-                "seed {seed}: {t:?} after the heal time"
-            );
+            assert!(!starts_fault || t.at_us < heal, "seed {seed}: {t:?} after the heal time");
             late_sends += (t.at_us >= heal && matches!(t.kind, TraceKind::Send { .. })) as u32;
         }
     }
-    assert!(
-        late_sends > 0,
-        "the test needs traffic in the heal phase to mean anything"
-    );
+    assert!(late_sends > 0, "the test needs traffic in the heal phase to mean anything");
 }
 
 #[test]
@@ -280,15 +184,9 @@ fn seeds_run_twice_give_identical_histories() {
         assert_eq!(x, y, "seed {seed} ran differently twice");
         distinct.insert(x.history_hash);
     }
-    assert!(
-        distinct.len() > 9_000,
-        "different seeds should mostly give different histories"
-    );
+    assert!(distinct.len() > 9_000, "different seeds should mostly give different histories");
     // Same report on 1 and 2 threads.
-    assert_eq!(
-        explore(&model, 0..5_000, 1, None),
-        explore(&model, 0..5_000, 2, None)
-    );
+    assert_eq!(explore(&model, 0..5_000, 1, None), explore(&model, 0..5_000, 2, None));
 }
 
 #[test]
@@ -329,10 +227,7 @@ fn a_truncated_tape_runs_to_completion_with_the_simplest_choices() {
     // Past the cut nothing is lost: at most the first few choices could have been faults.
     assert!(cut.stats.messages_lost <= 2, "{:?}", cut.stats);
     let empty = sim.run_tape(&model, &[]);
-    assert_eq!(
-        empty.stats.messages_lost + empty.stats.messages_duplicated,
-        0
-    );
+    assert_eq!(empty.stats.messages_lost + empty.stats.messages_duplicated, 0);
     assert_eq!(count(sim.history(), |o| matches!(o, Obs::GotPong(_))), 10);
 }
 
@@ -347,11 +242,7 @@ impl Model for Leaky {
     }
     fn build(&self, nodes: &mut Vec<PingPong>) {
         let n = GLOBAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u32;
-        nodes.push(PingPong::Pinger {
-            pings: 3 + n % 2,
-            fsync_every: 0,
-            written: 0,
-        });
+        nodes.push(PingPong::Pinger { pings: 3 + n % 2, fsync_every: 0, written: 0 });
         nodes.push(PingPong::Ponger { ticks: 0 });
     }
     fn check(&self, _: &RunView<'_, PingPong>) -> Verdict {
@@ -364,10 +255,7 @@ fn the_determinism_check_catches_a_nondeterministic_model() {
     let model = Leaky(PingPongModel::new(0, FaultProfile::default()));
     let mut sim = Sim::new();
     let caught = (0..10).any(|seed| sim.run_seed(&model, seed) != sim.run_seed(&model, seed));
-    assert!(
-        caught,
-        "running a seed twice must expose a model that reads global state"
-    );
+    assert!(caught, "running a seed twice must expose a model that reads global state");
 }
 
 #[test]
@@ -383,9 +271,7 @@ fn messages_to_a_restarted_node_are_dropped_as_a_reset_connection() {
         },
     );
     let mut sim = Sim::new();
-    let dropped: u64 = (0..200)
-        .map(|s| sim.run_seed(&model, s).stats.messages_dropped_down)
-        .sum();
+    let dropped: u64 = (0..200).map(|s| sim.run_seed(&model, s).stats.messages_dropped_down).sum();
     assert!(dropped > 0);
     let _ = Msg::Ping(0);
 }
