@@ -1,1 +1,13 @@
+//! # models — the designs idemsim holds to their invariants
+//!
+//! Actors for every design variant ([`payment`]), the knobs that select them ([`knobs`]), the
+//! scenario format ([`scenario`]) and the preset catalogue ([`presets`]). [`run`] is the surface
+//! the command line uses: explore, replay and judge any scenario.
 
+pub mod knobs;
+pub mod payment;
+pub mod presets;
+pub mod run;
+pub mod scenario;
+
+pub use scenario::{Expect, Role, Scenario, Targets, Workload};

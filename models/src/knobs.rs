@@ -1,0 +1,264 @@
+//! The design knobs. Each is what a team decides when building an idempotent payment API; each
+//! doc comment says what the choice means in production.
+
+use serde::{Deserialize, Serialize};
+
+/// How the client picks the `Idempotency-Key` header.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPolicy {
+    /// One key per operation, generated once and reused by every retry (the IETF draft's intent).
+    PerOperation,
+    /// A fresh UUID per attempt: every retry looks like a new operation to the server.
+    PerAttempt,
+}
+
+/// How long a client waits before retry `n` (Brooker, "Exponential Backoff and Jitter").
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    /// Never retry.
+    None,
+    /// Retry at once.
+    Immediate,
+    /// `min(cap, base * 2^n)`, the same for every client: retries arrive in synchronized waves.
+    Exponential,
+    /// `rand(0, min(cap, base * 2^n))`: spreads a fleet's retries out; AWS's recommendation.
+    FullJitter,
+    /// `t/2 + rand(0, t/2)` with `t = min(cap, base * 2^n)`.
+    EqualJitter,
+    /// `min(cap, rand(base, previous * 3))`.
+    Decorrelated,
+}
+
+/// A client-side limit on retries across requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RetryBudget {
+    /// Retry whenever the per-request policy allows.
+    None,
+    /// gRPC A6 retry throttling: tokens start at `max_tokens`; each failure costs 1, each
+    /// success refunds `token_ratio`; no retries while tokens <= max_tokens / 2.
+    TokenBucket { max_tokens: f64, token_ratio: f64 },
+    /// Google SRE book: retry only while retries are below `percent` of requests.
+    Ratio { percent: f64 },
+}
+
+/// The client: what key it sends, when and how often it retries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDesign {
+    pub key: KeyPolicy,
+    pub backoff: Backoff,
+    pub base_us: u64,
+    pub cap_us: u64,
+    /// Attempts per operation, the first included; then the client gives up (outcome unknown).
+    pub max_attempts: u32,
+    /// An attempt with no response after this long is abandoned and retried.
+    pub timeout_us: u64,
+    /// Wait at least the server's Retry-After before retrying a 503 (RFC 9110 10.2.3).
+    pub honour_retry_after: bool,
+    pub budget: RetryBudget,
+    /// Retries send a different payload (a bug in the client: the cart changed, the amount was
+    /// recomputed) under the same key.
+    pub retry_changes_payload: bool,
+}
+
+/// How the server claims an idempotency key for a new execution.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyClaim {
+    /// `INSERT .. ON CONFLICT DO UPDATE .. RETURNING *`: one atomic statement; a concurrent insert
+    /// of the same key waits on the unique index for the first transaction to finish.
+    InsertOnConflict,
+    /// `SELECT` the key, and `INSERT` it if absent: two statements with a gap between them.
+    SelectThenInsert,
+    /// Redis `SET key value NX PX ttl`: atomic on one node, durable only as the AOF allows.
+    SetNx,
+}
+
+/// What the server does with a request whose key is already in flight.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlight {
+    /// Answer 409 at once (with Postgres: a short `lock_timeout` on the unique-index wait), so
+    /// the worker is free for other keys and the client retries later.
+    Reject409,
+    /// Wait until the first request finishes and answer with its result: a worker is held for
+    /// as long as the first request takes.
+    Block,
+    /// Ignore the in-flight row and execute again.
+    Proceed,
+}
+
+/// Whether the server compares a reused key's payload with the first one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fingerprint {
+    /// Store a checksum of the payload with the key; a different payload gets 422.
+    Reject422,
+    /// No check: a reused key replays the first result whatever the payload.
+    Ignore,
+}
+
+/// Where the response is stored relative to the charge.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStorage {
+    /// Key row, charge and stored response commit in one transaction: all or nothing.
+    SameTransaction,
+    /// The key is claimed in one write, the charge made, and the result stored in a later write.
+    SeparateWrite,
+    /// The key is recorded only once the operation completed (a cache of finished results):
+    /// nothing marks a request in flight.
+    OnlyCompletedKeys,
+}
+
+/// How a request resumes work that an earlier attempt left unfinished.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recovery {
+    /// No lease: an in-flight key stays in flight until its request finishes (if the server
+    /// crashed, forever, or until the key expires).
+    None,
+    /// A lock lease (`locked_at` in Brandur's rocket-rides-atomic): a retry after the lease expired
+    /// takes the key over and starts the work again from the beginning.
+    LeaseRestart,
+    /// A lease plus recovery points (Stripe / Brandur atomic phases): each phase commits its
+    /// effect together with the recovery point, and a takeover resumes from the last one.
+    RecoveryPoints,
+}
+
+/// Where the money moves.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeTarget {
+    /// A ledger table in the same Postgres database as the keys: can share their transaction.
+    LocalLedger,
+    /// An external payment provider called over the network, without an idempotency key.
+    Provider,
+    /// An external payment provider called with a key derived from ours
+    /// (`rocket-rides-atomic-<key id>`): it deduplicates repeated calls.
+    KeyedProvider,
+}
+
+/// The server's idempotency layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerDesign {
+    pub key_claim: KeyClaim,
+    pub in_flight: InFlight,
+    pub fingerprint: Fingerprint,
+    pub result_storage: ResultStorage,
+    pub recovery: Recovery,
+    /// Lock lease for `recovery = lease_restart | recovery_points`.
+    pub lease_us: u64,
+    /// With `in_flight = reject409` on Postgres: how long a claim waits on another transaction's
+    /// uncommitted key before giving up with 409.
+    pub lock_timeout_us: u64,
+    /// Requests handled at once; more wait in the accept queue.
+    pub workers: u32,
+    pub charge: ChargeTarget,
+}
+
+/// Redis `appendfsync`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppendFsync {
+    /// fsync the AOF before replying to every write: nothing acknowledged is lost.
+    Always,
+    /// fsync once a second (the default): a crash loses up to the last second of writes.
+    Everysec,
+    /// Leave it to the OS (about every 30 s on Linux): a crash loses up to ~30 s.
+    No,
+}
+
+/// The store that holds idempotency keys (and, for Postgres, possibly the ledger).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyStore {
+    Postgres {
+        /// `synchronous_commit = on`: COMMIT returns after the WAL is flushed. `off`: it returns
+        /// at once and the WAL writer flushes every `wal_writer_delay_us`; a crash loses up to
+        /// 3 x that of acknowledged commits, as if they had aborted.
+        synchronous_commit: bool,
+        /// A unique index on the key. Without it two inserts of one key both succeed.
+        unique_constraint: bool,
+        wal_writer_delay_us: u64,
+    },
+    Redis {
+        appendfsync: AppendFsync,
+        /// `PX` on the key: after this long it is gone and the key is new again.
+        ttl_us: u64,
+        /// An asynchronous replica promoted on failover: the new primary has only what was
+        /// replicated (every `replication_lag_us`), whatever the AOF policy.
+        replica_failover: bool,
+        replication_lag_us: u64,
+    },
+}
+
+/// A whole payment design.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentDesign {
+    pub client: ClientDesign,
+    pub server: ServerDesign,
+    pub store: KeyStore,
+}
+
+impl PaymentDesign {
+    /// Refuse combinations no real system has, naming the knob and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let s = &self.server;
+        let postgres = matches!(self.store, KeyStore::Postgres { .. });
+        let unique = matches!(self.store, KeyStore::Postgres { unique_constraint: true, .. });
+        let need = |cond: bool, msg: &str| if cond { Ok(()) } else { Err(msg.to_string()) };
+        need(
+            postgres != (s.key_claim == KeyClaim::SetNx),
+            "design.server.key_claim: set_nx needs design.store.kind = \"redis\"; insert_on_conflict and select_then_insert need \"postgres\"",
+        )?;
+        need(
+            s.key_claim != KeyClaim::InsertOnConflict || unique,
+            "design.server.key_claim = \"insert_on_conflict\" needs design.store.unique_constraint = true (ON CONFLICT needs a unique index)",
+        )?;
+        need(
+            postgres || s.charge != ChargeTarget::LocalLedger,
+            "design.server.charge = \"local_ledger\" needs a Postgres store; with Redis use \"provider\" or \"keyed_provider\"",
+        )?;
+        need(
+            s.result_storage != ResultStorage::SameTransaction || (postgres && s.charge == ChargeTarget::LocalLedger),
+            "design.server.result_storage = \"same_transaction\" needs charge = \"local_ledger\" on Postgres (a provider call cannot join a transaction)",
+        )?;
+        need(
+            s.recovery == Recovery::None || (postgres && s.result_storage == ResultStorage::SeparateWrite),
+            "design.server.recovery = lease_restart / recovery_points needs a Postgres store and result_storage = \"separate_write\"",
+        )?;
+        need(
+            s.recovery == Recovery::None || s.lease_us > 0,
+            "design.server.lease_us must be > 0 with a lease (recovery = lease_restart / recovery_points)",
+        )?;
+        need(
+            !(s.in_flight == InFlight::Block && !postgres),
+            "design.server.in_flight = \"block\" needs a Postgres store (Redis SETNX cannot wait); use reject409 or proceed",
+        )?;
+        need(
+            !(s.in_flight == InFlight::Proceed && s.result_storage == ResultStorage::SameTransaction),
+            "design.server.in_flight = \"proceed\" has no effect with result_storage = \"same_transaction\" (the claim waits on the unique index); use separate_write",
+        )?;
+        need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
+        let c = &self.client;
+        need(c.max_attempts >= 1, "design.client.max_attempts must be at least 1")?;
+        need(c.timeout_us > 0, "design.client.timeout_us must be > 0")?;
+        need(c.base_us <= c.cap_us, "design.client.base_us must be <= design.client.cap_us")?;
+        match c.budget {
+            RetryBudget::TokenBucket { max_tokens, token_ratio } => {
+                need(max_tokens > 0.0 && token_ratio > 0.0, "design.client.budget: token_bucket needs max_tokens > 0 and token_ratio > 0")?
+            }
+            RetryBudget::Ratio { percent } => {
+                need((0.0..=100.0).contains(&percent), "design.client.budget.percent must be between 0 and 100")?
+            }
+            RetryBudget::None => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,448 @@
+//! A Postgres-like store: an `idempotency_keys` table and a `charges` ledger, transactions whose
+//! statements arrive one round trip at a time (so two handlers interleave between statements),
+//! READ COMMITTED visibility, a unique index whose second insert waits for the first transaction
+//! to commit or abort, and a WAL that is durable at COMMIT (`synchronous_commit = on`) or only at
+//! the WAL writer's next flush (`off`).
+//!
+//! Departures from PostgreSQL, on purpose: a multi-statement step (insert the charge and update
+//! the key) is one message, as a pipelined query would be; charge ids come from a sequence that
+//! skips ahead after a crash instead of WAL-logging 32 values at a time.
+
+use super::{Msg, Node, Record, Shared, Timer, SERVER};
+use crate::knobs::KeyStore;
+use invariants::{ChargeId, ChargeRow, Key, Obs, OpId};
+use sim::{Ctx, TimerId};
+
+/// Where a multi-phase request got to (Brandur's `recovery_point`).
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum RecoveryPoint {
+    Started,
+    ChargeCreated,
+    Finished,
+}
+
+/// A row of `idempotency_keys`.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Row identity (two rows may share a key when there is no unique index).
+    pub rid: u32,
+    pub key: Key,
+    pub op: OpId,
+    /// The payload fingerprint (here: the amount).
+    pub fp: u32,
+    pub point: RecoveryPoint,
+    pub charge: Option<ChargeId>,
+    pub locked_until_us: u64,
+}
+
+/// One statement (or pipelined group) of a transaction.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Sql {
+    /// `INSERT .. ON CONFLICT (key) DO UPDATE SET last_run_at = now() RETURNING *`.
+    Claim {
+        key: Key,
+        op: OpId,
+        fp: u32,
+        locked_until_us: u64,
+    },
+    /// `SELECT * FROM idempotency_keys WHERE key = $1`.
+    Select {
+        key: Key,
+    },
+    /// Plain `INSERT` (fails with 23505 under a unique index).
+    Insert {
+        key: Key,
+        op: OpId,
+        fp: u32,
+        locked_until_us: u64,
+        point: RecoveryPoint,
+        charge: Option<ChargeId>,
+    },
+    /// `UPDATE .. SET locked_at = now() WHERE key = $1 AND locked_at < now() - lease`.
+    TakeLock {
+        key: Key,
+        locked_until_us: u64,
+    },
+    /// `INSERT INTO charges ..` (optionally with `UPDATE idempotency_keys SET recovery_point`).
+    InsertCharge {
+        key: Key,
+        op: OpId,
+        amount: u32,
+        then: Option<RecoveryPoint>,
+    },
+    /// `UPDATE idempotency_keys SET recovery_point = $2, charge = $3, locked_at = NULL?`.
+    Advance {
+        key: Key,
+        point: RecoveryPoint,
+        charge: Option<ChargeId>,
+        unlock: bool,
+    },
+    /// `INSERT .. ON CONFLICT DO NOTHING` of a finished key.
+    InsertDone {
+        key: Key,
+        op: OpId,
+        fp: u32,
+        charge: ChargeId,
+    },
+    Commit,
+    Rollback,
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum SqlReply {
+    Inserted,
+    Found(KeyRow),
+    NotFound,
+    /// A row was updated (TakeLock: false if the lock was not free after all).
+    Updated(bool),
+    Charged(ChargeId),
+    Committed,
+    RolledBack,
+    /// 23505 unique_violation.
+    UniqueViolation,
+    /// 55P03 lock_not_available (lock_timeout).
+    LockTimeout,
+    /// The transaction is gone (the database restarted, or the server's connection reset).
+    TxAborted,
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+struct Version<R> {
+    row: R,
+    /// Inserted by this uncommitted transaction.
+    created_by: Option<u64>,
+    /// Replaced by this uncommitted transaction (still visible to everyone else).
+    deleted_by: Option<u64>,
+}
+
+#[derive(Clone, Debug, Hash)]
+struct Tx {
+    id: u64,
+    /// A statement blocked on another transaction's row, re-tried when that one finishes.
+    waiting: Option<Sql>,
+    lock_timer: Option<TimerId>,
+}
+
+#[derive(Clone, Debug, Hash)]
+pub struct Postgres {
+    cfg: Shared<KeyStore>,
+    keys: Vec<Version<KeyRow>>,
+    charges: Vec<Version<ChargeRow>>,
+    txs: Vec<Tx>,
+    next_rid: u32,
+    next_charge: ChargeId,
+    boots: u32,
+    /// The highest server incarnation seen; transactions of older ones are aborted.
+    server_boot: u32,
+    flush_armed: bool,
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum PgTimer {
+    /// The WAL writer flushes (synchronous_commit = off).
+    WalFlush,
+    /// lock_timeout of a blocked statement.
+    LockTimeout { tx: u64 },
+}
+
+impl Postgres {
+    pub fn new(cfg: Shared<KeyStore>) -> Self {
+        Postgres {
+            cfg,
+            keys: Vec::new(),
+            charges: Vec::new(),
+            txs: Vec::new(),
+            next_rid: 0,
+            next_charge: 1,
+            boots: 0,
+            server_boot: 0,
+            flush_armed: false,
+        }
+    }
+
+    fn sync_commit(&self) -> bool {
+        matches!(*self.cfg, KeyStore::Postgres { synchronous_commit: true, .. })
+    }
+    fn unique(&self) -> bool {
+        matches!(*self.cfg, KeyStore::Postgres { unique_constraint: true, .. })
+    }
+
+    /// The charges an auditor would find on disk after the run.
+    pub fn durable_charges(log: &[Record]) -> impl Iterator<Item = ChargeRow> + '_ {
+        log.iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None })
+    }
+
+    pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
+        ctx.write(Record::Boot);
+        ctx.fsync();
+        self.boots += 1;
+        // Sequences skip ahead after a crash, so a charge id is never reused.
+        self.next_charge = self.next_charge.max(self.boots * 100_000 + 1);
+        if self.boots > 1 {
+            // The server's connections broke: it learns so and fails what was waiting on us.
+            ctx.send(SERVER, Msg::StoreRestarted);
+        }
+    }
+
+    pub fn on_crash(&mut self, durable: &[Record]) {
+        let cfg = self.cfg.clone();
+        *self = Postgres::new(cfg);
+        for r in durable {
+            match *r {
+                Record::Boot => self.boots += 1,
+                Record::Key(row) => {
+                    self.keys.retain(|v| v.row.rid != row.rid);
+                    self.keys.push(Version { row, created_by: None, deleted_by: None });
+                    self.next_rid = self.next_rid.max(row.rid + 1);
+                }
+                Record::Charge(c) => {
+                    self.charges.push(Version { row: c, created_by: None, deleted_by: None });
+                    self.next_charge = self.next_charge.max(c.charge + 1);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Node>, t: PgTimer) {
+        match t {
+            PgTimer::WalFlush => {
+                self.flush_armed = false;
+                ctx.fsync();
+            }
+            PgTimer::LockTimeout { tx } => {
+                if let Some(t) = self.txs.iter_mut().find(|t| t.id == tx && t.waiting.is_some()) {
+                    t.waiting = None;
+                    t.lock_timer = None;
+                    ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::LockTimeout });
+                }
+            }
+        }
+    }
+
+    /// The server restarted: its old connections are gone, and so are their transactions.
+    pub fn on_server_restarted(&mut self, ctx: &mut Ctx<'_, Node>, boot: u32) {
+        self.server_boot = self.server_boot.max(boot);
+        while let Some(t) = self.txs.iter().find(|t| ((t.id >> 32) as u32) < boot) {
+            let id = t.id;
+            self.finish(ctx, id, false);
+        }
+    }
+
+    /// A statement of transaction `tx`; `begin` marks its first one.
+    pub fn on_sql(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, begin: bool, sql: Sql, lock_timeout_us: u64) {
+        if ((tx >> 32) as u32) < self.server_boot {
+            return; // From a server incarnation whose connection is gone.
+        }
+        let known = self.txs.iter().any(|t| t.id == tx);
+        if !known && !begin {
+            // The transaction is gone: the database restarted since it began.
+            return ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::TxAborted });
+        }
+        if !known {
+            self.txs.push(Tx { id: tx, waiting: None, lock_timer: None });
+        }
+        match sql {
+            Sql::Commit => self.finish(ctx, tx, true),
+            Sql::Rollback => self.finish(ctx, tx, false),
+            _ => self.statement(ctx, tx, sql, lock_timeout_us),
+        }
+    }
+
+    /// Run a statement, or park it behind the transaction holding the row it needs.
+    fn statement(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, sql: Sql, lock_timeout_us: u64) {
+        match self.execute(ctx, tx, sql) {
+            Some(reply) => ctx.send(SERVER, Msg::SqlReply { tx, reply }),
+            None => {
+                let timer = (lock_timeout_us > 0).then(|| ctx.set_timer(lock_timeout_us, Timer::Pg(PgTimer::LockTimeout { tx })));
+                let t = self.txs.iter_mut().find(|t| t.id == tx).expect("tx exists");
+                t.waiting = Some(sql);
+                t.lock_timer = timer;
+            }
+        }
+    }
+
+    /// The row of `key` as transaction `tx` sees it, and whether another transaction holds it.
+    fn visible(&self, tx: u64, key: Key) -> (Option<usize>, bool) {
+        let mut found = None;
+        let mut held = false;
+        for (i, v) in self.keys.iter().enumerate().filter(|(_, v)| v.row.key == key) {
+            let mine_new = v.created_by == Some(tx);
+            let committed = v.created_by.is_none() && v.deleted_by != Some(tx);
+            if mine_new || committed {
+                found = Some(i);
+            }
+            held |= matches!(v.created_by, Some(o) if o != tx) || matches!(v.deleted_by, Some(o) if o != tx);
+        }
+        (found, held)
+    }
+
+    /// `None`: blocked, wait for the other transaction.
+    fn execute(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, sql: Sql) -> Option<SqlReply> {
+        let now = ctx.now_us();
+        match sql {
+            Sql::Select { key } => Some(self.visible(tx, key).0.map_or(SqlReply::NotFound, |i| SqlReply::Found(self.keys[i].row))),
+            Sql::Claim { key, op, fp, locked_until_us } => {
+                let (found, held) = self.visible(tx, key);
+                if held {
+                    return None; // The unique index makes us wait for the other inserter.
+                }
+                if let Some(i) = found {
+                    return Some(SqlReply::Found(self.keys[i].row));
+                }
+                self.insert(tx, KeyRow { rid: 0, key, op, fp, point: RecoveryPoint::Started, charge: None, locked_until_us });
+                Some(SqlReply::Inserted)
+            }
+            Sql::Insert { key, op, fp, locked_until_us, point, charge } => {
+                if self.unique() {
+                    let (found, held) = self.visible(tx, key);
+                    if held {
+                        return None;
+                    }
+                    if found.is_some() {
+                        return Some(SqlReply::UniqueViolation);
+                    }
+                }
+                self.insert(tx, KeyRow { rid: 0, key, op, fp, point, charge, locked_until_us });
+                Some(SqlReply::Inserted)
+            }
+            Sql::InsertDone { key, op, fp, charge } => {
+                let (found, held) = self.visible(tx, key);
+                if self.unique() && held {
+                    return None;
+                }
+                if !(self.unique() && found.is_some()) {
+                    let row = KeyRow { rid: 0, key, op, fp, point: RecoveryPoint::Finished, charge: Some(charge), locked_until_us: 0 };
+                    self.insert(tx, row);
+                }
+                Some(SqlReply::Inserted)
+            }
+            Sql::TakeLock { key, locked_until_us } => self.update(tx, key, |row| {
+                let free = row.point != RecoveryPoint::Finished && row.locked_until_us <= now;
+                if free {
+                    row.locked_until_us = locked_until_us;
+                }
+                free
+            }),
+            Sql::Advance { key, point, charge, unlock } => self.update(tx, key, |row| {
+                row.point = point;
+                row.charge = charge.or(row.charge);
+                if unlock {
+                    row.locked_until_us = 0;
+                }
+                true
+            }),
+            Sql::InsertCharge { key, op, amount, then } => {
+                if let Some(point) = then {
+                    // Atomic phase: the charge and its recovery point in one transaction.
+                    let charge = Some(self.next_charge);
+                    match self.update(tx, key, |row| {
+                        row.point = point;
+                        row.charge = charge;
+                        true
+                    }) {
+                        Some(SqlReply::Updated(true)) => {}
+                        other => return other,
+                    }
+                }
+                let row = ChargeRow { charge: self.next_charge, op, key, amount };
+                self.next_charge += 1;
+                self.charges.push(Version { row, created_by: Some(tx), deleted_by: None });
+                Some(SqlReply::Charged(row.charge))
+            }
+            Sql::Commit | Sql::Rollback => unreachable!("handled by finish"),
+        }
+    }
+
+    fn insert(&mut self, tx: u64, mut row: KeyRow) {
+        row.rid = self.next_rid;
+        self.next_rid += 1;
+        self.keys.push(Version { row, created_by: Some(tx), deleted_by: None });
+    }
+
+    /// Update the visible row of `key` with `f` (a new version owned by `tx`).
+    fn update(&mut self, tx: u64, key: Key, f: impl FnOnce(&mut KeyRow) -> bool) -> Option<SqlReply> {
+        let (found, held) = self.visible(tx, key);
+        if held {
+            return None; // Row lock held by another transaction.
+        }
+        let Some(i) = found else { return Some(SqlReply::Updated(false)) };
+        let mut row = self.keys[i].row;
+        if !f(&mut row) {
+            return Some(SqlReply::Updated(false));
+        }
+        if self.keys[i].created_by == Some(tx) {
+            self.keys[i].row = row;
+        } else {
+            self.keys[i].deleted_by = Some(tx);
+            self.keys.push(Version { row, created_by: Some(tx), deleted_by: None });
+        }
+        Some(SqlReply::Updated(true))
+    }
+
+    /// COMMIT (write the WAL; flush now or later) or ROLLBACK, then wake waiting statements.
+    fn finish(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, commit: bool) {
+        let Some(pos) = self.txs.iter().position(|t| t.id == tx) else { return };
+        if let Some(timer) = self.txs.remove(pos).lock_timer {
+            ctx.cancel_timer(timer);
+        }
+        if commit {
+            for v in self.keys.iter().filter(|v| v.created_by == Some(tx)) {
+                ctx.write(Record::Key(v.row));
+            }
+            for v in self.charges.iter().filter(|v| v.created_by == Some(tx)) {
+                ctx.write(Record::Charge(v.row));
+                ctx.observe(Obs::Charged { row: v.row });
+            }
+            self.keys.retain(|v| v.deleted_by != Some(tx));
+            self.keys.iter_mut().for_each(|v| {
+                if v.created_by == Some(tx) {
+                    v.created_by = None;
+                }
+            });
+            self.charges.iter_mut().for_each(|v| {
+                if v.created_by == Some(tx) {
+                    v.created_by = None;
+                }
+            });
+            self.durability(ctx);
+            ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::Committed });
+        } else {
+            self.keys.retain(|v| v.created_by != Some(tx));
+            self.charges.retain(|v| v.created_by != Some(tx));
+            self.keys.iter_mut().for_each(|v| {
+                if v.deleted_by == Some(tx) {
+                    v.deleted_by = None;
+                }
+            });
+            ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::RolledBack });
+        }
+        self.wake(ctx);
+    }
+
+    /// synchronous_commit = on: flush before acknowledging. off: the WAL writer flushes later.
+    fn durability(&mut self, ctx: &mut Ctx<'_, Node>) {
+        if self.sync_commit() {
+            ctx.fsync();
+        } else if !self.flush_armed {
+            self.flush_armed = true;
+            let KeyStore::Postgres { wal_writer_delay_us, .. } = *self.cfg else { unreachable!() };
+            ctx.set_timer(wal_writer_delay_us, Timer::Pg(PgTimer::WalFlush));
+        }
+    }
+
+    /// Re-try every parked statement, oldest transaction first.
+    fn wake(&mut self, ctx: &mut Ctx<'_, Node>) {
+        for i in 0..self.txs.len() {
+            let Some(sql) = self.txs[i].waiting else { continue };
+            let tx = self.txs[i].id;
+            if let Some(reply) = self.execute(ctx, tx, sql) {
+                self.txs[i].waiting = None;
+                if let Some(timer) = self.txs[i].lock_timer.take() {
+                    ctx.cancel_timer(timer);
+                }
+                ctx.send(SERVER, Msg::SqlReply { tx, reply });
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! A Redis-like key store: `SET key value NX PX ttl`, `GET`, `SET .. PX`, an append-only file
+//! fsynced per `appendfsync`, and optionally an asynchronous replica promoted on failover.
+//!
+//! Expiry is checked on access against simulated time, as Redis's lazy expiry does. With
+//! `replica_failover`, a crash stands for a failover: the new primary holds what was replicated
+//! (every `replication_lag_us`), modelled as the log's durable part, whatever the AOF policy.
+
+use super::{Msg, Node, Record, Shared, Timer, SERVER};
+use crate::knobs::{AppendFsync, KeyStore};
+use invariants::{ChargeId, Key};
+use sim::Ctx;
+
+/// What a key holds: in flight (with the payload fingerprint) or the stored response.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Value {
+    InFlight { fp: u32 },
+    Done { fp: u32, charge: ChargeId, amount: u32 },
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum RedisCmd {
+    /// `SET key value NX PX ttl`.
+    SetNx {
+        key: Key,
+        value: Value,
+    },
+    Get {
+        key: Key,
+    },
+    /// `SET key value PX ttl`.
+    Set {
+        key: Key,
+        value: Value,
+    },
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum RedisReply {
+    /// `OK` (SET NX: the key was absent and is now ours).
+    Ok,
+    /// `SET NX` found the key (nil), or `GET` found this value.
+    Exists(Value),
+    /// `GET` found nothing.
+    Nil,
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Key,
+    pub value: Value,
+    pub expires_at_us: u64,
+}
+
+#[derive(Clone, Debug, Hash)]
+pub struct Redis {
+    cfg: Shared<KeyStore>,
+    data: Vec<Entry>,
+    boots: u32,
+    flush_armed: bool,
+}
+
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum RedisTimer {
+    /// The background fsync (everysec, or the OS for `no`), or the replica catching up.
+    Flush,
+}
+
+impl Redis {
+    pub fn new(cfg: Shared<KeyStore>) -> Self {
+        Redis { cfg, data: Vec::new(), boots: 0, flush_armed: false }
+    }
+
+    fn params(&self) -> (AppendFsync, u64, bool, u64) {
+        let KeyStore::Redis { appendfsync, ttl_us, replica_failover, replication_lag_us } = *self.cfg else { unreachable!("redis config") };
+        (appendfsync, ttl_us, replica_failover, replication_lag_us)
+    }
+
+    pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
+        self.boots += 1;
+        if self.boots > 1 {
+            ctx.send(SERVER, Msg::StoreRestarted);
+        }
+    }
+
+    pub fn on_crash(&mut self, durable: &[Record]) {
+        let boots = self.boots;
+        *self = Redis::new(self.cfg.clone());
+        self.boots = boots;
+        for r in durable {
+            if let Record::Redis(e) = *r {
+                self.put(e);
+            }
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Node>, _t: RedisTimer) {
+        self.flush_armed = false;
+        ctx.fsync();
+    }
+
+    fn get(&self, key: Key, now_us: u64) -> Option<Value> {
+        self.data.iter().find(|e| e.key == key && e.expires_at_us > now_us).map(|e| e.value)
+    }
+
+    fn put(&mut self, e: Entry) {
+        self.data.retain(|d| d.key != e.key);
+        self.data.push(e);
+    }
+
+    pub fn on_cmd(&mut self, ctx: &mut Ctx<'_, Node>, req: u64, cmd: RedisCmd) {
+        let now = ctx.now_us();
+        let (_, ttl_us, _, _) = self.params();
+        let reply = match cmd {
+            RedisCmd::Get { key } => self.get(key, now).map_or(RedisReply::Nil, RedisReply::Exists),
+            RedisCmd::SetNx { key, value } => match self.get(key, now) {
+                Some(v) => RedisReply::Exists(v),
+                None => {
+                    self.write(ctx, Entry { key, value, expires_at_us: now + ttl_us });
+                    RedisReply::Ok
+                }
+            },
+            RedisCmd::Set { key, value } => {
+                self.write(ctx, Entry { key, value, expires_at_us: now + ttl_us });
+                RedisReply::Ok
+            }
+        };
+        ctx.send(SERVER, Msg::RedisReply { req, reply });
+    }
+
+    /// Apply a write and append it to the AOF; fsync now or arm the background flush.
+    fn write(&mut self, ctx: &mut Ctx<'_, Node>, e: Entry) {
+        self.put(e);
+        ctx.write(Record::Redis(e));
+        let (appendfsync, _, replica, lag_us) = self.params();
+        let delay_us = match (replica, appendfsync) {
+            (true, _) => lag_us,
+            (false, AppendFsync::Always) => return ctx.fsync(),
+            (false, AppendFsync::Everysec) => 1_000_000,
+            (false, AppendFsync::No) => 30_000_000,
+        };
+        if !self.flush_armed {
+            self.flush_armed = true;
+            ctx.set_timer(delay_us, Timer::Redis(RedisTimer::Flush));
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! A scenario: a design, a workload and a fault profile, as a preset or a TOML file.
+
+use crate::knobs::PaymentDesign;
+use serde::{Deserialize, Serialize};
+use sim::{Actor, FaultProfile, RunView};
+use std::fmt;
+
+/// A role in the payment path; fault targets name roles.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Client,
+    Server,
+    Store,
+    Provider,
+}
+
+/// Which roles each kind of fault may hit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// May crash (and restart): volatile state and un-fsynced writes are lost.
+    pub crash: Vec<Role>,
+    /// May stall (a GC pause).
+    pub pause: Vec<Role>,
+    /// Links between two lossy roles lose, duplicate and partition messages.
+    pub lossy: Vec<Role>,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Targets { crash: vec![Role::Server, Role::Store], pause: vec![Role::Server, Role::Store], lossy: vec![Role::Client, Role::Server] }
+    }
+}
+
+/// What the clients do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Clients running concurrently (1 to 60).
+    pub clients: u32,
+    /// Operations (charges) each client makes, one after another.
+    pub operations_per_client: u32,
+    /// Extra identical copies of each operation's first request, fired at once (a double
+    /// click, two app instances): same key, same payload, concurrently.
+    #[serde(default)]
+    pub duplicates: u32,
+    /// The amount of a client's first operation (later ones add their index).
+    #[serde(default = "default_amount")]
+    pub amount: u32,
+}
+
+fn default_amount() -> u32 {
+    100
+}
+
+/// The verdict a scenario is expected to get.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Expect {
+    Pass,
+    /// A violation of this invariant.
+    Violation(String),
+}
+
+pub const INVARIANTS: [&str; 3] =
+    [invariants::payment::EXACTLY_ONCE_CHARGE, invariants::payment::MISMATCH_REJECTED, invariants::payment::REPLAY_FIDELITY];
+
+impl TryFrom<String> for Expect {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "pass" {
+            Ok(Expect::Pass)
+        } else if INVARIANTS.contains(&s.as_str()) {
+            Ok(Expect::Violation(s))
+        } else {
+            Err(format!("expect = {s:?}: use \"pass\" or an invariant: {}", INVARIANTS.join(", ")))
+        }
+    }
+}
+
+impl From<Expect> for String {
+    fn from(e: Expect) -> String {
+        e.to_string()
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Pass => f.write_str("pass"),
+            Expect::Violation(i) => f.write_str(i),
+        }
+    }
+}
+
+/// A complete, self-contained scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub expect: Expect,
+    /// The run stops here (simulated µs) if events remain; must exceed `faults.fault_phase_us`.
+    pub time_limit_us: u64,
+    /// Draw a fresh fault profile per seed, from zero up to (at least) these rates.
+    #[serde(default)]
+    pub swarm: bool,
+    pub workload: Workload,
+    pub payment: PaymentDesign,
+    #[serde(default)]
+    pub faults: FaultProfile,
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+impl Scenario {
+    /// Parse a scenario file, naming the field at fault.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a scenario always serializes")
+    }
+
+    /// Refuse impossible settings, naming the field and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = &self.workload;
+        if !(1..=60).contains(&w.clients) {
+            return Err(format!("workload.clients = {}: use 1 to 60", w.clients));
+        }
+        if !(1..=999).contains(&w.operations_per_client) {
+            return Err(format!("workload.operations_per_client = {}: use 1 to 999", w.operations_per_client));
+        }
+        if w.duplicates > 16 {
+            return Err(format!("workload.duplicates = {}: use 0 to 16", w.duplicates));
+        }
+        self.payment.validate()?;
+        self.faults.validate()?;
+        if self.time_limit_us <= self.faults.fault_phase_us {
+            return Err(format!(
+                "time_limit_us = {} must be larger than faults.fault_phase_us = {} so the run has a heal phase",
+                self.time_limit_us, self.faults.fault_phase_us
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A sentence naming the faults of a run, appended to violation messages.
+pub fn fault_summary<A: Actor>(run: &RunView<'_, A>) -> String {
+    let s = run.stats;
+    let mut parts = Vec::new();
+    let mut count = |n: u64, what: &str| {
+        if n > 0 {
+            parts.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+        }
+    };
+    count(s.crashes, "crash");
+    count(s.writes_lost, "un-fsynced write lost in a crash");
+    count(s.pauses, "pause");
+    count(s.partitions, "partition");
+    count(s.messages_lost, "lost message");
+    count(s.messages_duplicated, "duplicated message");
+    count(s.messages_dropped_down, "message dropped by a restart");
+    if parts.is_empty() {
+        " Faults in this run: none (the interleaving alone).".into()
+    } else {
+        format!(" Faults in this run: {}.", parts.join(", "))
+    }
+}
