@@ -169,7 +169,7 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         bug("payment/select-then-insert", "SELECT, then INSERT if absent, with no unique constraint: two concurrent requests with one key both find nothing and both charge.", EXACTLY_ONCE, select_then_insert),
         bug("payment/no-inflight-check", "Only completed keys are recorded: a concurrent duplicate finds no key while the first is still charging, and charges too.", EXACTLY_ONCE, with_server(&|s| s.result_storage = ResultStorage::OnlyCompletedKeys)),
         bug("payment/no-fingerprint", "No payload fingerprint, and a client whose retry changes the amount: the retry gets the first charge's 200 instead of 422.", invariants::payment::MISMATCH_REJECTED, no_fingerprint),
-        bug("payment/result-separate-write", "Claim, charge and result are three writes, and an expired claim is retried from scratch: a server crash between charge and result charges twice.", EXACTLY_ONCE, with_server(&|s| {
+        bug("payment/result-separate-write", "Claim, charge and result are three writes, and an expired claim is retried from scratch: a crash between charge and result (the server's, or the store's failing the handler) charges twice.", EXACTLY_ONCE, with_server(&|s| {
             s.result_storage = ResultStorage::SeparateWrite;
             s.recovery = Recovery::LeaseRestart;
             s.lease_us = 300 * MS;
