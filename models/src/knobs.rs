@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How the client picks the `Idempotency-Key` header.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyPolicy {
     /// One key per operation, generated once and reused by every retry (the IETF draft's intent).
@@ -14,7 +14,7 @@ pub enum KeyPolicy {
 }
 
 /// How long a client waits before retry `n` (Brooker, "Exponential Backoff and Jitter").
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backoff {
     /// Never retry.
@@ -32,7 +32,7 @@ pub enum Backoff {
 }
 
 /// A client-side limit on retries across requests.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RetryBudget {
     /// Retry whenever the per-request policy allows.
@@ -45,7 +45,7 @@ pub enum RetryBudget {
 }
 
 /// The client: what key it sends, when and how often it retries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientDesign {
     pub key: KeyPolicy,
@@ -65,7 +65,7 @@ pub struct ClientDesign {
 }
 
 /// How the server claims an idempotency key for a new execution.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyClaim {
     /// `INSERT .. ON CONFLICT DO UPDATE .. RETURNING *`: one atomic statement; a concurrent insert
@@ -78,7 +78,7 @@ pub enum KeyClaim {
 }
 
 /// What the server does with a request whose key is already in flight.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InFlight {
     /// Answer 409 at once (with Postgres: a short `lock_timeout` on the unique-index wait), so
@@ -92,7 +92,7 @@ pub enum InFlight {
 }
 
 /// Whether the server compares a reused key's payload with the first one.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fingerprint {
     /// Store a checksum of the payload with the key; a different payload gets 422.
@@ -102,7 +102,7 @@ pub enum Fingerprint {
 }
 
 /// Where the response is stored relative to the charge.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStorage {
     /// Key row, charge and stored response commit in one transaction: all or nothing.
@@ -115,7 +115,7 @@ pub enum ResultStorage {
 }
 
 /// How a request resumes work that an earlier attempt left unfinished.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Recovery {
     /// No lease: an in-flight key stays in flight until its request finishes (if the server
@@ -130,7 +130,7 @@ pub enum Recovery {
 }
 
 /// Where the money moves.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeTarget {
     /// A ledger table in the same Postgres database as the keys: can share their transaction.
@@ -143,7 +143,7 @@ pub enum ChargeTarget {
 }
 
 /// The server's idempotency layer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerDesign {
     pub key_claim: KeyClaim,
@@ -162,7 +162,7 @@ pub struct ServerDesign {
 }
 
 /// Redis `appendfsync`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppendFsync {
     /// fsync the AOF before replying to every write: nothing acknowledged is lost.
@@ -174,7 +174,7 @@ pub enum AppendFsync {
 }
 
 /// The store that holds idempotency keys (and, for Postgres, possibly the ledger).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KeyStore {
     Postgres {

@@ -139,7 +139,8 @@ impl Scenario {
         if w.duplicates > 16 {
             return Err(format!("workload.duplicates = {}: use 0 to 16", w.duplicates));
         }
-        self.payment.validate()?;
+        // The knobs name their section `design.`; in a scenario file it is the `payment` table.
+        self.payment.validate().map_err(|e| e.replace("design.", "payment."))?;
         self.faults.validate()?;
         if self.time_limit_us <= self.faults.fault_phase_us {
             return Err(format!(
@@ -155,18 +156,18 @@ impl Scenario {
 pub fn fault_summary<A: Actor>(run: &RunView<'_, A>) -> String {
     let s = run.stats;
     let mut parts = Vec::new();
-    let mut count = |n: u64, what: &str| {
+    let mut count = |n: u64, one: &str, many: &str| {
         if n > 0 {
-            parts.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
         }
     };
-    count(s.crashes, "crash");
-    count(s.writes_lost, "un-fsynced write lost in a crash");
-    count(s.pauses, "pause");
-    count(s.partitions, "partition");
-    count(s.messages_lost, "lost message");
-    count(s.messages_duplicated, "duplicated message");
-    count(s.messages_dropped_down, "message dropped by a restart");
+    count(s.crashes, "crash", "crashes");
+    count(s.writes_lost, "un-fsynced write lost in a crash", "un-fsynced writes lost in crashes");
+    count(s.pauses, "pause", "pauses");
+    count(s.partitions, "partition", "partitions");
+    count(s.messages_lost, "lost message", "lost messages");
+    count(s.messages_duplicated, "duplicated message", "duplicated messages");
+    count(s.messages_dropped_down, "message dropped by a restart", "messages dropped by a restart");
     if parts.is_empty() {
         " Faults in this run: none (the interleaving alone).".into()
     } else {

@@ -58,7 +58,8 @@ fn without_trigger(s: &Scenario) -> Scenario {
     // Eight network hops of up to 10 ms each can outlast the 50 ms client timeout even without a
     // fault, and a timeout is a retry: switching retries off means a timeout no response misses.
     let no_retries = |s: &mut Scenario| {
-        s.faults = sim::FaultProfile { delay_us_min: s.faults.delay_us_min, delay_us_max: s.faults.delay_us_max, ..sim::FaultProfile::default() };
+        s.faults =
+            sim::FaultProfile { delay_us_min: s.faults.delay_us_min, delay_us_max: s.faults.delay_us_max, ..sim::FaultProfile::default() };
         s.workload.duplicates = 0;
         s.payment.client.timeout_us = 1_000_000;
     };
@@ -94,8 +95,18 @@ fn every_bug_zoo_preset_is_caught_by_its_invariant() {
         let r = s.explore(0..SEEDS, threads(), None);
         let Expect::Violation(expected) = &s.expect else { unreachable!() };
         let first = r.first.as_ref().unwrap_or_else(|| panic!("{}: no violation in seeds 0..{SEEDS}", s.name));
-        assert_eq!(&first.violation.invariant, expected, "{}: first violation (seed {}) is {}", s.name, first.seed, first.violation.message);
-        assert_eq!(r.by_invariant.get(expected).copied(), Some(r.violations), "{}: other invariants broke too: {:?}", s.name, r.by_invariant);
+        assert_eq!(
+            &first.violation.invariant, expected,
+            "{}: first violation (seed {}) is {}",
+            s.name, first.seed, first.violation.message
+        );
+        assert_eq!(
+            r.by_invariant.get(expected).copied(),
+            Some(r.violations),
+            "{}: other invariants broke too: {:?}",
+            s.name,
+            r.by_invariant
+        );
         println!("{:40} caught in {:5} of {SEEDS} runs, first at seed {}", s.name, r.violations, first.seed);
     }
 }

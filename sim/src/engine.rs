@@ -11,6 +11,9 @@ use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+mod steer;
+pub use steer::{Driver, EventInfo, Step};
+
 /// The result of one run. The history stays in the `Sim` (see `Sim::history`) until the next run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
@@ -27,7 +30,8 @@ enum EventKind<A: Actor> {
     Restart { node: NodeId },
     Pause { node: NodeId, until_us: u64 },
     Resume { node: NodeId },
-    CutStart { node: NodeId, dir: CutDir },
+    /// `len_us` is used only in untimed mode, where the end is scheduled when the cut starts.
+    CutStart { node: NodeId, dir: CutDir, len_us: u64 },
     CutEnd { node: NodeId, dir: CutDir },
 }
 
@@ -80,6 +84,11 @@ pub struct Sim<A: Actor> {
     pub choices: Choices,
     stats: Stats,
     trace: Option<Vec<TraceEvent>>,
+    /// Untimed (asynchronous) semantics, for the exhaustive explorer: see `set_untimed`.
+    untimed: bool,
+    /// Driven runs: which of `ties` may run next, and what the driver is told about them.
+    eligible: Vec<usize>,
+    infos: Vec<EventInfo>,
     seq: u64,
     now_us: u64,
     next_timer: u64,
@@ -108,6 +117,9 @@ impl<A: Actor> Sim<A> {
             choices: Choices::default(),
             stats: Stats::default(),
             trace: None,
+            untimed: false,
+            eligible: Vec::new(),
+            infos: Vec::new(),
             seq: 0,
             now_us: 0,
             next_timer: 0,
@@ -147,6 +159,13 @@ impl<A: Actor> Sim<A> {
 
     /// Run the model with `self.choices` as it is now.
     pub fn run<M: Model<Actor = A>>(&mut self, model: &M) -> Outcome {
+        self.start(model);
+        let end = self.event_loop(model.config().time_limit_us);
+        self.finish(model, end)
+    }
+
+    /// Everything before the first event: actors built, faults drawn, `on_start` run.
+    fn start<M: Model<Actor = A>>(&mut self, model: &M) {
         let cfg = model.config();
         self.reset(model);
         self.faults = if cfg.swarm { cfg.faults.swarm(&mut self.choices) } else { cfg.faults.clone() };
@@ -154,8 +173,11 @@ impl<A: Actor> Sim<A> {
         for node in 0..self.nodes.len() {
             self.handle(node, |a, ctx| a.on_start(ctx));
         }
-        let end = self.event_loop(cfg.time_limit_us);
-        self.stats.choices = self.choices.count() as u64;
+    }
+
+    /// Judge the finished run.
+    fn finish<M: Model<Actor = A>>(&mut self, model: &M, end: RunEnd) -> Outcome {
+        self.stats.choices += self.choices.count() as u64;
         self.stats.sim_time_us = self.now_us;
         let view =
             RunView { history: &self.history, nodes: &self.nodes, logs: &self.stores, end, stats: &self.stats, faults: &self.faults };
@@ -199,29 +221,42 @@ impl<A: Actor> Sim<A> {
         for (node, spec) in model.config().nodes.iter().enumerate() {
             for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
                 if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
-                    let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
+                    let at = self.fault_start(phase);
                     self.push(at, EventKind::Crash { node });
                 }
             }
             for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
                 if self.choices.flip(ChoiceKind::Pause, f.pause_probability) {
-                    let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
+                    let at = self.fault_start(phase);
                     let len = f.pause_us_min + self.span(f.pause_us_max - f.pause_us_min);
                     self.push(at, EventKind::Pause { node, until_us: at + len });
                 }
             }
         }
-        let lossy: Vec<NodeId> = (0..model.config().nodes.len()).filter(|i| self.lossy >> i & 1 == 1).collect();
-        for _ in 0..if lossy.is_empty() { 0 } else { f.partitions_max } {
+        // The lossy nodes are the set bits of `self.lossy` (no Vec: the bulk path allocates nothing per run).
+        let lossy_count = self.lossy.count_ones();
+        for _ in 0..if lossy_count == 0 { 0 } else { f.partitions_max } {
             if self.choices.flip(ChoiceKind::Partition, f.partition_probability) {
-                let node = lossy[self.choices.pick(ChoiceKind::FaultShape, lossy.len() as u32) as usize];
+                let k = self.choices.pick(ChoiceKind::FaultShape, lossy_count) as usize;
+                let node = (0..64).filter(|i| self.lossy >> i & 1 == 1).nth(k).expect("k < number of lossy nodes");
                 let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound][self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
-                let at = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
-                let len = 1 + self.span(f.partition_us_max);
-                self.push(at, EventKind::CutStart { node, dir });
-                self.push(at + len, EventKind::CutEnd { node, dir });
+                let at = self.fault_start(phase);
+                let len_us = 1 + self.span(f.partition_us_max);
+                self.push(at, EventKind::CutStart { node, dir, len_us });
+                if !self.untimed {
+                    self.push(at + len_us, EventKind::CutEnd { node, dir });
+                }
             }
         }
+    }
+
+    /// When a fault starts. Untimed mode draws nothing: its faults may strike at any point of the
+    /// fault phase (see `next_untimed`), so a start time would only multiply equivalent runs.
+    fn fault_start(&mut self, phase: u32) -> u64 {
+        if self.untimed {
+            return 0;
+        }
+        self.choices.pick(ChoiceKind::FaultShape, phase) as u64
     }
 
     /// A value in `0..=width` through the choice source.
@@ -236,17 +271,13 @@ impl<A: Actor> Sim<A> {
 
     fn event_loop(&mut self, time_limit_us: u64) -> RunEnd {
         loop {
-            let Some(ev) = self.next_event() else {
+            let next = if self.untimed { self.next_untimed(time_limit_us) } else { self.next_event() };
+            let Some(ev) = next else {
                 return RunEnd::Quiescent;
             };
-            if ev.at_us > time_limit_us {
-                self.now_us = time_limit_us;
-                return RunEnd::TimeLimit;
+            if let Some(end) = self.step(ev, time_limit_us) {
+                return end;
             }
-            debug_assert!(ev.at_us >= self.now_us, "time went backwards");
-            self.now_us = ev.at_us;
-            self.stats.events += 1;
-            self.dispatch(ev);
         }
     }
 
@@ -271,6 +302,23 @@ impl<A: Actor> Sim<A> {
         Some(ev)
     }
 
+    /// Run one event, unless it lies past the time limit (then the run ends there).
+    #[inline]
+    fn step(&mut self, mut ev: Event<A>, time_limit_us: u64) -> Option<RunEnd> {
+        if self.untimed {
+            self.untimed_clock(&mut ev);
+        }
+        if ev.at_us > time_limit_us {
+            self.now_us = time_limit_us;
+            return Some(RunEnd::TimeLimit);
+        }
+        debug_assert!(ev.at_us >= self.now_us, "time went backwards");
+        self.now_us = ev.at_us;
+        self.stats.events += 1;
+        self.dispatch(ev);
+        None
+    }
+
     fn dispatch(&mut self, ev: Event<A>) {
         match ev.kind {
             EventKind::Deliver { from, to, epoch, msg } => self.deliver(ev.at_us, from, to, epoch, msg),
@@ -291,7 +339,10 @@ impl<A: Actor> Sim<A> {
                 }
             }
             EventKind::Resume { node } => self.note(node, || TraceKind::Resume),
-            EventKind::CutStart { node, dir } => {
+            EventKind::CutStart { node, dir, len_us } => {
+                if self.untimed {
+                    self.push(ev.at_us + len_us, EventKind::CutEnd { node, dir });
+                }
                 self.stats.partitions += 1;
                 self.cuts.push((node, dir));
                 self.note(node, || TraceKind::PartitionStart { dir });
@@ -366,9 +417,11 @@ impl<A: Actor> Sim<A> {
         self.push(at, EventKind::Restart { node });
     }
 
-    /// True if an active partition cuts the link `from -> to`.
+    /// True if an active partition cuts the link `from -> to`. Like loss and duplication,
+    /// partitions hit only links whose both ends are lossy.
     fn cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
+        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1;
+        faulty && self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
     }
 
     /// Run one handler of `node`, then carry out the effects it asked for, in order.
@@ -383,6 +436,7 @@ impl<A: Actor> Sim<A> {
         self.out = out;
     }
 
+    #[inline(always)]
     fn apply(&mut self, node: NodeId, cmd: Cmd<A>) {
         match cmd {
             Cmd::Send { to, msg } => self.send(node, to, msg),
@@ -434,6 +488,10 @@ impl<A: Actor> Sim<A> {
     }
 
     fn delay(&mut self) -> u64 {
+        if self.untimed {
+            // Any pending delivery may run next (see `next_untimed`): the delay is not drawn.
+            return 0;
+        }
         let (lo, hi) = (self.faults.delay_us_min, self.faults.delay_us_max);
         lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
     }

@@ -21,22 +21,17 @@ use server::{Reply, Server, ServerTimer};
 use sim::{Actor, Ctx, Model, NodeId, NodeSpec, RunView, SimConfig, Verdict};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
-use std::sync::Arc;
 
 pub const SERVER: NodeId = 0;
 pub const STORE: NodeId = 1;
 pub const PROVIDER: NodeId = 2;
 pub const FIRST_CLIENT: NodeId = 3;
 
-/// Configuration shared by every state of a run. It does not count as state: hashing skips it.
-#[derive(Debug)]
-pub struct Shared<T>(pub Arc<T>);
+/// Configuration an actor carries (a copy, so no thread shares a reference count on the hot
+/// path). It is the same in every state of a run, so it does not count as state: hashing skips it.
+#[derive(Copy, Clone, Debug)]
+pub struct Shared<T>(pub T);
 
-impl<T> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        Shared(self.0.clone())
-    }
-}
 impl<T> Hash for Shared<T> {
     fn hash<H: Hasher>(&self, _: &mut H) {}
 }
@@ -210,9 +205,9 @@ impl PaymentModel {
         let config = SimConfig { nodes, faults: s.faults.clone(), swarm: s.swarm, time_limit_us: s.time_limit_us };
         let d = s.payment.clone();
         PaymentModel {
-            client_design: Shared(Arc::new(d.client.clone())),
-            server_design: Shared(Arc::new(d.server.clone())),
-            store: Shared(Arc::new(d.store.clone())),
+            client_design: Shared(d.client),
+            server_design: Shared(d.server),
+            store: Shared(d.store),
             design: d,
             config,
             clients: w.clients,

@@ -185,7 +185,7 @@ impl Postgres {
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
-        let cfg = self.cfg.clone();
+        let cfg = self.cfg;
         *self = Postgres::new(cfg);
         for r in durable {
             match *r {

@@ -84,7 +84,7 @@ impl Redis {
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = self.boots;
-        *self = Redis::new(self.cfg.clone());
+        *self = Redis::new(self.cfg);
         self.boots = boots;
         for r in durable {
             if let Record::Redis(e) = *r {

@@ -125,7 +125,7 @@ impl Server {
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
-        *self = Server::new(self.design.clone(), self.postgres);
+        *self = Server::new(self.design, self.postgres);
         self.boots = boots;
     }
 
@@ -150,7 +150,7 @@ impl Server {
 
     /// Phase 1: claim the key (or, for `only_completed_keys`, look for a stored result).
     fn claim(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let d = self.design.clone();
+        let d = self.design;
         let r = self.job(slot).req;
         let lease = ctx.now_us() + d.lease_us;
         self.job(slot).step = Step::Claim;
@@ -200,7 +200,7 @@ impl Server {
 
     /// The key store found the key: replay, refuse, wait, take over or proceed.
     fn found(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, e: Existing) {
-        let d = self.design.clone();
+        let d = self.design;
         let req = self.job(slot).req;
         if d.fingerprint == Fingerprint::Reject422 && e.fp != req.amount {
             return self.reject(ctx, slot, Status::Mismatch);
@@ -234,7 +234,7 @@ impl Server {
     }
 
     fn not_found(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let d = self.design.clone();
+        let d = self.design;
         if d.result_storage == ResultStorage::OnlyCompletedKeys {
             self.end_tx(ctx, slot);
             return self.charge(ctx, slot);
@@ -261,7 +261,7 @@ impl Server {
 
     /// Phase 2: move the money.
     fn charge(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let d = self.design.clone();
+        let d = self.design;
         let r = self.job(slot).req;
         if self.job(slot).charge.is_some() {
             return self.complete(ctx, slot); // Resumed past the charge's recovery point.
@@ -288,7 +288,7 @@ impl Server {
     }
 
     fn charged(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, charge: ChargeId) {
-        let d = self.design.clone();
+        let d = self.design;
         let key = self.job(slot).req.key;
         self.job(slot).charge = Some(charge);
         match (d.charge, d.recovery, d.result_storage) {
@@ -305,7 +305,7 @@ impl Server {
 
     /// Phase 3: store the result.
     fn complete(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let d = self.design.clone();
+        let d = self.design;
         let j = self.job(slot);
         let (r, charge) = (j.req, j.charge.expect("charged before completing"));
         j.step = Step::Complete;
