@@ -110,7 +110,13 @@ fn correct_scenario() -> impl Strategy<Value = Scenario> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed RNG seed: the suite explores the same designs on every run, so it is never flaky.
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1de5_1de5),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn correct_designs_never_violate(s in correct_scenario()) {

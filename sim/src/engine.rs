@@ -23,6 +23,7 @@ pub struct Outcome {
     pub history_hash: u64,
 }
 
+/// `CutStart::len_us` is used only in untimed mode, where the end is scheduled when the cut starts.
 enum EventKind<A: Actor> {
     Deliver { from: NodeId, to: NodeId, epoch: u32, msg: A::Msg },
     Timer { node: NodeId, epoch: u32, id: TimerId, timer: A::Timer },
@@ -30,7 +31,6 @@ enum EventKind<A: Actor> {
     Restart { node: NodeId },
     Pause { node: NodeId, until_us: u64 },
     Resume { node: NodeId },
-    /// `len_us` is used only in untimed mode, where the end is scheduled when the cut starts.
     CutStart { node: NodeId, dir: CutDir, len_us: u64 },
     CutEnd { node: NodeId, dir: CutDir },
 }

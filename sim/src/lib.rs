@@ -10,10 +10,12 @@
 //! - [`FaultProfile`]: one plain struct of fault rates; swarm mode draws one per seed.
 //! - [`Sim`]: the native simulator, reused run after run.
 //! - [`explore`]: many seeds on many threads, sharded.
+//! - [`check_exhaustive`]: every run within bounds, by depth-first search over the choices.
 
 pub mod actor;
 pub mod choices;
 pub mod engine;
+pub mod exhaustive;
 pub mod faults;
 pub mod history;
 pub mod model;
@@ -23,7 +25,8 @@ pub mod trace;
 
 pub use actor::{Actor, Cmd, Ctx, NodeId, TimerId};
 pub use choices::{Choice, ChoiceKind, Choices};
-pub use engine::{Outcome, Sim};
+pub use engine::{Driver, EventInfo, Outcome, Sim, Step};
+pub use exhaustive::{check_exhaustive, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
 pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
 pub use model::{Log, Model, RunView};

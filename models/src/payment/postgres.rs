@@ -63,13 +63,11 @@ pub enum Sql {
         key: Key,
         locked_until_us: u64,
     },
-    /// `INSERT INTO charges ..` (optionally with `UPDATE idempotency_keys SET recovery_point`).
-    InsertCharge {
-        key: Key,
-        op: OpId,
-        amount: u32,
-        then: Option<RecoveryPoint>,
-    },
+    /// `INSERT INTO charges ..`, optionally with `UPDATE idempotency_keys SET recovery_point =
+    /// to WHERE recovery_point = from` in the same transaction: an atomic phase. The `WHERE`
+    /// stands for SERIALIZABLE isolation, under which a phase that another holder of the key
+    /// already ran fails instead of running twice.
+    InsertCharge { key: Key, op: OpId, amount: u32, then: Option<(RecoveryPoint, RecoveryPoint)> },
     /// `UPDATE idempotency_keys SET recovery_point = $2, charge = $3, locked_at = NULL?`.
     Advance {
         key: Key,
@@ -333,10 +331,13 @@ impl Postgres {
                 true
             }),
             Sql::InsertCharge { key, op, amount, then } => {
-                if let Some(point) = then {
+                if let Some((from, point)) = then {
                     // Atomic phase: the charge and its recovery point in one transaction.
                     let charge = Some(self.next_charge);
                     match self.update(tx, key, |row| {
+                        if row.point != from {
+                            return false;
+                        }
                         row.point = point;
                         row.charge = charge;
                         true

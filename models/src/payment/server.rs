@@ -184,7 +184,8 @@ impl Server {
             (Step::TakeLock, Reply::Sql(SqlReply::Updated(false))) => self.reject(ctx, slot, Status::Conflict),
             (Step::TakeLockCommit, Reply::Sql(SqlReply::Committed)) => self.claimed(ctx, slot, true),
             (Step::Charge, Reply::Sql(SqlReply::Charged(c)) | Reply::Charged(c)) => self.charged(ctx, slot, c),
-            (Step::Charge, Reply::Sql(SqlReply::Updated(false))) => self.fail(ctx, slot),
+            // Another holder of the key ran this phase first (a serialization failure).
+            (Step::Charge, Reply::Sql(SqlReply::Updated(false))) => self.reject(ctx, slot, Status::Conflict),
             (Step::ChargeCommit | Step::RecordCommit, Reply::Sql(SqlReply::Committed)) => self.complete(ctx, slot),
             (Step::Record, Reply::Sql(SqlReply::Updated(true))) => self.commit(ctx, slot, Step::RecordCommit),
             (Step::Complete, Reply::Sql(SqlReply::Updated(true) | SqlReply::Inserted)) => self.commit(ctx, slot, Step::CompleteCommit),
@@ -272,8 +273,8 @@ impl Server {
                 // One statement charges and moves the key on: to finished when the result shares
                 // the transaction, to the charge's recovery point in Stripe's atomic phases.
                 let then = match (d.result_storage, d.recovery) {
-                    (ResultStorage::SameTransaction, _) => Some(RecoveryPoint::Finished),
-                    (_, Recovery::RecoveryPoints) => Some(RecoveryPoint::ChargeCreated),
+                    (ResultStorage::SameTransaction, _) => Some((RecoveryPoint::Started, RecoveryPoint::Finished)),
+                    (_, Recovery::RecoveryPoints) => Some((RecoveryPoint::Started, RecoveryPoint::ChargeCreated)),
                     _ => None,
                 };
                 self.sql(ctx, slot, Sql::InsertCharge { key: r.key, op: r.op, amount: r.amount, then })

@@ -1,0 +1,247 @@
+//! What the exhaustive explorer needs from the simulator, kept apart from the seeded bulk path
+//! (which never comes here): untimed (asynchronous) event selection, runs steered by a driver
+//! that decides which eligible event goes next, and a canonical hash of the simulator's state.
+
+use super::{Event, EventKind, Outcome, Sim};
+use crate::actor::{Actor, NodeId};
+use crate::choices::ChoiceKind;
+use crate::history::{RunEnd, StableHasher};
+use crate::model::Model;
+use std::hash::{Hash, Hasher};
+
+/// What a driver is told about one event that may run next.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventInfo {
+    /// Stable hash of the event's content (kind, nodes, epoch, message or timer, and its time
+    /// where time matters): the same event reached along another path has the same key.
+    pub key: u64,
+    /// The one node whose state the event reads and writes; `None` for an event that others'
+    /// handlers can see: a partition (it changes every link of a node) and a crash (it bumps
+    /// the node's epoch, which every `send` to the node reads: a message sent just before the
+    /// crash is dropped even after the restart, one sent just after is not).
+    pub node: Option<NodeId>,
+    /// Running it moves simulated time forward (only timers and other deadlines in untimed mode;
+    /// in timed mode every eligible event is due at the same instant).
+    pub advances_time: bool,
+}
+
+impl EventInfo {
+    /// Running `self` then `o` reaches the same state as `o` then `self` (up to timer ids, which
+    /// are opaque handles, and the order of observations of different nodes in the history):
+    /// each touches only its own node, and neither moves the clock the other reads.
+    pub fn independent(&self, o: &EventInfo) -> bool {
+        !self.advances_time && !o.advances_time && matches!((self.node, o.node), (Some(a), Some(b)) if a != b)
+    }
+}
+
+/// A driver's answer before each event.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Run the eligible event at this index.
+    Run(usize),
+    /// End the run here (already explored, or past a bound); `run_driven` returns `None`.
+    Stop,
+}
+
+/// Steers a run: before every event it sees the simulator and the events that may run next (in
+/// the order a `Tie` choice indexes them) and picks one. Ties it decides do not go through
+/// `Sim::choices`; a replayable tape puts `Run(i)` where `choices` would have drawn a `Tie`
+/// (whenever two or more events are eligible).
+pub trait Driver<A: Actor> {
+    fn next(&mut self, sim: &Sim<A>, eligible: &[EventInfo]) -> Step;
+}
+
+/// Deliveries, and in untimed mode the start of crashes, pauses and partitions, may happen at
+/// any moment; the other events wait for their deadline.
+fn is_async<A: Actor>(kind: &EventKind<A>) -> bool {
+    matches!(kind, EventKind::Deliver { .. } | EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. })
+}
+
+impl<A: Actor> Sim<A> {
+    /// Untimed (asynchronous) semantics, for exhaustive search. Message delays are not drawn:
+    /// any pending delivery may run next, at the current time. Crashes, pauses and partitions
+    /// may start at any moment of the fault phase (their start time is not drawn). Timers,
+    /// restarts, resumes and partition ends keep their deadlines and fire in deadline order,
+    /// moving the clock. A tape recorded in this mode replays only in this mode.
+    pub fn set_untimed(&mut self, on: bool) {
+        self.untimed = on;
+    }
+    pub fn is_untimed(&self) -> bool {
+        self.untimed
+    }
+    /// Simulated time now (during a driven run: before the next event).
+    pub fn now_us(&self) -> u64 {
+        self.now_us
+    }
+
+    /// Run the model, letting `driver` pick every next event. `None` if the driver stopped it.
+    pub fn run_driven<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
+        self.start(model);
+        let limit = model.config().time_limit_us;
+        let end = loop {
+            self.gather();
+            self.find_eligible(limit);
+            self.infos.clear();
+            for &i in &self.eligible {
+                self.infos.push(self.info(&self.ties[i]));
+            }
+            if self.eligible.is_empty() {
+                self.put_back(None);
+                break RunEnd::Quiescent;
+            }
+            let pick = match driver.next(self, &self.infos) {
+                Step::Run(i) => i,
+                Step::Stop => {
+                    self.put_back(None);
+                    return None;
+                }
+            };
+            // The driver's tie stands where a replay draws a `Tie` choice.
+            self.stats.choices += (self.eligible.len() > 1) as u64;
+            let ev = self.put_back(Some(self.eligible[pick])).expect("picked an eligible event");
+            if let Some(end) = self.step(ev, limit) {
+                break end;
+            }
+        };
+        Some(self.finish(model, end))
+    }
+
+    /// Untimed mode's `next_event`: a `Tie` choice among the eligible events.
+    pub(super) fn next_untimed(&mut self, time_limit_us: u64) -> Option<Event<A>> {
+        self.gather();
+        self.find_eligible(time_limit_us);
+        if self.eligible.is_empty() {
+            self.put_back(None);
+            return None;
+        }
+        let pick = self.choices.pick(ChoiceKind::Tie, self.eligible.len() as u32) as usize;
+        self.put_back(Some(self.eligible[pick]))
+    }
+
+    /// Move every pending event into `ties`, earliest (then first scheduled) first. In untimed
+    /// mode a fault start still pending after the fault phase can never happen: drop it.
+    fn gather(&mut self) {
+        self.ties.clear();
+        while let Some(e) = self.queue.pop() {
+            let fault_start = matches!(e.kind, EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. });
+            if !(self.untimed && fault_start && self.now_us >= self.faults.fault_phase_us) {
+                self.ties.push(e);
+            }
+        }
+    }
+
+    /// Return `ties` to the queue, except the one at `take`, which is returned.
+    fn put_back(&mut self, take: Option<usize>) -> Option<Event<A>> {
+        let ev = take.map(|i| self.ties.swap_remove(i));
+        while let Some(e) = self.ties.pop() {
+            self.queue.push(e);
+        }
+        ev
+    }
+
+    /// Fill `eligible` with the indices (into `ties`, in order) of the events that may run next.
+    /// Timed: those due at the earliest instant. Untimed: every delivery to a node that is not
+    /// paused, every fault start (during the fault phase), and the timers with the earliest
+    /// deadline — those past the time limit only when nothing else can run (the run ends there).
+    fn find_eligible(&mut self, time_limit_us: u64) {
+        self.eligible.clear();
+        let Some(first) = self.ties.first() else { return };
+        if !self.untimed {
+            let t = first.at_us;
+            let due = self.ties.iter().take_while(|e| e.at_us == t).count();
+            self.eligible.extend(0..due);
+            return;
+        }
+        let now = self.now_us;
+        let ready = |s: &Self, e: &Event<A>| match e.kind {
+            EventKind::Deliver { to, .. } => s.rt[to].paused_until_us <= now,
+            _ => is_async(&e.kind),
+        };
+        let deadline = self.ties.iter().filter(|e| !is_async(&e.kind)).map(|e| e.at_us).min();
+        let others = self.ties.iter().any(|e| ready(self, e));
+        for (i, e) in self.ties.iter().enumerate() {
+            let timer = !is_async(&e.kind) && Some(e.at_us) == deadline && (e.at_us <= time_limit_us || !others);
+            if timer || ready(self, e) {
+                self.eligible.push(i);
+            }
+        }
+    }
+
+    /// Untimed mode: an asynchronous event happens now; a deadline moves the clock to it.
+    pub(super) fn untimed_clock(&mut self, ev: &mut Event<A>) {
+        if is_async(&ev.kind) {
+            if let EventKind::Pause { until_us, .. } = &mut ev.kind {
+                // Scheduled with the pause's length, relative to its (undrawn) start.
+                *until_us = self.now_us + (*until_us - ev.at_us);
+            }
+            ev.at_us = self.now_us;
+        } else {
+            ev.at_us = ev.at_us.max(self.now_us);
+        }
+    }
+
+    fn info(&self, e: &Event<A>) -> EventInfo {
+        let node = match e.kind {
+            EventKind::Deliver { to, .. } => Some(to),
+            EventKind::Timer { node, .. } | EventKind::Restart { node } | EventKind::Pause { node, .. } | EventKind::Resume { node } => {
+                Some(node)
+            }
+            EventKind::Crash { .. } | EventKind::CutStart { .. } | EventKind::CutEnd { .. } => None,
+        };
+        let advances_time = self.untimed && !is_async(&e.kind) && e.at_us > self.now_us;
+        EventInfo { key: self.event_key(e), node, advances_time }
+    }
+
+    /// The event's content. Its sequence number is left out (only the relative order of
+    /// simultaneous events depends on it, which decides tie indices, not what can happen), and
+    /// so is the time of an untimed asynchronous event (it happens whenever it is picked).
+    fn event_key(&self, e: &Event<A>) -> u64 {
+        let mut h = StableHasher::default();
+        if !(self.untimed && is_async(&e.kind)) {
+            h.write_u64(e.at_us);
+        }
+        match &e.kind {
+            EventKind::Deliver { from, to, epoch, msg } => (0u8, from, to, epoch, msg).hash(&mut h),
+            EventKind::Timer { node, epoch, id, timer } => (1u8, node, epoch, id, timer).hash(&mut h),
+            EventKind::Crash { node } => (2u8, node).hash(&mut h),
+            EventKind::Restart { node } => (3u8, node).hash(&mut h),
+            EventKind::Pause { node, until_us } => (4u8, node, until_us).hash(&mut h),
+            EventKind::Resume { node } => (5u8, node).hash(&mut h),
+            EventKind::CutStart { node, dir, len_us } => (6u8, node, dir, len_us).hash(&mut h),
+            EventKind::CutEnd { node, dir } => (7u8, node, dir).hash(&mut h),
+        }
+        h.finish()
+    }
+
+    /// A hash of everything the rest of the run depends on: the clock, every actor, every log
+    /// (volatile and durable part), each node's up/down state, epoch and pause, the pending
+    /// events (as a multiset), cancelled timers, active partitions and the drawn fault rates.
+    /// Left out: the history (the explorer hashes what its checker reads of it), counters
+    /// (`Stats`), the sequence counter and the next timer id (fresh ids never equal old ones).
+    pub fn state_hash(&self) -> u64 {
+        let mut h = StableHasher::default();
+        h.write_u64(self.now_us);
+        let mut events: Vec<u64> = self.queue.iter().chain(self.ties.iter()).map(|e| self.event_key(e)).collect();
+        events.sort_unstable();
+        events.hash(&mut h);
+        for (node, rt) in self.nodes.iter().zip(&self.rt) {
+            node.hash(&mut h);
+            let paused = if rt.paused_until_us > self.now_us { rt.paused_until_us } else { 0 };
+            (rt.down, rt.epoch, paused).hash(&mut h);
+        }
+        for log in &self.stores {
+            (&log.records, log.synced).hash(&mut h);
+        }
+        let mut cancelled = self.cancelled.clone();
+        cancelled.sort_unstable();
+        cancelled.hash(&mut h);
+        let mut cuts = self.cuts.clone();
+        cuts.sort_unstable_by_key(|&(n, d)| (n, d as u8));
+        cuts.hash(&mut h);
+        let f = &self.faults;
+        for p in [f.loss_probability, f.duplicate_probability, f.crash_probability, f.pause_probability, f.partition_probability] {
+            h.write_u64(p.to_bits());
+        }
+        h.finish()
+    }
+}

@@ -1,0 +1,314 @@
+//! # Exhaustive bounded checking
+//!
+//! Seeded exploration samples runs; `check_exhaustive` enumerates *every* run of a model within
+//! bounds — at most so many lost messages, duplicates, crashes, pauses and partitions, and
+//! optionally a depth in events — by depth-first search over the choice source. Every
+//! nondeterministic decision of a run is one choice, and 0 is always the simplest answer, so the
+//! search is stateless: run a prefix of choices, let every later choice answer 0, record what
+//! was asked, then change the deepest choice that has a value left and run again. Two
+//! techniques keep the tree small. *State pruning* stops a run that reaches a state an earlier
+//! run already explored from (the key is every actor, every log, the pending events, the clock,
+//! the fault budget spent, and what the checker will read of the history). *Partial-order
+//! reduction* (sleep sets) explores one order of events that commute — events at different
+//! nodes that do not move the clock — instead of all of them. Either can be switched off, and
+//! the tests check that reduction loses no final state.
+//!
+//! Time: enumerating every delay value explodes, so the *untimed* semantics abstracts it to the
+//! order of events. A message may be delivered at any moment after it is sent (before or after
+//! any timer, in any order with other messages); crashes, pauses and partitions may strike at
+//! any moment of the fault phase; timers, restarts and ends of pauses and partitions still fire
+//! in deadline order, and they alone move the clock — so designs that depend on timers being
+//! ordered (TTLs, leases, timeouts) keep that order. The orders of events this allows are a
+//! superset of the timed model's, which makes a pass sound for safety invariants; it can report
+//! runs a bounded-delay network would not produce, and handlers that read the clock see the
+//! latest deadline reached rather than a message's arrival time. Liveness and time-bound
+//! invariants (recovery, availability) belong to the *timed* semantics, which enumerates the
+//! model's own choices as they are (give it small delay ranges). In both, a choice over more than
+//! `Bounds::max_values` values (a crash's restart delay, a pause's length, a client's jitter) is
+//! explored at that many evenly spread values, ends included; the report counts such points.
+//!
+//! The report gives complete runs (interleavings), distinct states, the maximum depth, states
+//! per second, the semantics used, and the first counterexample: the shortest violating run
+//! found (then the lexicographically least tape), as a tape that `Sim::run_tape` replays once
+//! the simulator is in the same semantics (`Semantics::apply`, or `replay`). The result depends
+//! only on the model and the options.
+//!
+//! Soundness of state pruning: two states with the same key have the same futures, because the
+//! key holds all the simulator state the rest of a run depends on (`Sim::state_hash`; it leaves
+//! out counters, sequence numbers and fresh timer ids, which no future reads) and the fault
+//! budget left. Verdicts, though, are computed from the history, so the key must also hold what
+//! the checker reads of the past: `HistoryView` says what that is. `Ordered` (the default) keys
+//! the whole history with its times and order — always sound, prunes least, and disables the
+//! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
+//! node's own sequence of observations: sound when the verdict does not depend on how different
+//! nodes' observations interleave (counts, per-operation facts, durable state). `Ignored` keys no
+//! history: sound when the checker reads only the final actors and logs. Checkers must not read
+//! `RunView::stats` under pruning (counters are not in the key).
+
+mod driver;
+mod tree;
+
+use crate::engine::{Outcome, Sim};
+use crate::history::{RunEnd, Violation};
+use crate::model::Model;
+use driver::{Cut, RunDriver, StateTable};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tree::Point;
+
+/// How time is explored.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Semantics {
+    /// The model's own timed choices, enumerated as they are (keep delay ranges small).
+    Timed,
+    /// Asynchronous: any pending delivery may happen next; timers fire in deadline order.
+    #[default]
+    Untimed,
+}
+
+impl Semantics {
+    /// Put a simulator in this semantics (a tape replays only in the semantics it was found in).
+    pub fn apply<A: crate::Actor>(self, sim: &mut Sim<A>) {
+        sim.set_untimed(self == Semantics::Untimed);
+    }
+    /// One line for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Semantics::Timed => "timed: the model's delays and fault times, enumerated",
+            Semantics::Untimed => "untimed (asynchronous): any pending delivery may happen next; timers ordered by deadline",
+        }
+    }
+}
+
+/// What the model's checker reads of the history, which decides what states may be merged.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryView {
+    /// The global order and times of observations may matter. Always sound; no reduction.
+    #[default]
+    Ordered,
+    /// Only each node's own sequence of observations (with times) matters.
+    PerNode,
+    /// The verdict depends only on the final actors and logs.
+    Ignored,
+}
+
+/// Limits of the search. A fault is explored only where the model makes it possible (a
+/// probability strictly between 0 and 1 on a node or link that can suffer it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bounds {
+    pub max_lost: u32,
+    pub max_duplicated: u32,
+    pub max_crashes: u32,
+    pub max_pauses: u32,
+    pub max_partitions: u32,
+    /// Events per run; a run cut here is counted as truncated and not judged.
+    pub max_events: u64,
+    /// A choice over more values than this is explored at this many, evenly spread.
+    pub max_values: u32,
+    /// Stop after this many runs (the report then says the search was not exhausted).
+    pub max_runs: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_lost: 0,
+            max_duplicated: 0,
+            max_crashes: 0,
+            max_pauses: 0,
+            max_partitions: 0,
+            max_events: u64::MAX,
+            max_values: 4,
+            max_runs: u64::MAX,
+        }
+    }
+}
+
+impl Bounds {
+    /// The budget of the fault kind in slot `slot` (see `tree::fault_slot`).
+    fn fault_limit(&self, slot: usize) -> u32 {
+        [self.max_lost, self.max_duplicated, self.max_crashes, self.max_pauses, self.max_partitions][slot]
+    }
+}
+
+/// Everything a check is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExhaustiveOptions {
+    pub semantics: Semantics,
+    pub bounds: Bounds,
+    /// Merge runs that reach a state already explored.
+    pub prune_states: bool,
+    /// Partial-order reduction (sleep sets); effective only if `history` is not `Ordered`.
+    pub reduction: bool,
+    pub history: HistoryView,
+    /// Stop at the first violation (it is then the first in search order, not the shortest).
+    pub stop_at_first: bool,
+    /// Collect the key of every complete run's final state (for tests comparing searches).
+    pub collect_final_states: bool,
+}
+
+impl Default for ExhaustiveOptions {
+    fn default() -> Self {
+        ExhaustiveOptions {
+            semantics: Semantics::Untimed,
+            bounds: Bounds::default(),
+            prune_states: true,
+            reduction: true,
+            history: HistoryView::Ordered,
+            stop_at_first: false,
+            collect_final_states: false,
+        }
+    }
+}
+
+/// A violating run: replay `tape` with `replay` (or `Sim::run_tape` in the same semantics).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counterexample {
+    /// Trailing zeros dropped (past its end a tape answers 0).
+    pub tape: Vec<u32>,
+    pub violation: Violation,
+    /// Events the run took.
+    pub events: u64,
+    pub history_hash: u64,
+}
+
+/// What a check found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExhaustiveReport {
+    pub semantics: Semantics,
+    pub prune_states: bool,
+    /// Whether the partial-order reduction was in effect.
+    pub reduction: bool,
+    pub history: HistoryView,
+    /// Complete runs, judged by the checker.
+    pub interleavings: u64,
+    /// Every run started, complete or cut short.
+    pub runs: u64,
+    /// Runs stopped at a state already explored.
+    pub pruned: u64,
+    /// Runs stopped because every next event was asleep (covered by a reordering).
+    pub sleep_blocked: u64,
+    /// Runs cut at `Bounds::max_events` (not judged).
+    pub truncated: u64,
+    /// Complete runs that ended at the time limit with events left.
+    pub time_limited: u64,
+    pub distinct_states: u64,
+    /// The most events any run took.
+    pub max_depth: u64,
+    /// Choice points explored at sampled values only (see `Bounds::max_values`).
+    pub sampled_points: u64,
+    /// The whole bounded space was searched (no run limit hit, not stopped at a violation).
+    pub exhausted: bool,
+    pub violations: u64,
+    pub by_invariant: BTreeMap<String, u64>,
+    pub first: Option<Counterexample>,
+    /// Sorted keys of complete runs' final states, if collected.
+    pub final_states: Vec<u64>,
+    pub elapsed_s: f64,
+    pub states_per_sec: f64,
+}
+
+impl ExhaustiveReport {
+    /// The report without its timings, for comparing searches.
+    pub fn untimed_fields(&self) -> ExhaustiveReport {
+        ExhaustiveReport { elapsed_s: 0.0, states_per_sec: 0.0, ..self.clone() }
+    }
+
+    fn note_cut(&mut self, cut: Option<Cut>) {
+        match cut {
+            Some(Cut::Pruned) => self.pruned += 1,
+            Some(Cut::Blocked) => self.sleep_blocked += 1,
+            Some(Cut::Truncated) => self.truncated += 1,
+            None => {}
+        }
+    }
+
+    /// Judge a complete run whose decisions are `path`.
+    fn note_complete(&mut self, o: Outcome, path: &[Point], events: u64) {
+        self.interleavings += 1;
+        self.time_limited += (o.end == RunEnd::TimeLimit) as u64;
+        let Some(v) = o.verdict.violation() else { return };
+        self.violations += 1;
+        *self.by_invariant.entry(v.invariant.clone()).or_default() += 1;
+        let mut tape: Vec<u32> = path.iter().map(|p| p.value).collect();
+        while tape.last() == Some(&0) {
+            tape.pop();
+        }
+        let better = !matches!(&self.first, Some(f) if (f.tape.len(), &f.tape) <= (tape.len(), &tape));
+        if better {
+            self.first = Some(Counterexample { tape, violation: v.clone(), events, history_hash: o.history_hash });
+        }
+    }
+}
+
+/// Search every run of `model` within `opts`. `progress`, if given, counts runs started.
+pub fn check_exhaustive<M: Model>(model: &M, opts: &ExhaustiveOptions, progress: Option<&AtomicU64>) -> ExhaustiveReport {
+    let started = Instant::now();
+    let mut sim = Sim::new();
+    opts.semantics.apply(&mut sim);
+    sim.choices.set_recording(true);
+    let reduce = opts.reduction && opts.history != HistoryView::Ordered;
+    let mut report = ExhaustiveReport {
+        semantics: opts.semantics,
+        prune_states: opts.prune_states,
+        reduction: reduce,
+        history: opts.history,
+        ..ExhaustiveReport::default()
+    };
+    let mut table = StateTable::default();
+    let mut finals = BTreeSet::new();
+    // The current path: replayed up to its last point, which the last backtrack changed.
+    let mut path: Vec<Point> = Vec::new();
+    loop {
+        let tape: Vec<u32> = path.iter().filter(|p| p.kind.is_some()).map(|p| p.value).collect();
+        let picks: Vec<u32> = path.iter().filter(|p| p.kind.is_none()).map(|p| p.value).collect();
+        sim.choices.reset_tape(&tape);
+        let mut driver = RunDriver::new(&opts.bounds, &mut table, opts.prune_states, reduce, opts.history, &picks, tape.len());
+        let outcome = sim.run_driven(model, &mut driver);
+        if outcome.is_some() {
+            let key = driver.state_key(&sim);
+            driver.table.note_final(key);
+            if opts.collect_final_states {
+                finals.insert(key);
+            }
+        }
+        let (events, cut, new_picks) = (driver.events, driver.cut, std::mem::take(&mut driver.new_picks));
+        let known = path.len();
+        tree::extend(&mut path, sim.choices.recorded(), tape.len(), new_picks);
+        report.sampled_points += path[known..].iter().filter(|p| p.is_sampled(&opts.bounds)).count() as u64;
+        report.runs += 1;
+        report.max_depth = report.max_depth.max(events);
+        report.note_cut(cut);
+        if let Some(o) = outcome {
+            report.note_complete(o, &path, events);
+        }
+        if let Some(p) = progress {
+            p.fetch_add(1, Ordering::Relaxed);
+        }
+        if (opts.stop_at_first && report.violations > 0) || report.runs >= opts.bounds.max_runs {
+            break;
+        }
+        if !tree::backtrack(&mut path, &opts.bounds) {
+            report.exhausted = true;
+            break;
+        }
+    }
+    report.distinct_states = table.len();
+    report.final_states = finals.into_iter().collect();
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.states_per_sec = report.distinct_states as f64 / report.elapsed_s.max(1e-9);
+    report
+}
+
+/// Replay a tape found by `check_exhaustive` in the semantics it was found in.
+pub fn replay<M: Model>(model: &M, semantics: Semantics, tape: &[u32]) -> Outcome {
+    let mut sim = Sim::new();
+    semantics.apply(&mut sim);
+    sim.run_tape(model, tape)
+}

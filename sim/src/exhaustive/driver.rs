@@ -1,0 +1,253 @@
+//! One run of the search. The driver replays the path's prefix, then extends it with the
+//! simplest choices; before every event it records the state (and stops if an earlier visit
+//! covers it), keeps the sleep set of the partial-order reduction, and picks the next event.
+
+use super::tree::{fault_slot, NewPick, FAULT_KINDS};
+use super::{Bounds, HistoryView};
+use crate::actor::Actor;
+use crate::choices::Choice;
+use crate::engine::{Driver, EventInfo, Sim, Step};
+use crate::history::{Entry, StableHasher};
+use std::collections::hash_map::{Entry as Slot, HashMap};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// Why a run stopped before its end.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// It reached a state an earlier visit had explored.
+    Pruned,
+    /// Every event that could run next was asleep: an equivalent run was explored already.
+    Blocked,
+    /// It reached `Bounds::max_events`.
+    Truncated,
+}
+
+/// Keys are already hashes: use them as they are. (Only looked up, never iterated, so the
+/// table's layout cannot leak into results.)
+#[derive(Default)]
+struct PassThrough(u64);
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// How a state was first explored: from which depth (events so far; 0 when depth is unbounded)
+/// and with which events asleep (sorted keys).
+struct Visit {
+    depth: u64,
+    sleep: Vec<u64>,
+}
+
+/// Every state the search has reached, by key.
+#[derive(Default)]
+pub(super) struct StateTable {
+    map: HashMap<u64, Visit, BuildHasherDefault<PassThrough>>,
+}
+
+impl StateTable {
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Record a final state (a run's end is a state too; nothing runs from it).
+    pub fn note_final(&mut self, key: u64) {
+        self.map.entry(key).or_insert(Visit { depth: 0, sleep: Vec::new() });
+    }
+
+    /// Record a visit; true if an earlier one explored at least what this one would: it had as
+    /// much depth left and no event asleep that is awake now. Otherwise this visit explores, and
+    /// the record keeps what is then known to be covered.
+    fn visit(&mut self, key: u64, depth: u64, sleep: &[u64]) -> bool {
+        match self.map.entry(key) {
+            Slot::Vacant(v) => {
+                v.insert(Visit { depth, sleep: sleep.to_vec() });
+                false
+            }
+            Slot::Occupied(mut o) => {
+                let seen = o.get_mut();
+                if seen.depth <= depth && seen.sleep.iter().all(|k| sleep.binary_search(k).is_ok()) {
+                    return true;
+                }
+                if depth < seen.depth {
+                    *seen = Visit { depth, sleep: sleep.to_vec() };
+                } else {
+                    seen.sleep.retain(|k| sleep.binary_search(k).is_ok());
+                    seen.depth = depth;
+                }
+                false
+            }
+        }
+    }
+}
+
+/// A running hash of what the checker reads of the history (see `HistoryView`), updated as
+/// entries are appended.
+struct HistoryKey {
+    view: HistoryView,
+    seen: usize,
+    /// One hash chain for `Ordered`, one per node for `PerNode`.
+    chains: Vec<u64>,
+}
+
+impl HistoryKey {
+    fn update<O: Hash>(&mut self, history: &[Entry<O>]) {
+        for e in &history[self.seen..] {
+            let slot = match self.view {
+                HistoryView::Ordered => 0,
+                HistoryView::PerNode => e.node,
+                HistoryView::Ignored => continue,
+            };
+            if self.chains.len() <= slot {
+                self.chains.resize(slot + 1, 0);
+            }
+            let mut h = StableHasher::default();
+            h.write_u64(self.chains[slot]);
+            e.hash(&mut h);
+            self.chains[slot] = h.finish();
+        }
+        self.seen = history.len();
+    }
+}
+
+/// What one run needs from the search, and what it hands back.
+pub(super) struct RunDriver<'a> {
+    bounds: &'a Bounds,
+    pub table: &'a mut StateTable,
+    prune: bool,
+    reduce: bool,
+    /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
+    prefix_picks: &'a [u32],
+    prefix_choices: usize,
+    picks_done: usize,
+    /// Event picks made past the prefix (the choice answers are in `Sim::choices`).
+    pub new_picks: Vec<NewPick>,
+    /// Events asleep before the next one runs (partial-order reduction), unique by key.
+    sleep: Vec<EventInfo>,
+    history: HistoryKey,
+    faults: [u32; FAULT_KINDS],
+    faults_counted: usize,
+    pub events: u64,
+    pub cut: Option<Cut>,
+}
+
+impl<'a> RunDriver<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        bounds: &'a Bounds,
+        table: &'a mut StateTable,
+        prune: bool,
+        reduce: bool,
+        view: HistoryView,
+        prefix_picks: &'a [u32],
+        prefix_choices: usize,
+    ) -> Self {
+        RunDriver {
+            bounds,
+            table,
+            prune,
+            reduce,
+            prefix_picks,
+            prefix_choices,
+            picks_done: 0,
+            new_picks: Vec::new(),
+            sleep: Vec::new(),
+            history: HistoryKey { view, seen: 0, chains: Vec::new() },
+            faults: [0; FAULT_KINDS],
+            faults_counted: 0,
+            events: 0,
+            cut: None,
+        }
+    }
+
+    /// The key of the simulator's state as the search compares states: everything the rest of
+    /// the run depends on (`Sim::state_hash`), what the checker reads of the history so far, and
+    /// the fault budget spent (a state with budget left can reach more).
+    pub fn state_key<A: Actor>(&mut self, sim: &Sim<A>) -> u64 {
+        self.count_faults(sim.choices.recorded());
+        self.history.update(sim.history());
+        let mut h = StableHasher::default();
+        h.write_u64(sim.state_hash());
+        self.history.chains.hash(&mut h);
+        self.faults.hash(&mut h);
+        h.finish()
+    }
+
+    fn count_faults(&mut self, recorded: &[Choice]) {
+        for c in &recorded[self.faults_counted..] {
+            if let Some(slot) = fault_slot(c.kind) {
+                self.faults[slot] += (c.value != 0) as u32;
+            }
+        }
+        self.faults_counted = recorded.len();
+    }
+
+    fn asleep(&self, e: &EventInfo) -> bool {
+        self.sleep.iter().any(|z| z.key == e.key)
+    }
+
+    /// Which eligible event runs next: the prefix's pick while replaying, else the first one
+    /// awake. `None` if all are asleep.
+    fn pick(&mut self, eligible: &[EventInfo], pos: usize) -> Option<usize> {
+        if eligible.len() == 1 {
+            return (!self.asleep(&eligible[0])).then_some(0);
+        }
+        if let Some(&v) = self.prefix_picks.get(self.picks_done) {
+            self.picks_done += 1;
+            return Some(v as usize);
+        }
+        let asleep: Vec<bool> = eligible.iter().map(|e| self.asleep(e)).collect();
+        let v = asleep.iter().position(|a| !a)?;
+        self.new_picks.push(NewPick { pos, bound: eligible.len() as u32, value: v as u32, asleep });
+        self.picks_done += 1;
+        Some(v)
+    }
+
+    /// Sleep sets (Godefroid): the siblings explored before this pick, and what was asleep
+    /// already, stay asleep after it as long as they are independent of it — any run that
+    /// runs them next is a reordering of one explored in their own subtree.
+    fn update_sleep(&mut self, eligible: &[EventInfo], v: usize) {
+        let e = eligible[v];
+        let mut next: Vec<EventInfo> = self.sleep.iter().chain(&eligible[..v]).filter(|z| z.independent(&e)).copied().collect();
+        next.sort_unstable_by_key(|z| z.key);
+        next.dedup_by_key(|z| z.key);
+        self.sleep = next;
+    }
+}
+
+impl<A: Actor> Driver<A> for RunDriver<'_> {
+    fn next(&mut self, sim: &Sim<A>, eligible: &[EventInfo]) -> Step {
+        if self.events >= self.bounds.max_events {
+            self.cut = Some(Cut::Truncated);
+            return Step::Stop;
+        }
+        // States on the replayed prefix were recorded by the run that first took it.
+        let replaying = self.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
+        if !replaying {
+            let key = self.state_key(sim);
+            let depth = if self.bounds.max_events == u64::MAX { 0 } else { self.events };
+            let sleep: Vec<u64> = self.sleep.iter().map(|z| z.key).collect();
+            if self.table.visit(key, depth, &sleep) && self.prune {
+                self.cut = Some(Cut::Pruned);
+                return Step::Stop;
+            }
+        }
+        let Some(v) = self.pick(eligible, sim.choices.count()) else {
+            self.cut = Some(Cut::Blocked);
+            return Step::Stop;
+        };
+        if self.reduce {
+            self.update_sleep(eligible, v);
+        }
+        self.events += 1;
+        Step::Run(v)
+    }
+}

@@ -1,0 +1,139 @@
+//! The search tree as a stack of choice points: the path of the current run, each point with the
+//! value taken and what it needs to know to pick its next value when the search backtracks.
+
+use super::Bounds;
+use crate::choices::{Choice, ChoiceKind};
+
+/// How many kinds of fault the bounds count.
+pub(super) const FAULT_KINDS: usize = 5;
+
+/// The slot of a fault kind in a `[u32; FAULT_KINDS]` budget, or `None` for other choices.
+pub(super) fn fault_slot(kind: ChoiceKind) -> Option<usize> {
+    match kind {
+        ChoiceKind::Loss => Some(0),
+        ChoiceKind::Duplicate => Some(1),
+        ChoiceKind::Crash => Some(2),
+        ChoiceKind::Pause => Some(3),
+        ChoiceKind::Partition => Some(4),
+        _ => None,
+    }
+}
+
+/// One decision of a run: a choice drawn from `Choices` (`kind` is `Some`), or the next event
+/// picked by the driver (`kind` is `None`; a replay draws it as a `Tie`).
+#[derive(Clone, Debug)]
+pub(super) struct Point {
+    pub kind: Option<ChoiceKind>,
+    pub bound: u32,
+    pub value: u32,
+    /// Faults injected by the points before this one, per kind.
+    pub faults: [u32; FAULT_KINDS],
+    /// Event picks only: which eligible events were asleep here (never to be tried: the
+    /// partial-order reduction proved them covered by a sibling explored earlier).
+    pub asleep: Vec<bool>,
+}
+
+/// A new event pick the driver made past the replayed prefix, with its place among the choices.
+#[derive(Clone, Debug)]
+pub(super) struct NewPick {
+    /// How many `Choices` answers preceded it in the run.
+    pub pos: usize,
+    pub bound: u32,
+    pub value: u32,
+    pub asleep: Vec<bool>,
+}
+
+impl Point {
+    /// The fault budget after this point.
+    pub fn faults_after(&self) -> [u32; FAULT_KINDS] {
+        let mut f = self.faults;
+        if let Some(slot) = self.kind.and_then(fault_slot) {
+            f[slot] += (self.value != 0) as u32;
+        }
+        f
+    }
+
+    /// The value to try after `self.value`, if any is left within the bounds.
+    pub fn next_value(&self, bounds: &Bounds) -> Option<u32> {
+        let Some(kind) = self.kind else {
+            return (self.value + 1..self.bound).find(|&v| !self.asleep[v as usize]);
+        };
+        if let Some(slot) = fault_slot(kind) {
+            // Any non-zero value injects the fault: the first one spends the budget.
+            let allowed = self.value > 0 || self.faults[slot] < bounds.fault_limit(slot);
+            return (allowed && self.value + 1 < self.bound).then_some(self.value + 1);
+        }
+        sampled(self.bound, bounds.max_values).find(|&v| v > self.value)
+    }
+
+    /// True if only some of this choice's values are explored (see `Bounds::max_values`).
+    pub fn is_sampled(&self, bounds: &Bounds) -> bool {
+        self.kind.is_some_and(|k| fault_slot(k).is_none()) && self.bound > bounds.max_values.max(2)
+    }
+}
+
+/// The values explored for a choice in `0..bound`: all of them when there are at most `max`,
+/// else `max` values spread evenly from 0 to `bound - 1` (both ends always included).
+fn sampled(bound: u32, max: u32) -> impl Iterator<Item = u32> {
+    let max = max.max(2);
+    let n = bound.min(max);
+    (0..n).map(move |i| if bound <= max { i } else { (i as u64 * (bound - 1) as u64 / (n - 1) as u64) as u32 })
+}
+
+/// Append the decisions of a run past its prefix to `stack`: the `Choices` answers recorded after
+/// the prefix's and the driver's new event picks, merged in the order the run made them.
+pub(super) fn extend(stack: &mut Vec<Point>, recorded: &[Choice], replayed: usize, picks: Vec<NewPick>) {
+    let mut picks = picks.into_iter().peekable();
+    let mut merged: Vec<(Option<ChoiceKind>, u32, u32, Vec<bool>)> = Vec::new();
+    for (pos, c) in recorded.iter().enumerate().skip(replayed) {
+        while let Some(t) = picks.next_if(|t| t.pos <= pos) {
+            merged.push((None, t.bound, t.value, t.asleep));
+        }
+        merged.push((Some(c.kind), c.bound, c.value, Vec::new()));
+    }
+    merged.extend(picks.map(|t| (None, t.bound, t.value, t.asleep)));
+    for (kind, bound, value, asleep) in merged {
+        let faults = stack.last().map_or([0; FAULT_KINDS], Point::faults_after);
+        stack.push(Point { kind, bound, value, faults, asleep });
+    }
+}
+
+/// Move to the next path: change the deepest point that has a value left, dropping the points
+/// below it. False when the tree is exhausted.
+pub(super) fn backtrack(stack: &mut Vec<Point>, bounds: &Bounds) -> bool {
+    while let Some(p) = stack.last_mut() {
+        if let Some(v) = p.next_value(bounds) {
+            p.value = v;
+            return true;
+        }
+        stack.pop();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_choices_are_sampled_evenly_with_both_ends() {
+        assert_eq!(sampled(5, 8).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(sampled(101, 3).collect::<Vec<_>>(), vec![0, 50, 100]);
+        assert_eq!(sampled(1_000_000, 2).collect::<Vec<_>>(), vec![0, 999_999]);
+    }
+
+    #[test]
+    fn a_fault_is_tried_only_within_its_budget() {
+        let bounds = Bounds { max_lost: 1, ..Bounds::default() };
+        let mut p = Point { kind: Some(ChoiceKind::Loss), bound: 2, value: 0, faults: [0; FAULT_KINDS], asleep: vec![] };
+        assert_eq!(p.next_value(&bounds), Some(1));
+        p.faults[0] = 1;
+        assert_eq!(p.next_value(&bounds), None);
+    }
+
+    #[test]
+    fn picks_skip_asleep_events() {
+        let p = Point { kind: None, bound: 4, value: 0, faults: [0; FAULT_KINDS], asleep: vec![false, true, true, false] };
+        assert_eq!(p.next_value(&Bounds::default()), Some(3));
+    }
+}
