@@ -179,8 +179,8 @@ pub enum AppendFsync {
 pub enum KeyStore {
     Postgres {
         /// `synchronous_commit = on`: COMMIT returns after the WAL is flushed. `off`: it returns
-        /// at once and the WAL writer flushes every `wal_writer_delay_us`; a crash loses up to
-        /// 3 x that of acknowledged commits, as if they had aborted.
+        /// at once and the WAL writer flushes it within 3 x `wal_writer_delay_us` (the model takes
+        /// that worst case); a crash before then loses acknowledged commits, as if they had aborted.
         synchronous_commit: bool,
         /// A unique index on the key. Without it two inserts of one key both succeed.
         unique_constraint: bool,
