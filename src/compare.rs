@@ -1,0 +1,245 @@
+//! `idemsim compare`: the same seeds against each design, side by side.
+
+use crate::{BadInput, Found, Result};
+use invariants::Obs;
+use models::Scenario;
+use serde::Serialize;
+use sim::Sim;
+use std::fmt::Write;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// A GitHub-flavoured markdown table.
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// One design's line of the comparison.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub runs: u64,
+    pub violating_runs: u64,
+    pub rate: f64,
+    /// 95% Wilson score interval of the violation rate.
+    pub rate_low: f64,
+    pub rate_high: f64,
+    pub first_failing_seed: Option<u64>,
+    pub first_invariant: Option<String>,
+    /// Attempts (requests sent, retries included) per operation started.
+    pub mean_attempts_per_operation: f64,
+    pub mean_sim_time_ms: f64,
+}
+
+/// The 95% Wilson score interval for `k` successes in `n` trials.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (n, p) = (n as f64, k as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+#[derive(Default)]
+struct Acc {
+    runs: u64,
+    violating: u64,
+    first: Option<(u64, String)>,
+    attempts: u64,
+    operations: u64,
+    sim_time_us: u64,
+}
+
+/// Run `seeds` of `scenario` on `threads` threads, counting attempts per operation as well.
+pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> Row {
+    const CHUNK: u64 = 64;
+    let model = scenario.model();
+    let next = AtomicU64::new(seeds.start);
+    let total = Mutex::new(Acc::default());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut sim = Sim::new();
+                let mut a = Acc::default();
+                loop {
+                    let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    if lo >= seeds.end {
+                        break;
+                    }
+                    let hi = (lo + CHUNK).min(seeds.end);
+                    for seed in lo..hi {
+                        let o = sim.run_seed(&model, seed);
+                        a.runs += 1;
+                        a.sim_time_us += o.stats.sim_time_us;
+                        for e in sim.history() {
+                            match e.obs {
+                                Obs::OpStarted { .. } => a.operations += 1,
+                                Obs::Sent { .. } => a.attempts += 1,
+                                _ => {}
+                            }
+                        }
+                        if let Some(v) = o.verdict.violation() {
+                            a.violating += 1;
+                            if !a.first.as_ref().is_some_and(|(f, _)| *f <= seed) {
+                                a.first = Some((seed, v.invariant.clone()));
+                            }
+                        }
+                    }
+                    if let Some(p) = progress {
+                        p.fetch_add(hi - lo, Ordering::Relaxed);
+                    }
+                }
+                let mut t = total.lock().expect("no thread panics holding the lock");
+                t.runs += a.runs;
+                t.violating += a.violating;
+                t.attempts += a.attempts;
+                t.operations += a.operations;
+                t.sim_time_us += a.sim_time_us;
+                if let Some((seed, inv)) = a.first {
+                    if !t.first.as_ref().is_some_and(|(f, _)| *f <= seed) {
+                        t.first = Some((seed, inv));
+                    }
+                }
+            });
+        }
+    });
+    let a = total.into_inner().expect("threads joined");
+    let (lo, hi) = wilson(a.violating, a.runs);
+    let div = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
+    Row {
+        scenario: scenario.name.clone(),
+        runs: a.runs,
+        violating_runs: a.violating,
+        rate: div(a.violating as f64, a.runs),
+        rate_low: lo,
+        rate_high: hi,
+        first_failing_seed: a.first.as_ref().map(|f| f.0),
+        first_invariant: a.first.map(|f| f.1),
+        mean_attempts_per_operation: div(a.attempts as f64, a.operations),
+        mean_sim_time_ms: div(a.sim_time_us as f64 / 1000.0, a.runs),
+    }
+}
+
+pub fn run(scenarios: &[String], seeds: Range<u64>, threads: usize, swarm: bool, format: Format) -> Result<Found> {
+    if scenarios.is_empty() {
+        return Err(BadInput("compare needs at least one SCENARIO".into()));
+    }
+    let mut loaded = Vec::new();
+    for s in scenarios {
+        let mut sc = crate::input::load_scenario(s)?;
+        sc.swarm |= swarm;
+        loaded.push(sc);
+    }
+    let total = (seeds.end - seeds.start) * loaded.len() as u64;
+    let rows = crate::explore::with_progress(total, |progress| {
+        loaded.iter().map(|s| measure(s, seeds.clone(), threads, progress)).collect::<Vec<_>>()
+    });
+    print!("{}", render(&rows, format, &seeds));
+    Ok(if rows.iter().any(|r| r.violating_runs > 0) { Found::Violation } else { Found::Nothing })
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
+    let header = ["scenario", "runs", "violating", "rate", "95% interval", "first failing seed", "attempts/op", "mean sim time"];
+    let cells = |r: &Row| {
+        vec![
+            r.scenario.clone(),
+            r.runs.to_string(),
+            r.violating_runs.to_string(),
+            pct(r.rate),
+            format!("{} - {}", pct(r.rate_low), pct(r.rate_high)),
+            r.first_failing_seed.map_or("-".into(), |s| format!("{s} ({})", r.first_invariant.as_deref().unwrap_or(""))),
+            format!("{:.2}", r.mean_attempts_per_operation),
+            format!("{:.1} ms", r.mean_sim_time_ms),
+        ]
+    };
+    let mut out = String::new();
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({"seeds": {"start": seeds.start, "end": seeds.end}, "rows": rows});
+            out = serde_json::to_string_pretty(&v).expect("json") + "\n";
+        }
+        Format::Csv => {
+            out.push_str("scenario,runs,violating_runs,rate,rate_low,rate_high,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms\n");
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{:.6},{:.6},{:.6},{},{},{:.4},{:.3}",
+                    r.scenario,
+                    r.runs,
+                    r.violating_runs,
+                    r.rate,
+                    r.rate_low,
+                    r.rate_high,
+                    r.first_failing_seed.map_or(String::new(), |s| s.to_string()),
+                    r.first_invariant.as_deref().unwrap_or(""),
+                    r.mean_attempts_per_operation,
+                    r.mean_sim_time_ms
+                );
+            }
+        }
+        Format::Markdown => {
+            let _ = writeln!(out, "| {} |", header.join(" | "));
+            let _ = writeln!(out, "|{}", ["---|", "---:|", "---:|", "---:|", "---:|", "---|", "---:|", "---:|"].concat());
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "| {} |",
+                    cells(r).iter().map(|c| if c == &r.scenario { format!("`{c}`") } else { c.clone() }).collect::<Vec<_>>().join(" | ")
+                );
+            }
+        }
+        Format::Table => {
+            let body: Vec<Vec<String>> = rows.iter().map(cells).collect();
+            let widths: Vec<usize> =
+                (0..header.len()).map(|i| body.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+            let line = |cells: &[String]| {
+                let mut l = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    let pad = widths[i] - c.chars().count();
+                    if i == 0 || i == 5 {
+                        l.push_str(c);
+                        l.push_str(&" ".repeat(pad));
+                    } else {
+                        l.push_str(&" ".repeat(pad));
+                        l.push_str(c);
+                    }
+                    l.push_str("  ");
+                }
+                l.trim_end().to_string()
+            };
+            let _ = writeln!(out, "{}", line(&header.map(String::from)));
+            for r in &body {
+                let _ = writeln!(out, "{}", line(r));
+            }
+            let _ = writeln!(out, "(seeds {}..{} for every design; interval: 95% Wilson)", seeds.start, seeds.end);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_interval_matches_known_values() {
+        let (lo, hi) = wilson(0, 100);
+        assert!(lo < 1e-9 && (hi - 0.037).abs() < 0.001, "{lo} {hi}");
+        let (lo, hi) = wilson(50, 100);
+        assert!((lo - 0.4038).abs() < 0.001 && (hi - 0.5962).abs() < 0.001, "{lo} {hi}");
+    }
+}

@@ -1,0 +1,302 @@
+//! `idemsim explore` (many seeds on all cores, sharded) and `idemsim merge` (shard results into
+//! the summary one machine would give).
+
+use crate::seedfile::SeedFile;
+use crate::{program, shell_quote, BadInput, Found, Result};
+use models::run::Source;
+use models::{Expect, Scenario};
+use serde::{Deserialize, Serialize};
+use sim::{ExploreReport, Shard};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where explore writes seed files unless told otherwise (not `seeds/`: that is the committed
+/// regression corpus, which only shrunk, reviewed files should enter).
+pub const DEFAULT_SAVE_DIR: &str = "idemsim-seeds";
+
+pub struct Args {
+    pub scenario: String,
+    pub runs: u64,
+    pub seed: u64,
+    pub threads: usize,
+    pub shard: Option<Shard>,
+    pub swarm: bool,
+    pub json: bool,
+    pub save: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Seeds {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FirstViolation {
+    pub seed: u64,
+    pub invariant: String,
+    pub message: String,
+    /// The seed file written for it (null if none was written).
+    pub seed_file: Option<String>,
+    /// The command that replays it.
+    pub replay: String,
+}
+
+/// What `explore --json` prints, and what `merge` reads and prints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub scenario: String,
+    /// A hash of the whole scenario: shards of different scenarios refuse to merge.
+    pub scenario_digest: String,
+    pub swarm: bool,
+    /// The seeds this summary covers (a shard's part, or the whole range).
+    pub seeds: Seeds,
+    /// `K/N` for one shard's result; null for a whole range or a merge.
+    pub shard: Option<String>,
+    pub runs: u64,
+    pub violations: u64,
+    pub violations_by_invariant: BTreeMap<String, u64>,
+    /// Runs that reached the time limit with events left.
+    pub time_limited: u64,
+    pub runs_per_sec: f64,
+    pub elapsed_sec: f64,
+    pub threads: usize,
+    pub first_violation: Option<FirstViolation>,
+    /// Everything merging needs: counts, stats, the lowest failing seed, the XOR of history hashes.
+    pub report: ExploreReport,
+}
+
+pub fn digest(scenario: &Scenario) -> String {
+    use std::hash::Hasher;
+    let mut h = sim::StableHasher::default();
+    h.write(scenario.to_toml().as_bytes());
+    format!("{:016x}", h.finish())
+}
+
+pub fn run(args: &Args) -> Result<Found> {
+    let mut scenario = crate::input::load_scenario(&args.scenario)?;
+    scenario.swarm |= args.swarm;
+    let end = args.seed.checked_add(args.runs).ok_or_else(|| BadInput(format!("--seed {} + --runs {} overflows", args.seed, args.runs)))?;
+    let seeds = match args.shard {
+        Some(shard) => shard.range(args.seed..end),
+        None => args.seed..end,
+    };
+    let threads = args.threads.max(1);
+    let started = Instant::now();
+    let report = with_progress(seeds.end - seeds.start, |progress| scenario.explore(seeds.clone(), threads, progress));
+    let elapsed = started.elapsed().as_secs_f64();
+    let first_violation = match &report.first {
+        None => None,
+        Some(found) => {
+            let file = SeedFile::new(
+                scenario.clone(),
+                &Source::Seed(found.seed),
+                Expect::Violation(found.violation.invariant.clone()),
+                found.violation.message.clone(),
+            );
+            let path = crate::seedfile::default_path(&args.save, &scenario, found.seed);
+            file.write(&path)?;
+            let shown = path.display().to_string();
+            Some(FirstViolation {
+                seed: found.seed,
+                invariant: found.violation.invariant.clone(),
+                message: found.violation.message.clone(),
+                replay: format!("{} replay {}", program(), shell_quote(&shown)),
+                seed_file: Some(shown),
+            })
+        }
+    };
+    let summary = Summary {
+        scenario: scenario.name.clone(),
+        scenario_digest: digest(&scenario),
+        swarm: scenario.swarm,
+        seeds: Seeds { start: seeds.start, end: seeds.end },
+        shard: args.shard.map(|s| format!("{}/{}", s.index + 1, s.count)),
+        runs: report.runs,
+        violations: report.violations,
+        violations_by_invariant: report.by_invariant.clone(),
+        time_limited: report.time_limited,
+        runs_per_sec: if elapsed > 0.0 { (report.runs as f64 / elapsed).round() } else { 0.0 },
+        elapsed_sec: (elapsed * 1000.0).round() / 1000.0,
+        threads,
+        first_violation,
+        report,
+    };
+    print_summary(&summary, args.json, Some(&scenario.expect));
+    Ok(found(&summary))
+}
+
+fn found(s: &Summary) -> Found {
+    if s.violations > 0 {
+        Found::Violation
+    } else {
+        Found::Nothing
+    }
+}
+
+/// Run `work` with a progress bar on stderr if stderr is a terminal (nothing otherwise).
+pub fn with_progress<T: Send>(total: u64, work: impl FnOnce(Option<&AtomicU64>) -> T + Send) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let done = AtomicU64::new(0);
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} runs  {msg}  eta {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            let started = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                let n = done.load(Ordering::Relaxed);
+                bar.set_message(format!("{:.0} runs/s", n as f64 / started.elapsed().as_secs_f64().max(1e-3)));
+                bar.set_position(n);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let out = work(Some(&done));
+        finished.store(true, Ordering::Relaxed);
+        out
+    });
+    bar.finish_and_clear();
+    out
+}
+
+pub fn print_summary(s: &Summary, json: bool, expect: Option<&Expect>) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s).expect("a summary serializes"));
+    } else {
+        print!("{}", text(s, expect));
+    }
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        "0%".into()
+    } else {
+        format!("{:.2}%", 100.0 * n as f64 / of as f64)
+    }
+}
+
+pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
+    let mut out = String::new();
+    let shard = s.shard.as_ref().map(|k| format!(" (shard {k})")).unwrap_or_default();
+    let swarm = if s.swarm { ", swarm" } else { "" };
+    let _ = writeln!(out, "explore {}{swarm}: seeds {}..{}{shard}", s.scenario, s.seeds.start, s.seeds.end);
+    let _ = writeln!(out, "{} runs in {:.2} s on {} threads: {} runs/s", s.runs, s.elapsed_sec, s.threads, s.runs_per_sec);
+    if s.violations == 0 {
+        let _ = writeln!(out, "no violations");
+    } else {
+        let _ = writeln!(out, "violating runs: {} ({})", s.violations, pct(s.violations, s.runs));
+        let w = s.violations_by_invariant.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (inv, n) in &s.violations_by_invariant {
+            let _ = writeln!(out, "  {inv:w$}  {n:>8}  {}", pct(*n, s.runs));
+        }
+    }
+    if s.time_limited > 0 {
+        let _ = writeln!(out, "runs that hit the time limit with events left: {}", s.time_limited);
+    }
+    if let Some(f) = &s.first_violation {
+        let _ = writeln!(out, "\nfirst violation: seed {}, {}", f.seed, f.invariant);
+        let _ = writeln!(out, "  {}", f.message);
+        if let Some(file) = &f.seed_file {
+            let _ = writeln!(out, "\nseed file:  {file}");
+        }
+        let _ = writeln!(out, "replay it:  {}", f.replay);
+        if let Some(file) = &f.seed_file {
+            let _ = writeln!(out, "shrink it:  {} shrink {}", program(), shell_quote(file));
+        }
+    }
+    match expect {
+        Some(Expect::Pass) if s.violations > 0 => {
+            let _ = writeln!(out, "\nThis scenario is expected to pass: that is a finding.");
+        }
+        Some(Expect::Violation(inv)) if s.violations == 0 => {
+            let _ = writeln!(out, "\nThis scenario is expected to violate {inv}; try more --runs or --swarm.");
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Merge shard summaries (disjoint, contiguous seed ranges of one scenario) into the summary of
+/// the whole range. `runs_per_sec` is the sum of the shards' rates (they ran side by side).
+pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
+    let mut parts = parts;
+    if parts.is_empty() {
+        return Err(BadInput("merge needs at least one explore --json result".into()));
+    }
+    parts.sort_by_key(|p| p.seeds.start);
+    let first = &parts[0];
+    for p in &parts[1..] {
+        if p.scenario_digest != first.scenario_digest || p.swarm != first.swarm {
+            return Err(BadInput(format!(
+                "cannot merge results of different scenarios: {} (digest {}) and {} (digest {})",
+                first.scenario, first.scenario_digest, p.scenario, p.scenario_digest
+            )));
+        }
+    }
+    for w in parts.windows(2) {
+        if w[0].seeds.end != w[1].seeds.start {
+            return Err(BadInput(format!(
+                "seed ranges {}..{} and {}..{} {}: merge the shards of one search (all K of --shard K/N, same --seed and --runs)",
+                w[0].seeds.start,
+                w[0].seeds.end,
+                w[1].seeds.start,
+                w[1].seeds.end,
+                if w[0].seeds.end > w[1].seeds.start { "overlap" } else { "leave a gap" }
+            )));
+        }
+    }
+    let mut report = ExploreReport::default();
+    let mut first_violation: Option<FirstViolation> = None;
+    for p in &parts {
+        report.merge(p.report.clone());
+        if let Some(f) = &p.first_violation {
+            if !first_violation.as_ref().is_some_and(|g| g.seed <= f.seed) {
+                first_violation = Some(f.clone());
+            }
+        }
+    }
+    let last = parts.last().expect("non-empty");
+    Ok(Summary {
+        scenario: first.scenario.clone(),
+        scenario_digest: first.scenario_digest.clone(),
+        swarm: first.swarm,
+        seeds: Seeds { start: first.seeds.start, end: last.seeds.end },
+        shard: None,
+        runs: report.runs,
+        violations: report.violations,
+        violations_by_invariant: report.by_invariant.clone(),
+        time_limited: report.time_limited,
+        runs_per_sec: parts.iter().map(|p| p.runs_per_sec).sum(),
+        elapsed_sec: parts.iter().map(|p| p.elapsed_sec).fold(0.0, f64::max),
+        threads: parts.iter().map(|p| p.threads).sum(),
+        first_violation,
+        report,
+    })
+}
+
+pub fn merge_files(files: &[PathBuf], json: bool) -> Result<Found> {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = if f.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).map_err(|e| BadInput(format!("stdin: {e}")))?
+        } else {
+            crate::input::read(Path::new(f))?
+        };
+        let s: Summary =
+            serde_json::from_str(&text).map_err(|e| BadInput(format!("{}: not an `idemsim explore --json` result: {e}", f.display())))?;
+        parts.push(s);
+    }
+    let merged = merge(parts)?;
+    print_summary(&merged, json, None);
+    Ok(found(&merged))
+}

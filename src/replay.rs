@@ -1,0 +1,171 @@
+//! `idemsim replay`: one run, step by step.
+
+use crate::seedfile::SeedFile;
+use crate::{render, BadInput, Found, Result};
+use models::run::{RunRecord, Source};
+use models::{Expect, Scenario};
+use serde_json::json;
+use sim::TraceKind;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A run to replay or shrink: from a seed file, or a scenario and a seed.
+pub struct RunInput {
+    pub scenario: Scenario,
+    pub source: Source,
+    /// The verdict a seed file recorded.
+    pub expect: Option<Expect>,
+    /// Where it came from, for titles and messages.
+    pub origin: String,
+    /// The seed file it was read from.
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl RunInput {
+    /// `INPUT` is a seed file (when `seed` is None) or a SCENARIO to run with `seed`.
+    pub fn resolve(input: &str, seed: Option<u64>, swarm: bool) -> Result<RunInput> {
+        match seed {
+            Some(seed) => {
+                let mut scenario = crate::input::load_scenario(input)?;
+                scenario.swarm |= swarm;
+                Ok(RunInput {
+                    scenario,
+                    source: Source::Seed(seed),
+                    expect: None,
+                    origin: format!("{} --seed {seed}", scenario_label(input)),
+                    path: None,
+                })
+            }
+            None => {
+                let path = Path::new(input);
+                if !path.is_file() {
+                    if models::presets::get(input).is_some() {
+                        return Err(BadInput(format!(
+                            "{input} is a preset: say which run with --seed S (e.g. `idemsim replay {input} --seed 0`), or give a seed file"
+                        )));
+                    }
+                    if input.ends_with(".toml") {
+                        return Err(BadInput(format!("{input}: no such file")));
+                    }
+                    return Err(crate::input::unknown_preset(input));
+                }
+                let text = crate::input::read(path)?;
+                if !crate::seedfile::looks_like_seed_file(&text) && Scenario::from_toml(&text).is_ok() {
+                    return Err(BadInput(format!("{input} is a scenario file: say which run with --seed S, or give a seed file")));
+                }
+                let file = SeedFile::load(path)?;
+                if swarm && !file.scenario.swarm {
+                    return Err(BadInput("--swarm applies to SCENARIO --seed S; a seed file carries its own scenario".into()));
+                }
+                Ok(RunInput {
+                    source: file.source(),
+                    scenario: file.scenario,
+                    expect: Some(file.expect),
+                    origin: input.to_string(),
+                    path: Some(path.to_path_buf()),
+                })
+            }
+        }
+    }
+
+    pub fn source_json(&self) -> serde_json::Value {
+        match &self.source {
+            Source::Seed(s) => json!({"seed": s}),
+            Source::Tape(t) => json!({"tape": t}),
+        }
+    }
+
+    pub fn source_text(&self) -> String {
+        match &self.source {
+            Source::Seed(s) => format!("seed {s}"),
+            Source::Tape(t) => format!("a tape of {} choices", t.len()),
+        }
+    }
+}
+
+fn scenario_label(input: &str) -> String {
+    crate::shell_quote(input)
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One line per event, for a terminal.
+    Text,
+    /// A mermaid sequenceDiagram (paste into a GitHub comment inside ```mermaid).
+    Mermaid,
+    /// One JSON object: verdict, stats, every event, the history.
+    Json,
+}
+
+pub fn run(input: &RunInput, format: Format, verbose: bool) -> Result<Found> {
+    let record = input.scenario.record(&input.source, true);
+    if verbose {
+        emit_tracing(&record);
+    }
+    let title = format!("replay {} ({}): scenario {}", input.origin, input.source_text(), input.scenario.name);
+    match format {
+        Format::Text => print!("{}", render::text(&record, &title)),
+        Format::Mermaid => print!("{}", render::mermaid(&record)),
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&render::json(&record, &input.scenario.name, &input.source_json())).expect("json"))
+        }
+    }
+    let got = match record.outcome.verdict.violation() {
+        Some(v) => Expect::Violation(v.invariant.clone()),
+        None => Expect::Pass,
+    };
+    if let Some(expect) = &input.expect {
+        if *expect != got {
+            eprintln!(
+                "warning: {} recorded `expect = \"{expect}\"` but this run got {got}: the seed file no longer reproduces (the models or the engine changed). Re-record it with `idemsim explore` and `idemsim shrink`.",
+                input.origin
+            );
+        }
+    }
+    Ok(if record.outcome.verdict.is_pass() { Found::Nothing } else { Found::Violation })
+}
+
+static NOW_US: AtomicU64 = AtomicU64::new(0);
+
+/// Simulated time, for tracing-subscriber's timestamp column.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:>12}", crate::ms(NOW_US.load(Ordering::Relaxed)))
+    }
+}
+
+/// Re-emit the run as `tracing` events inside one span per actor, stamped with simulated time,
+/// on stderr.
+fn emit_tracing(record: &RunRecord) {
+    let _ = tracing_subscriber::fmt()
+        .with_timer(SimTime)
+        .with_target(false)
+        .with_level(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_max_level(tracing::Level::TRACE)
+        .try_init();
+    let spans: Vec<tracing::Span> = record.node_names.iter().map(|n| tracing::info_span!("actor", node = %n)).collect();
+    let name = |i: usize| record.node_names[i].as_str();
+    for e in &record.trace {
+        NOW_US.store(e.at_us, Ordering::Relaxed);
+        let _g = spans[e.node].enter();
+        match &e.kind {
+            TraceKind::Send { to, msg, duplicated } => tracing::debug!(to = %name(*to), duplicated, "send {}", render::tidy(msg)),
+            TraceKind::Lose { to, msg, cause } => tracing::warn!(to = %name(*to), ?cause, "lost {}", render::tidy(msg)),
+            TraceKind::Deliver { from, msg } => tracing::debug!(from = %name(*from), "deliver {}", render::tidy(msg)),
+            TraceKind::Timer { timer } => tracing::trace!("timer {}", render::tidy(timer)),
+            TraceKind::Crash { writes_lost } => tracing::warn!(writes_lost, "crash"),
+            TraceKind::Restart => tracing::info!("restart"),
+            TraceKind::Pause { until_us } => tracing::warn!(until = %crate::ms(*until_us), "pause"),
+            TraceKind::Resume => tracing::info!("resume"),
+            TraceKind::PartitionStart { dir } => tracing::warn!(?dir, "partitioned"),
+            TraceKind::PartitionEnd { dir } => tracing::info!(?dir, "partition healed"),
+            TraceKind::Write { record } => tracing::trace!("write {}", render::tidy(record)),
+            TraceKind::Fsync { durable_records } => tracing::trace!(durable_records, "fsync"),
+            TraceKind::Observe { obs, index } => tracing::info!(index, "observe {}", render::tidy(obs)),
+        }
+    }
+}

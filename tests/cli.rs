@@ -1,0 +1,466 @@
+//! The command line end to end: every subcommand, the exit-status contract (0 nothing violated,
+//! 1 a violation, 2 bad input) and every bad-input path. Small `--runs` keep it to seconds.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+const BUG: &str = "payment/setnx-everysec";
+const GOOD: &str = "payment/durable-on-conflict";
+
+fn idemsim() -> Command {
+    let mut c = Command::cargo_bin("idemsim").expect("the idemsim binary is built");
+    c.env_remove("CARGO_PKG_NAME");
+    c
+}
+
+fn json(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+/// The preset as a scenario file, edited by `edit`.
+fn scenario_file(dir: &TempDir, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = models::presets::get(BUG).unwrap().to_toml();
+    let path = dir.path().join(name);
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// `explore BUG` into `dir`; returns the seed file it wrote.
+fn find_bug(dir: &Path) -> PathBuf {
+    let out = idemsim()
+        .args(["explore", BUG, "--runs", "200", "--threads", "2", "--json", "--save"])
+        .arg(dir)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    PathBuf::from(json(&out)["first_violation"]["seed_file"].as_str().expect("a seed file").to_string())
+}
+
+#[test]
+fn help_says_how_to_use_it() {
+    idemsim().arg("--help").assert().success().stdout(predicate::str::contains("Exit status: 0").and(predicate::str::contains("explore")));
+    idemsim().args(["explore", "--help"]).assert().success().stdout(predicate::str::contains("--shard <K/N>"));
+}
+
+#[test]
+fn list_shows_every_preset_with_its_verdict() {
+    let out = idemsim().arg("list").assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    for p in models::presets::all() {
+        let line = text.lines().find(|l| l.starts_with(&format!("{} ", p.name))).unwrap_or_else(|| panic!("{} missing", p.name));
+        assert!(line.contains(&p.expect.to_string()), "{line}");
+    }
+    let out = idemsim().args(["list", "--json"]).assert().success().get_output().stdout.clone();
+    assert_eq!(json(&out).as_array().unwrap().len(), models::presets::all().len());
+}
+
+#[test]
+fn list_toml_prints_a_scenario_file_that_loads_back() {
+    let out = idemsim().args(["list", "--toml", BUG]).assert().success().get_output().stdout.clone();
+    let s = models::Scenario::from_toml(&String::from_utf8(out).unwrap()).unwrap();
+    assert_eq!(s, models::presets::get(BUG).unwrap());
+}
+
+#[test]
+fn explore_finds_a_violation_writes_a_seed_file_and_prints_the_replay_command() {
+    let dir = TempDir::new().unwrap();
+    let a = idemsim().args(["explore", BUG, "--runs", "200", "--threads", "2", "--save"]).arg(dir.path()).assert().code(1);
+    let text = String::from_utf8(a.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("first violation: seed") && text.contains("exactly_once_charge"), "{text}");
+    let replay = text.lines().find_map(|l| l.strip_prefix("replay it:  ")).expect("a replay command");
+    let file = replay.strip_prefix("idemsim replay ").expect("idemsim replay FILE");
+    assert!(Path::new(file).is_file(), "{file}");
+    // The printed command works and reproduces the violation.
+    idemsim().args(["replay", file]).assert().code(1).stdout(predicate::str::contains("VIOLATION of exactly_once_charge"));
+}
+
+#[test]
+fn explore_of_a_correct_design_passes() {
+    let dir = TempDir::new().unwrap();
+    idemsim()
+        .args(["explore", GOOD, "--runs", "200", "--threads", "2", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("200 runs").and(predicate::str::contains("no violations")));
+    assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 0, "no seed file for a pass");
+}
+
+#[test]
+fn explore_json_has_the_contract_fields() {
+    let dir = TempDir::new().unwrap();
+    let out = idemsim()
+        .args(["explore", BUG, "--runs", "200", "--seed", "5", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["scenario"], BUG);
+    assert_eq!(v["runs"], 200);
+    assert!(v["violations"].as_u64().unwrap() > 0);
+    assert!(v["runs_per_sec"].as_f64().unwrap() > 0.0);
+    let f = &v["first_violation"];
+    assert!(f["seed"].as_u64().unwrap() >= 5);
+    assert_eq!(f["invariant"], "exactly_once_charge");
+    assert!(f["message"].as_str().unwrap().contains("double charge"));
+    assert!(Path::new(f["seed_file"].as_str().unwrap()).is_file());
+    let out = idemsim().args(["explore", GOOD, "--runs", "50", "--json"]).assert().code(0).get_output().stdout.clone();
+    assert!(json(&out)["first_violation"].is_null());
+}
+
+#[test]
+fn explore_swarm_runs() {
+    let dir = TempDir::new().unwrap();
+    let out = idemsim()
+        .args(["explore", BUG, "--runs", "200", "--swarm", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["swarm"], true);
+    assert_eq!(v["runs"], 200);
+}
+
+/// The summary minus what depends on the machine (timing, threads, which shard).
+fn comparable(mut v: Value) -> Value {
+    for k in ["runs_per_sec", "elapsed_sec", "threads", "shard"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    v
+}
+
+#[test]
+fn merged_shards_equal_the_one_machine_summary() {
+    let dir = TempDir::new().unwrap();
+    let whole = idemsim()
+        .args(["explore", BUG, "--runs", "300", "--seed", "10", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let out = idemsim()
+            .args(["explore", BUG, "--runs", "300", "--seed", "10", "--threads", "1", "--json", "--shard", &format!("{k}/3"), "--save"])
+            .arg(dir.path())
+            .assert()
+            .get_output()
+            .stdout
+            .clone();
+        assert_eq!(json(&out)["shard"], format!("{k}/3"));
+        let f = dir.path().join(format!("shard{k}.json"));
+        std::fs::write(&f, out).unwrap();
+        files.push(f);
+    }
+    files.reverse(); // order does not matter
+    let merged = idemsim().arg("merge").args(&files).arg("--json").assert().code(1).get_output().stdout.clone();
+    assert_eq!(comparable(json(&merged)), comparable(json(&whole)));
+    // Text output too.
+    idemsim().arg("merge").args(&files).assert().code(1).stdout(predicate::str::contains("explore payment/setnx-everysec: seeds 10..310"));
+    // Two shards of three leave a gap: refused.
+    idemsim().arg("merge").args([&files[0], &files[2]]).assert().code(2).stderr(predicate::str::contains("leave a gap"));
+}
+
+#[test]
+fn merge_refuses_different_scenarios_and_non_json() {
+    let dir = TempDir::new().unwrap();
+    let a = idemsim()
+        .args(["explore", BUG, "--runs", "20", "--json", "--shard", "1/2", "--save"])
+        .arg(dir.path())
+        .assert()
+        .get_output()
+        .stdout
+        .clone();
+    let b = idemsim().args(["explore", GOOD, "--runs", "20", "--json", "--shard", "2/2"]).assert().get_output().stdout.clone();
+    let (fa, fb, junk) = (dir.path().join("a.json"), dir.path().join("b.json"), dir.path().join("junk.json"));
+    std::fs::write(&fa, a).unwrap();
+    std::fs::write(&fb, b).unwrap();
+    std::fs::write(&junk, "{}").unwrap();
+    idemsim().arg("merge").args([&fa, &fb]).assert().code(2).stderr(predicate::str::contains("different scenarios"));
+    idemsim().arg("merge").arg(&junk).assert().code(2).stderr(predicate::str::contains("not an `idemsim explore --json` result"));
+}
+
+#[test]
+fn replay_of_a_seed_file_and_of_scenario_seed_agree() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    let seed = idemsim::seedfile::SeedFile::load(&file).unwrap().seed.unwrap();
+    let a = idemsim().arg("replay").arg(&file).arg("--format").arg("json").assert().code(1).get_output().stdout.clone();
+    let b = idemsim().args(["replay", BUG, "--seed", &seed.to_string(), "--format", "json"]).assert().code(1).get_output().stdout.clone();
+    let (a, b) = (json(&a), json(&b));
+    assert_eq!(a["verdict"], b["verdict"]);
+    assert_eq!(a["history_hash"], b["history_hash"]);
+    assert_eq!(a["verdict"]["invariant"], "exactly_once_charge");
+    assert!(a["events"].as_array().unwrap().iter().any(|e| e["marked"] == true));
+}
+
+#[test]
+fn replay_text_marks_the_named_events_and_ends_with_the_violation() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    let out = idemsim().arg("replay").arg(&file).assert().code(1).get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().any(|l| l.starts_with('*') && l.contains("observe")), "{text}");
+    assert!(text.lines().any(|l| l.contains(" CRASH ")), "{text}");
+    assert!(text.contains("deliver") && text.contains("send") && text.contains("write") && text.contains("fsync"));
+    let last = text.trim_end().lines().rev().take(3).collect::<Vec<_>>().join("\n");
+    assert!(last.contains("marked *"), "{last}");
+}
+
+#[test]
+fn replay_mermaid_and_verbose() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    let out = idemsim().arg("replay").arg(&file).args(["--format", "mermaid"]).assert().code(1).get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("sequenceDiagram\n"));
+    assert!(text.contains("participant server") && text.contains("->>") && text.contains("CRASH"));
+    assert!(text.contains("VIOLATION exactly_once_charge"));
+    idemsim()
+        .arg("replay")
+        .arg(&file)
+        .arg("--verbose")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("actor{node=server}").and(predicate::str::contains(" ms ")));
+}
+
+#[test]
+fn replay_of_a_passing_run_exits_0() {
+    idemsim().args(["replay", GOOD, "--seed", "3"]).assert().code(0).stdout(predicate::str::contains("PASS"));
+}
+
+#[test]
+fn shrink_gives_a_1_minimal_counterexample_that_replays() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    let out_file = dir.path().join("shrunk.toml");
+    let out = idemsim().arg("shrink").arg(&file).arg("--out").arg(&out_file).assert().code(1).get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("before") && text.contains("after") && text.contains("1-minimal"), "{text}");
+    let shrunk = idemsim::seedfile::SeedFile::load(&out_file).unwrap();
+    let tape = shrunk.tape.clone().expect("a shrunk file has a tape");
+    let original = idemsim::seedfile::SeedFile::load(&file).unwrap();
+    let w = &shrunk.scenario.workload;
+    assert!(w.clients * w.operations_per_client <= original.scenario.workload.clients * original.scenario.workload.operations_per_client);
+    // It still fails the same way...
+    let rec = shrunk.scenario.record(&shrunk.source(), false);
+    assert_eq!(rec.outcome.verdict.violation().unwrap().invariant, "exactly_once_charge");
+    // ...and every remaining fault, and every operation, is needed: re-run without each.
+    let kinds: Vec<_> = rec.tape.iter().map(|c| c.kind).collect();
+    let values: Vec<u32> = rec.tape.iter().map(|c| c.value).collect();
+    for i in (0..values.len()).filter(|&i| kinds[i].is_fault() && values[i] != 0) {
+        let mut t = values.clone();
+        t[i] = 0;
+        let r = shrunk.scenario.record(&models::run::Source::Tape(t), false);
+        assert!(
+            !r.outcome.verdict.violation().is_some_and(|v| v.invariant == "exactly_once_charge"),
+            "fault {i} ({:?}) is not needed",
+            kinds[i]
+        );
+    }
+    let m = idemsim::shrink::check_minimal(&shrunk.scenario, &tape, "exactly_once_charge");
+    assert!(m.removable_faults.is_empty() && m.removable_operations.is_empty(), "{m:?}");
+    // The shrunk file replays through the CLI.
+    idemsim().arg("replay").arg(&out_file).assert().code(1);
+    // Default output: next to the input.
+    idemsim().arg("shrink").arg(&file).assert().code(1);
+    assert!(file.with_file_name(format!("{}.shrunk.toml", file.file_stem().unwrap().to_string_lossy())).is_file());
+}
+
+#[test]
+fn shrink_of_a_passing_run_says_so() {
+    let dir = TempDir::new().unwrap();
+    idemsim()
+        .args(["shrink", GOOD, "--seed", "1", "--out"])
+        .arg(dir.path().join("x.toml"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("nothing to shrink"));
+}
+
+#[test]
+fn compare_prints_every_format() {
+    let args = ["compare", BUG, GOOD, "--runs", "100", "--threads", "2", "--format"];
+    let out = idemsim().args(args).arg("csv").assert().code(1).get_output().stdout.clone();
+    let csv = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("scenario,runs,violating_runs,rate,rate_low,rate_high,first_failing_seed"));
+    assert!(lines[2].starts_with(&format!("{GOOD},100,0,")));
+    let out = idemsim().args(args).arg("json").assert().code(1).get_output().stdout.clone();
+    let v = json(&out);
+    let rows = v["rows"].as_array().unwrap();
+    assert!(rows[0]["violating_runs"].as_u64().unwrap() > 0 && rows[0]["rate_low"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["first_failing_seed"].is_null() && rows[1]["mean_attempts_per_operation"].as_f64().unwrap() >= 1.0);
+    idemsim().args(args).arg("markdown").assert().code(1).stdout(predicate::str::contains("|---|"));
+    idemsim()
+        .args(args)
+        .arg("table")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("95% interval").and(predicate::str::contains("attempts/op")));
+    idemsim().args(["compare", GOOD, "--runs", "50"]).assert().code(0);
+}
+
+#[test]
+fn a_scenario_file_runs_like_its_preset() {
+    let dir = TempDir::new().unwrap();
+    let path = scenario_file(&dir, "mine.toml", |t| t);
+    let a = idemsim()
+        .arg("explore")
+        .arg(&path)
+        .args(["--runs", "100", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let b =
+        idemsim().args(["explore", BUG, "--runs", "100", "--json", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    assert_eq!(json(&a)["report"], json(&b)["report"]);
+}
+
+// ---- bad input: exit 2, a message naming what is wrong and what would be valid ----
+
+#[test]
+fn unknown_preset_suggests_the_closest_name() {
+    for cmd in
+        [&["explore", "payment/setnx-everysek"][..], &["compare", "payment/setnx-everysek"], &["list", "--toml", "payment/setnx-everysek"]]
+    {
+        idemsim()
+            .args(cmd)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("unknown preset").and(predicate::str::contains("did you mean \"payment/setnx-everysec\"")));
+    }
+    idemsim().args(["replay", "payment/setnx-everysek", "--seed", "1"]).assert().code(2).stderr(predicate::str::contains("did you mean"));
+}
+
+#[test]
+fn missing_scenario_file_is_named() {
+    idemsim().args(["explore", "no/such/file.toml"]).assert().code(2).stderr(predicate::str::contains("no/such/file.toml: no such file"));
+}
+
+#[test]
+fn unknown_toml_field_is_named_with_the_valid_ones() {
+    let dir = TempDir::new().unwrap();
+    let path = scenario_file(&dir, "bad.toml", |t| t.replace("[workload]\n", "[workload]\ncolour = 3\n"));
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown field `colour`").and(predicate::str::contains("operations_per_client")));
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let dir = TempDir::new().unwrap();
+    let path = scenario_file(&dir, "bad.toml", |t| t.replace("clients = 2", "clients = \"two\""));
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("clients").and(predicate::str::contains("invalid type")));
+    let path = scenario_file(&dir, "bad2.toml", |t| t.replace("appendfsync = \"everysec\"", "appendfsync = \"sometimes\""));
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sometimes").and(predicate::str::contains("everysec")));
+}
+
+#[test]
+fn impossible_combination_names_the_knob_and_the_fix() {
+    let dir = TempDir::new().unwrap();
+    let path = scenario_file(&dir, "bad.toml", |t| {
+        let store = t.find("[payment.store]").unwrap();
+        let end = t[store..].find("\n\n").map_or(t.len(), |e| store + e);
+        format!(
+            "{}[payment.store]\nkind = \"postgres\"\nsynchronous_commit = true\nunique_constraint = true\nwal_writer_delay_us = 200000{}",
+            &t[..store],
+            &t[end..]
+        )
+    });
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("payment.server.key_claim").and(predicate::str::contains("set_nx needs")));
+    let path = scenario_file(&dir, "bad2.toml", |t| t.replace("loss_probability = 0.1", "loss_probability = 1.5"));
+    idemsim().arg("explore").arg(&path).assert().code(2).stderr(predicate::str::contains("faults.loss_probability = 1.5"));
+}
+
+#[test]
+fn bad_shard_and_bad_numbers_are_refused() {
+    for shard in ["3/2", "0/4", "x", "1/0"] {
+        idemsim()
+            .args(["explore", BUG, "--runs", "10", "--shard", shard])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("expected K/N"));
+    }
+    idemsim().args(["explore", BUG, "--runs", "ten"]).assert().code(2).stderr(predicate::str::contains("--runs"));
+    idemsim()
+        .args(["replay", BUG, "--seed", "1", "--format", "svg"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("text, mermaid, json"));
+}
+
+#[test]
+fn seed_files_of_another_format_or_malformed_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let v2 = dir.path().join("v2.toml");
+    std::fs::write(&v2, text.replace("format = 1", "format = 2")).unwrap();
+    for cmd in ["replay", "shrink"] {
+        idemsim()
+            .arg(cmd)
+            .arg(&v2)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("format 2 is not supported").and(predicate::str::contains("reads format 1")));
+    }
+    let garbage = dir.path().join("garbage.toml");
+    std::fs::write(&garbage, "format = 1\nexpect = [\n").unwrap();
+    idemsim().arg("replay").arg(&garbage).assert().code(2).stderr(predicate::str::contains("garbage.toml"));
+    let no_source = dir.path().join("nosource.toml");
+    let stripped: String = text.lines().filter(|l| !l.starts_with("seed = ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&no_source, stripped).unwrap();
+    idemsim().arg("replay").arg(&no_source).assert().code(2).stderr(predicate::str::contains("needs `seed = N` or `tape"));
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, text.replace("format = 1\n", "format = 1\nflavour = \"x\"\n")).unwrap();
+    idemsim().arg("replay").arg(&unknown).assert().code(2).stderr(predicate::str::contains("unknown field `flavour`"));
+    let bad_expect = dir.path().join("expect.toml");
+    std::fs::write(&bad_expect, text.replace("expect = \"exactly_once_charge\"\nseed", "expect = \"exactly_once\"\nseed")).unwrap();
+    idemsim().arg("replay").arg(&bad_expect).assert().code(2).stderr(predicate::str::contains("use \"pass\" or an invariant"));
+}
+
+#[test]
+fn replay_needs_a_seed_for_a_scenario() {
+    idemsim().args(["replay", BUG]).assert().code(2).stderr(predicate::str::contains("--seed"));
+    let dir = TempDir::new().unwrap();
+    let path = scenario_file(&dir, "mine.toml", |t| t);
+    idemsim().arg("replay").arg(&path).assert().code(2).stderr(predicate::str::contains("is a scenario file"));
+    let file = find_bug(dir.path());
+    idemsim().arg("explore").arg(&file).assert().code(2).stderr(predicate::str::contains("is a seed file"));
+}
