@@ -8,7 +8,7 @@ use crate::faults::FaultProfile;
 use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
 use crate::model::{Log, Model, RunView};
 use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 mod steer;
@@ -24,9 +24,17 @@ pub struct Outcome {
 }
 
 /// `CutStart::len_us` is used only in untimed mode, where the end is scheduled when the cut starts.
+///
+/// Layout, for speed only: `repr(u64)` gives the kind a tag of its own (otherwise it lives in a
+/// niche of `A::Msg`'s tag, and moving a message out becomes a byte-offset copy), and with the
+/// epoch a `u64` there is no padding before `msg`. Padding let the compiler copy "padding +
+/// message" as one misaligned blob whose 16-byte reloads straddled the stores just made: a
+/// store-to-load forwarding stall on every send and delivery (the hottest instructions of the
+/// payment benchmark before this).
+#[repr(u64)]
 enum EventKind<A: Actor> {
-    Deliver { from: NodeId, to: NodeId, epoch: u32, msg: A::Msg },
-    Timer { node: NodeId, epoch: u32, id: TimerId, timer: A::Timer },
+    Deliver { from: NodeId, to: NodeId, epoch: u64, msg: A::Msg },
+    Timer { node: NodeId, epoch: u64, id: TimerId, timer: A::Timer },
     Crash { node: NodeId },
     Restart { node: NodeId },
     Pause { node: NodeId, until_us: u64 },
@@ -41,35 +49,99 @@ struct Event<A: Actor> {
     kind: EventKind<A>,
 }
 
-// The heap is a max-heap: invert so the earliest (then first scheduled) event is on top.
-impl<A: Actor> Ord for Event<A> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at_us, o.seq).cmp(&(self.at_us, self.seq))
+/// Bits of a heap key's low word that hold the event's slot (the rest hold its sequence number).
+const SLOT_BITS: u32 = 24;
+
+/// The pending events: a binary min-heap of 16-byte keys `(at_us, seq, slot)` over a slab of
+/// events, so sifting moves keys, not events (a payment event is ~100 bytes). The order is the
+/// one a heap of whole events ordered by `(at_us, seq)` gives: `seq` is unique within a run and
+/// sits above the slot bits.
+struct Queue<A: Actor> {
+    heap: BinaryHeap<Reverse<u128>>,
+    slab: Vec<Option<Event<A>>>,
+    free: Vec<u32>,
+}
+
+impl<A: Actor> Queue<A> {
+    fn new() -> Self {
+        Queue { heap: BinaryHeap::new(), slab: Vec::new(), free: Vec::new() }
+    }
+
+    fn clear(&mut self) {
+        self.heap.clear();
+        self.slab.clear();
+        self.free.clear();
+    }
+
+    /// Queue an event. The slot is found first so that the event is written once, straight into
+    /// it (a temporary copy of a ~100-byte event read back right after its piecewise stores
+    /// stalls on store-to-load forwarding).
+    #[inline(always)]
+    fn push(&mut self, at_us: u64, seq: u64, kind: EventKind<A>) {
+        let slot = match self.free.pop() {
+            Some(s) => s as usize,
+            None => {
+                self.slab.push(None);
+                self.slab.len() - 1
+            }
+        };
+        assert!(
+            seq < 1 << (64 - SLOT_BITS) && slot < 1 << SLOT_BITS,
+            "event queue: more than 2^40 events in one run or 2^24 pending at once"
+        );
+        self.slab[slot] = Some(Event { at_us, seq, kind });
+        self.heap.push(Reverse((at_us as u128) << 64 | (seq << SLOT_BITS | slot as u64) as u128));
+    }
+
+    /// Queue an event popped earlier (it keeps its sequence number, hence its place).
+    fn push_back(&mut self, ev: Event<A>) {
+        self.push(ev.at_us, ev.seq, ev.kind);
+    }
+
+    /// Remove the earliest key: the event's time and slot. The event stays in its slot until
+    /// `take` (or `Sim::dispatch_slot`) moves it out.
+    #[inline]
+    fn pop_key(&mut self) -> Option<(u64, usize)> {
+        let Reverse(key) = self.heap.pop()?;
+        Some(((key >> 64) as u64, (key as u64 & ((1 << SLOT_BITS) - 1)) as usize))
+    }
+
+    /// Move the event out of `slot` (whose key was popped) and free the slot.
+    #[inline]
+    fn take(&mut self, slot: usize) -> Event<A> {
+        self.free.push(slot as u32);
+        self.slab[slot].take().expect("a popped key's slot holds its event")
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Event<A>> {
+        let (_, slot) = self.pop_key()?;
+        Some(self.take(slot))
+    }
+
+    /// When the earliest pending event is due.
+    #[inline]
+    fn peek_at(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse(k)| (k >> 64) as u64)
+    }
+
+    /// The pending events, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = &Event<A>> {
+        self.heap.iter().map(|Reverse(k)| self.slab[(*k as u64 & ((1 << SLOT_BITS) - 1)) as usize].as_ref().expect("queued"))
     }
 }
-impl<A: Actor> PartialOrd for Event<A> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<A: Actor> PartialEq for Event<A> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at_us, self.seq) == (o.at_us, o.seq)
-    }
-}
-impl<A: Actor> Eq for Event<A> {}
 
 #[derive(Clone, Copy, Default)]
 struct NodeRt {
     down: bool,
     /// Bumped at every crash: timers and connections of an earlier incarnation are void.
-    epoch: u32,
+    epoch: u64,
     paused_until_us: u64,
 }
 
 /// The native deterministic simulator.
 pub struct Sim<A: Actor> {
-    queue: BinaryHeap<Event<A>>,
+    queue: Queue<A>,
     nodes: Vec<A>,
     rt: Vec<NodeRt>,
     stores: Vec<Log<A::Record>>,
@@ -103,7 +175,7 @@ impl<A: Actor> Default for Sim<A> {
 impl<A: Actor> Sim<A> {
     pub fn new() -> Self {
         Sim {
-            queue: BinaryHeap::new(),
+            queue: Queue::new(),
             nodes: Vec::new(),
             rt: Vec::new(),
             stores: Vec::new(),
@@ -188,8 +260,7 @@ impl<A: Actor> Sim<A> {
     fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
         let cfg = model.config();
         self.queue.clear();
-        self.nodes.clear();
-        model.build(&mut self.nodes);
+        model.rebuild(&mut self.nodes);
         assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
         self.rt.clear();
         self.rt.resize(cfg.nodes.len(), NodeRt::default());
@@ -266,40 +337,79 @@ impl<A: Actor> Sim<A> {
 
     fn push(&mut self, at_us: u64, kind: EventKind<A>) {
         self.seq += 1;
-        self.queue.push(Event { at_us, seq: self.seq, kind });
+        self.queue.push(at_us, self.seq, kind);
     }
 
     fn event_loop(&mut self, time_limit_us: u64) -> RunEnd {
-        loop {
-            let next = if self.untimed { self.next_untimed(time_limit_us) } else { self.next_event() };
-            let Some(ev) = next else {
-                return RunEnd::Quiescent;
-            };
-            if let Some(end) = self.step(ev, time_limit_us) {
-                return end;
+        if self.untimed {
+            loop {
+                let Some(ev) = self.next_untimed(time_limit_us) else { return RunEnd::Quiescent };
+                if let Some(end) = self.step(ev, time_limit_us) {
+                    return end;
+                }
             }
+        }
+        loop {
+            let Some((at_us, slot)) = self.queue.pop_key() else { return RunEnd::Quiescent };
+            if self.queue.peek_at() == Some(at_us) {
+                let ev = self.break_tie(slot);
+                if let Some(end) = self.step(ev, time_limit_us) {
+                    return end;
+                }
+                continue;
+            }
+            // What `step` does, with the event still in its slot (see `dispatch_slot`).
+            if at_us > time_limit_us {
+                self.queue.take(slot);
+                self.now_us = time_limit_us;
+                return RunEnd::TimeLimit;
+            }
+            debug_assert!(at_us >= self.now_us, "time went backwards");
+            self.now_us = at_us;
+            self.stats.events += 1;
+            self.dispatch_slot(slot);
         }
     }
 
-    /// Pop the earliest event; when several are due at the same instant, the choice source says
-    /// which goes first (0 = the one scheduled first).
-    fn next_event(&mut self) -> Option<Event<A>> {
-        let ev = self.queue.pop()?;
-        if self.queue.peek().map_or(true, |n| n.at_us != ev.at_us) {
-            return Some(ev);
-        }
+    /// Several events are due at the same instant (the one in `slot`, just popped, and the
+    /// earliest ones still queued): the choice source says which goes first (0 = the one
+    /// scheduled first); the others go back to the queue.
+    #[cold]
+    fn break_tie(&mut self, slot: usize) -> Event<A> {
+        let ev = self.queue.take(slot);
         self.ties.clear();
+        let at = ev.at_us;
         self.ties.push(ev);
-        while self.queue.peek().is_some_and(|n| n.at_us == self.ties[0].at_us) {
+        while self.queue.peek_at() == Some(at) {
             let e = self.queue.pop().expect("peeked");
             self.ties.push(e);
         }
         let pick = self.choices.pick(ChoiceKind::Tie, self.ties.len() as u32) as usize;
         let ev = self.ties.swap_remove(pick);
         while let Some(e) = self.ties.pop() {
-            self.queue.push(e);
+            self.queue.push_back(e);
         }
-        Some(ev)
+        ev
+    }
+
+    /// `dispatch` of the event in `slot`. A delivery's message is moved straight out of its slot
+    /// into the handler's argument: taking the whole event out first and then the message out of
+    /// that copy made the hottest load of the benchmark (a 16-byte load straddling two stores
+    /// just made, which stalls on store-to-load forwarding).
+    #[inline(always)]
+    fn dispatch_slot(&mut self, slot: usize) {
+        if let Some(Event { at_us, kind: EventKind::Deliver { from, to, epoch, msg }, .. }) = &self.queue.slab[slot] {
+            let (at_us, from, to, epoch) = (*at_us, *from, *to, *epoch);
+            // SAFETY: `msg` is read out of the slot exactly once: the slot is overwritten with
+            // `None` right after by `ptr::write`, which does not drop the old value, and nothing
+            // in between can panic. The event's other fields are plain integers.
+            let msg = unsafe { std::ptr::read(msg) };
+            unsafe { std::ptr::write(&mut self.queue.slab[slot], None) };
+            self.queue.free.push(slot as u32);
+            return self.deliver(at_us, from, to, epoch, msg);
+        }
+        let ev = self.queue.take(slot);
+        self.dispatch(ev);
     }
 
     /// Run one event, unless it lies past the time limit (then the run ends there).
@@ -356,7 +466,7 @@ impl<A: Actor> Sim<A> {
         }
     }
 
-    fn deliver(&mut self, at_us: u64, from: NodeId, to: NodeId, epoch: u32, msg: A::Msg) {
+    fn deliver(&mut self, at_us: u64, from: NodeId, to: NodeId, epoch: u64, msg: A::Msg) {
         let rt = self.rt[to];
         let cause = if rt.down || rt.epoch != epoch {
             self.stats.messages_dropped_down += 1;
@@ -380,7 +490,7 @@ impl<A: Actor> Sim<A> {
         self.handle(to, |a, ctx| a.on_message(ctx, from, msg));
     }
 
-    fn fire(&mut self, at_us: u64, node: NodeId, epoch: u32, id: TimerId, timer: A::Timer) {
+    fn fire(&mut self, at_us: u64, node: NodeId, epoch: u64, id: TimerId, timer: A::Timer) {
         if let Some(i) = self.cancelled.iter().position(|&c| c == id) {
             self.cancelled.swap_remove(i);
             return;
@@ -430,8 +540,23 @@ impl<A: Actor> Sim<A> {
             Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
         f(&mut self.nodes[node], &mut ctx);
         let mut out = std::mem::take(&mut self.out);
-        for cmd in out.drain(..) {
-            self.apply(node, cmd);
+        let n = out.len();
+        // SAFETY: the length goes to 0 first, then each command is moved out exactly once (by
+        // `ptr::read`), in order; should a command panic, the rest leak, never drop twice. `out`
+        // is not touched meanwhile (it is out of `self`, and no handler runs inside `apply`).
+        unsafe { out.set_len(0) };
+        for i in 0..n {
+            let cmd = unsafe { &*out.as_ptr().add(i) };
+            match cmd {
+                // The observation goes from the buffer straight into the history (no copy of the
+                // command first: see `push_entry`).
+                Cmd::Observe(obs) => {
+                    let index = self.history.len();
+                    self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
+                    push_entry(&mut self.history, self.now_us, node, unsafe { std::ptr::read(obs) });
+                }
+                _ => self.apply(node, unsafe { std::ptr::read(cmd) }),
+            }
         }
         self.out = out;
     }
@@ -448,7 +573,7 @@ impl<A: Actor> Sim<A> {
             Cmd::Observe(obs) => {
                 let index = self.history.len();
                 self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
-                self.history.push(Entry { at_us: self.now_us, node, obs });
+                push_entry(&mut self.history, self.now_us, node, obs);
             }
             Cmd::Write(rec) => {
                 self.stats.writes += 1;
@@ -502,5 +627,23 @@ impl<A: Actor> Sim<A> {
         if let Some(t) = &mut self.trace {
             t.push(TraceEvent { at_us: self.now_us, node, kind: what() });
         }
+    }
+}
+
+/// `history.push(Entry { at_us, node, obs })`, with each field written straight into the
+/// vector. Built on the stack first, the entry was copied with 16-byte loads over its 8-byte
+/// field stores just made: a store-to-load forwarding stall on every observation.
+#[inline(always)]
+fn push_entry<O>(history: &mut Vec<Entry<O>>, at_us: u64, node: NodeId, obs: O) {
+    history.reserve(1);
+    let len = history.len();
+    // SAFETY: `reserve` made room for one more entry at `len`; all three fields are written
+    // before `set_len` makes the entry part of the vector, and nothing in between can panic.
+    unsafe {
+        let p = history.as_mut_ptr().add(len);
+        std::ptr::addr_of_mut!((*p).at_us).write(at_us);
+        std::ptr::addr_of_mut!((*p).node).write(node);
+        std::ptr::addr_of_mut!((*p).obs).write(obs);
+        history.set_len(len + 1);
     }
 }

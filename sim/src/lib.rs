@@ -10,6 +10,7 @@
 //! - [`FaultProfile`]: one plain struct of fault rates; swarm mode draws one per seed.
 //! - [`Sim`]: the native simulator, reused run after run.
 //! - [`explore`]: many seeds on many threads, sharded.
+//! - `run_madsim` / `explore_madsim`: the same actors on madsim 0.2 ([`madsim_backend`]).
 //! - [`check_exhaustive`]: every run within bounds, by depth-first search over the choices.
 
 pub mod actor;
@@ -18,6 +19,8 @@ pub mod engine;
 pub mod exhaustive;
 pub mod faults;
 pub mod history;
+#[cfg(all(feature = "madsim", madsim))]
+pub mod madsim_backend;
 pub mod model;
 pub mod runner;
 pub mod toy;
@@ -29,6 +32,17 @@ pub use engine::{Driver, EventInfo, Outcome, Sim, Step};
 pub use exhaustive::{check_exhaustive, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
 pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
+#[cfg(all(feature = "madsim", madsim))]
+pub use madsim_backend::{explore_madsim, run_madsim, run_madsim_full, MadsimActor, MadsimOutcome, MadsimRun};
 pub use model::{Log, Model, RunView};
 pub use runner::{explore, ExploreReport, Found, Shard};
 pub use trace::{CutDir, LossCause, TraceEvent, TraceKind};
+
+#[cfg(all(feature = "madsim", not(madsim)))]
+compile_error!(
+    "sim's madsim backend (the `madsim` feature, on by default) must be compiled with `--cfg madsim`. \
+     The workspace sets it in .cargo/config.toml ([build] rustflags = [\"--cfg\", \"madsim\"]), but a RUSTFLAGS \
+     or CARGO_BUILD_RUSTFLAGS environment variable replaces that list: unset it, or add the flag to it \
+     (RUSTFLAGS=\"$RUSTFLAGS --cfg madsim\"), or build sim alone with --no-default-features. Building outside this workspace: put the same [build] rustflags \
+     in your .cargo/config.toml."
+);

@@ -11,6 +11,14 @@ pub trait Model: Sync {
     fn config(&self) -> &SimConfig;
     /// Push the initial actors, one per `config().nodes` entry, in that order.
     fn build(&self, nodes: &mut Vec<Self::Actor>);
+    /// Make `nodes` (the actors the previous run left, or empty) what `build` pushes onto an
+    /// empty `Vec`. The native simulator calls this before every run; override it to reuse the
+    /// previous run's actors and their buffers (no allocation per run). The result must be
+    /// equal in every respect to a fresh `build`: a run must not depend on the run before it.
+    fn rebuild(&self, nodes: &mut Vec<Self::Actor>) {
+        nodes.clear();
+        self.build(nodes);
+    }
     /// Judge a finished run.
     fn check(&self, run: &RunView<'_, Self::Actor>) -> Verdict;
 }

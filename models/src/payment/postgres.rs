@@ -67,7 +67,12 @@ pub enum Sql {
     /// to WHERE recovery_point = from` in the same transaction: an atomic phase. The `WHERE`
     /// stands for SERIALIZABLE isolation, under which a phase that another holder of the key
     /// already ran fails instead of running twice.
-    InsertCharge { key: Key, op: OpId, amount: u32, then: Option<(RecoveryPoint, RecoveryPoint)> },
+    InsertCharge {
+        key: Key,
+        op: OpId,
+        amount: u32,
+        then: Option<(RecoveryPoint, RecoveryPoint)>,
+    },
     /// `UPDATE idempotency_keys SET recovery_point = $2, charge = $3, locked_at = NULL?`.
     Advance {
         key: Key,
@@ -182,9 +187,17 @@ impl Postgres {
         }
     }
 
+    /// Become `Postgres::new(cfg)`, keeping the buffers.
+    pub fn reset(&mut self, cfg: Shared<KeyStore>) {
+        let Postgres { cfg: c, keys, charges, txs, next_rid, next_charge, boots, server_boot, flush_armed } = self;
+        (*c, *next_rid, *next_charge, *boots, *server_boot, *flush_armed) = (cfg, 0, 1, 0, 0, false);
+        keys.clear();
+        charges.clear();
+        txs.clear();
+    }
+
     pub fn on_crash(&mut self, durable: &[Record]) {
-        let cfg = self.cfg;
-        *self = Postgres::new(cfg);
+        self.reset(self.cfg);
         for r in durable {
             match *r {
                 Record::Boot => self.boots += 1,

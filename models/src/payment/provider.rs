@@ -17,6 +17,13 @@ impl Provider {
         &self.charges
     }
 
+    /// Become `Provider::default()`, keeping the buffers.
+    pub fn reset(&mut self) {
+        let Provider { charges, keyed } = self;
+        charges.clear();
+        keyed.clear();
+    }
+
     /// `key`: the idempotency key the caller sent, if any.
     pub fn on_charge(&mut self, ctx: &mut Ctx<'_, Node>, req: u64, key: Option<Key>, op: OpId, order_key: Key, amount: u32) {
         if let Some(k) = key {
@@ -37,7 +44,8 @@ impl Provider {
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
-        self.charges = durable.iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None }).collect();
+        self.charges.clear();
+        self.charges.extend(durable.iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None }));
         // Keyed charges survive: the call key is part of the charge record's identity.
         self.keyed.retain(|&(_, c)| c as usize <= self.charges.len());
     }

@@ -82,9 +82,16 @@ impl Redis {
         }
     }
 
+    /// Become `Redis::new(cfg)`, keeping the buffers.
+    pub fn reset(&mut self, cfg: Shared<KeyStore>) {
+        let Redis { cfg: c, data, boots, flush_armed } = self;
+        (*c, *boots, *flush_armed) = (cfg, 0, false);
+        data.clear();
+    }
+
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = self.boots;
-        *self = Redis::new(self.cfg);
+        self.reset(self.cfg);
         self.boots = boots;
         for r in durable {
             if let Record::Redis(e) = *r {

@@ -123,9 +123,18 @@ impl Server {
         }
     }
 
+    /// Become `Server::new(design, postgres)`, keeping the buffers.
+    pub fn reset(&mut self, design: Shared<ServerDesign>, postgres: bool) {
+        let Server { design: d, postgres: p, boots, next_call, jobs, queue } = self;
+        (*d, *p, *boots, *next_call) = (design, postgres, 0, 0);
+        jobs.clear();
+        jobs.resize(design.workers as usize, None);
+        queue.clear();
+    }
+
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
-        *self = Server::new(self.design, self.postgres);
+        self.reset(self.design, self.postgres);
         self.boots = boots;
     }
 

@@ -134,7 +134,7 @@ impl<A: Actor> Sim<A> {
     fn put_back(&mut self, take: Option<usize>) -> Option<Event<A>> {
         let ev = take.map(|i| self.ties.swap_remove(i));
         while let Some(e) = self.ties.pop() {
-            self.queue.push(e);
+            self.queue.push_back(e);
         }
         ev
     }
