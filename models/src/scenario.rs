@@ -2,7 +2,7 @@
 
 use crate::knobs::PaymentDesign;
 use serde::{Deserialize, Serialize};
-use sim::{Actor, FaultProfile, RunView};
+use sim::{Actor, FaultKind, FaultNote, FaultProfile, NodeSpec, RunView};
 use std::fmt;
 
 /// A role in the payment path; fault targets name roles.
@@ -152,8 +152,8 @@ impl Scenario {
     }
 }
 
-/// A sentence naming the faults of a run, appended to violation messages.
-pub fn fault_summary<A: Actor>(run: &RunView<'_, A>) -> String {
+/// A sentence naming the faults of a run (with `nodes`' names), for violation messages.
+pub fn fault_summary<A: Actor>(run: &RunView<'_, A>, nodes: &[NodeSpec]) -> String {
     let s = run.stats;
     let mut parts = Vec::new();
     let mut count = |n: u64, one: &str, many: &str| {
@@ -169,8 +169,46 @@ pub fn fault_summary<A: Actor>(run: &RunView<'_, A>) -> String {
     count(s.messages_duplicated, "duplicated message", "duplicated messages");
     count(s.messages_dropped_down, "message dropped by a restart", "messages dropped by a restart");
     if parts.is_empty() {
-        " Faults in this run: none (the interleaving alone).".into()
-    } else {
-        format!(" Faults in this run: {}.", parts.join(", "))
+        return " Faults in this run: none (the interleaving alone).".into();
     }
+    let named = name_faults(run.fault_log, nodes);
+    format!(" Faults in this run: {}.{}", parts.join(", "), if named.is_empty() { String::new() } else { format!(" When: {named}.") })
+}
+
+/// The faults of a run, in order, with node names and times: crashes, restarts, pauses and
+/// partitions always; lost and duplicated messages up to a handful.
+fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
+    const MESSAGES_SHOWN: usize = 6;
+    let name = |n: usize| nodes.get(n).map_or("?", |s| s.name.as_str());
+    let (mut parts, mut messages, mut hidden) = (Vec::new(), 0, 0);
+    for f in log {
+        let at = invariants::ms(f.at_us);
+        let node = name(f.node);
+        let text = match f.kind {
+            FaultKind::Crash { writes_lost: 0 } => format!("{node} crashed at {at}"),
+            FaultKind::Crash { writes_lost } => {
+                format!("{node} crashed at {at} losing {writes_lost} un-fsynced write{}", if writes_lost == 1 { "" } else { "s" })
+            }
+            FaultKind::Restart => format!("{node} restarted at {at}"),
+            FaultKind::Pause { until_us } => format!("{node} paused {at} to {}", invariants::ms(until_us)),
+            FaultKind::Partition { dir } => format!("{node} partitioned ({dir:?}) at {at}"),
+            FaultKind::Lost { .. } | FaultKind::Duplicated { .. } if messages == MESSAGES_SHOWN => {
+                hidden += 1;
+                continue;
+            }
+            FaultKind::Lost { to, cause } => {
+                messages += 1;
+                format!("{node} -> {} lost ({cause:?}) at {at}", name(to))
+            }
+            FaultKind::Duplicated { to } => {
+                messages += 1;
+                format!("{node} -> {} duplicated at {at}", name(to))
+            }
+        };
+        parts.push(text);
+    }
+    if hidden > 0 {
+        parts.push(format!("{hidden} more lost or duplicated message{}", if hidden == 1 { "" } else { "s" }));
+    }
+    parts.join("; ")
 }

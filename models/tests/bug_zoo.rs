@@ -107,6 +107,16 @@ fn every_bug_zoo_preset_is_caught_by_its_invariant() {
             s.name,
             r.by_invariant
         );
+        // The message names the fault that caused it.
+        let fault = match s.name.as_str() {
+            "payment/setnx-everysec" | "payment/setnx-no-fsync" | "payment/async-commit" => Some("store crashed at"),
+            "payment/result-separate-write" => Some("crashed at"),
+            "payment/lease-shorter-than-pause" => Some("server paused"),
+            _ => None,
+        };
+        if let Some(fault) = fault {
+            assert!(first.violation.message.contains(fault), "{}: the message does not name the fault: {}", s.name, first.violation.message);
+        }
         println!("{:40} caught in {:5} of {SEEDS} runs, first at seed {}", s.name, r.violations, first.seed);
     }
 }

@@ -7,7 +7,7 @@ use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
 use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
 use crate::model::{Log, Model, RunView};
-use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
+use crate::trace::{CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -156,6 +156,8 @@ pub struct Sim<A: Actor> {
     pub choices: Choices,
     stats: Stats,
     trace: Option<Vec<TraceEvent>>,
+    /// The faults that struck this run (kept on the bulk path too: they are rare).
+    fault_log: Vec<FaultNote>,
     /// Untimed (asynchronous) semantics, for the exhaustive explorer: see `set_untimed`.
     untimed: bool,
     /// Driven runs: which of `ties` may run next, and what the driver is told about them.
@@ -189,6 +191,7 @@ impl<A: Actor> Sim<A> {
             choices: Choices::default(),
             stats: Stats::default(),
             trace: None,
+            fault_log: Vec::new(),
             untimed: false,
             eligible: Vec::new(),
             infos: Vec::new(),
@@ -204,6 +207,10 @@ impl<A: Actor> Sim<A> {
     }
     pub fn trace(&self) -> &[TraceEvent] {
         self.trace.as_deref().unwrap_or(&[])
+    }
+    /// The faults that struck the last run, in order.
+    pub fn fault_log(&self) -> &[FaultNote] {
+        &self.fault_log
     }
     pub fn history(&self) -> &[Entry<A::Obs>] {
         &self.history
@@ -251,8 +258,15 @@ impl<A: Actor> Sim<A> {
     fn finish<M: Model<Actor = A>>(&mut self, model: &M, end: RunEnd) -> Outcome {
         self.stats.choices += self.choices.count() as u64;
         self.stats.sim_time_us = self.now_us;
-        let view =
-            RunView { history: &self.history, nodes: &self.nodes, logs: &self.stores, end, stats: &self.stats, faults: &self.faults };
+        let view = RunView {
+            history: &self.history,
+            nodes: &self.nodes,
+            logs: &self.stores,
+            end,
+            stats: &self.stats,
+            faults: &self.faults,
+            fault_log: &self.fault_log,
+        };
         let verdict = model.check(&view);
         Outcome { verdict, end, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
     }
@@ -274,6 +288,7 @@ impl<A: Actor> Sim<A> {
         }
         self.lossy = cfg.nodes.iter().enumerate().filter(|(_, n)| n.lossy).fold(0, |m, (i, _)| m | 1 << i);
         self.history.clear();
+        self.fault_log.clear();
         self.cancelled.clear();
         self.cuts.clear();
         self.stats = Stats::default();
@@ -437,6 +452,7 @@ impl<A: Actor> Sim<A> {
             EventKind::Restart { node } => {
                 self.rt[node].down = false;
                 self.note(node, || TraceKind::Restart);
+                self.fault(node, FaultKind::Restart);
                 self.handle(node, |a, ctx| a.on_start(ctx));
             }
             EventKind::Pause { node, until_us } => {
@@ -445,6 +461,7 @@ impl<A: Actor> Sim<A> {
                     let rt = &mut self.rt[node];
                     rt.paused_until_us = rt.paused_until_us.max(until_us);
                     self.note(node, || TraceKind::Pause { until_us });
+                    self.fault(node, FaultKind::Pause { until_us });
                     self.push(until_us, EventKind::Resume { node });
                 }
             }
@@ -456,6 +473,7 @@ impl<A: Actor> Sim<A> {
                 self.stats.partitions += 1;
                 self.cuts.push((node, dir));
                 self.note(node, || TraceKind::PartitionStart { dir });
+                self.fault(node, FaultKind::Partition { dir });
             }
             EventKind::CutEnd { node, dir } => {
                 if let Some(i) = self.cuts.iter().position(|&c| c == (node, dir)) {
@@ -473,6 +491,7 @@ impl<A: Actor> Sim<A> {
             Some(LossCause::ReceiverDown)
         } else if self.cut(from, to) {
             self.stats.messages_lost += 1;
+            self.fault(from, FaultKind::Lost { to, cause: LossCause::Partition });
             Some(LossCause::Partition)
         } else {
             None
@@ -521,6 +540,7 @@ impl<A: Actor> Sim<A> {
         store.records.truncate(store.synced);
         self.stats.writes_lost += lost;
         self.note(node, || TraceKind::Crash { writes_lost: lost });
+        self.fault(node, FaultKind::Crash { writes_lost: lost });
         self.nodes[node].on_crash(&self.stores[node].records);
         let (lo, hi) = (self.faults.restart_delay_us_min, self.faults.restart_delay_us_max);
         let at = self.now_us + lo + self.span(hi - lo);
@@ -598,6 +618,7 @@ impl<A: Actor> Sim<A> {
         if faulty && self.choices.flip(ChoiceKind::Loss, self.faults.loss_probability) {
             self.stats.messages_lost += 1;
             self.note(from, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause: LossCause::Network });
+            self.fault(from, FaultKind::Lost { to, cause: LossCause::Network });
             return;
         }
         let duplicated = faulty && self.choices.flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
@@ -605,6 +626,7 @@ impl<A: Actor> Sim<A> {
         let epoch = self.rt[to].epoch;
         if duplicated {
             self.stats.messages_duplicated += 1;
+            self.fault(from, FaultKind::Duplicated { to });
             let at = self.now_us + self.delay();
             self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
         }
@@ -619,6 +641,10 @@ impl<A: Actor> Sim<A> {
         }
         let (lo, hi) = (self.faults.delay_us_min, self.faults.delay_us_max);
         lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
+    }
+
+    fn fault(&mut self, node: NodeId, kind: FaultKind) {
+        self.fault_log.push(FaultNote { at_us: self.now_us, node, kind });
     }
 
     /// Append to the trace if tracing is on; `what` is only built then (it may format).

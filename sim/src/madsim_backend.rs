@@ -648,7 +648,7 @@ where
         r.ep = None;
         r.start = None;
     }
-    let view = RunView { history: &w.history, nodes: &w.actors, logs: &w.logs, end, stats: &w.stats, faults: &w.faults };
+    let view = RunView { history: &w.history, nodes: &w.actors, logs: &w.logs, end, stats: &w.stats, faults: &w.faults, fault_log: &[] };
     let verdict = model.check(&view);
     let outcome = Outcome { verdict, end, stats: w.stats.clone(), history_hash: history_hash(&w.history) };
     MadsimRun {

@@ -3,6 +3,7 @@
 use crate::actor::{Actor, NodeId};
 use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{Entry, RunEnd, Stats, Verdict};
+use crate::trace::FaultNote;
 
 /// A runnable scenario. `build` and `check` must be pure functions of `self` and their arguments:
 /// that is what makes a run a pure function of (scenario, choice sequence).
@@ -47,6 +48,8 @@ pub struct RunView<'a, A: Actor> {
     pub stats: &'a Stats,
     /// The profile this run used (drawn per seed in swarm mode).
     pub faults: &'a FaultProfile,
+    /// The faults that struck, in order (empty on backends that do not record them).
+    pub fault_log: &'a [FaultNote],
 }
 
 impl<A: Actor> RunView<'_, A> {

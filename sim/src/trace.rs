@@ -51,3 +51,37 @@ pub struct TraceEvent {
     #[serde(flatten)]
     pub kind: TraceKind,
 }
+
+/// A fault as it struck. Every run keeps these (faults are rare, the buffer is reused), so a
+/// violation message can name the faults behind it even on the bulk path.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultNote {
+    pub at_us: u64,
+    pub node: NodeId,
+    pub kind: FaultKind,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The node crashed; `writes_lost` un-fsynced writes vanished.
+    Crash {
+        writes_lost: u64,
+    },
+    Restart,
+    Pause {
+        until_us: u64,
+    },
+    Partition {
+        dir: CutDir,
+    },
+    /// A message from `node` to `to` was lost (by the network or a partition).
+    Lost {
+        to: NodeId,
+        cause: LossCause,
+    },
+    /// A message from `node` to `to` was delivered twice.
+    Duplicated {
+        to: NodeId,
+    },
+}

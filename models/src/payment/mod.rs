@@ -320,7 +320,7 @@ impl PaymentModel {
         let verdict = payment::check(&PaymentRun { history: run.history, charges, end: run.end });
         match verdict {
             Verdict::Violation(mut v) => {
-                v.message.push_str(&crate::scenario::fault_summary(run));
+                v.message.push_str(&crate::scenario::fault_summary(run, &self.config.nodes));
                 Verdict::Violation(v)
             }
             pass => pass,
