@@ -96,7 +96,7 @@ pub fn exactly_once_charge(run: &PaymentRun<'_>) -> Option<Violation> {
     for e in h {
         let Obs::Settled { op, outcome: Settle::Succeeded { charge, amount } } = e.obs else { continue };
         let durable = by_op.get(&op).and_then(|rows| rows.first());
-        if durable.map_or(true, |r| r.charge != charge) {
+        if durable.is_none_or(|r| r.charge != charge) {
             let applied = charge_time(h, charge).map_or("never recorded as applied".into(), |(_, t)| format!("applied at {}", ms(t)));
             let now = durable.map_or("no durable charge".into(), |r| format!("only charge #{} durable", r.charge));
             let message = format!(

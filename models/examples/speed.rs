@@ -104,6 +104,7 @@ fn main() {
         return memory_phase(&s, runs);
     }
     // Per thread count: runs/s, events/s (wall clock), runs per CPU-second.
+    #[allow(clippy::type_complexity)]
     let mut per: Vec<(usize, Vec<f64>, Vec<f64>, Vec<f64>)> = threads.iter().map(|&t| (t, Vec::new(), Vec::new(), Vec::new())).collect();
     let mut hash = None;
     let mut events_per_run = 0.0;
@@ -112,7 +113,7 @@ fn main() {
             let (start, cpu0) = (Instant::now(), cpu_secs());
             let r = s.explore(0..runs, *t, None);
             let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_secs() - cpu0);
-            assert!(hash.map_or(true, |h| h == r.hash_xor), "hash_xor differs between thread counts");
+            assert!(hash.is_none_or(|h| h == r.hash_xor), "hash_xor differs between thread counts");
             hash = Some(r.hash_xor);
             events_per_run = r.stats.events as f64 / r.runs as f64;
             rs.push(r.runs as f64 / secs);

@@ -238,7 +238,7 @@ impl PaymentDesign {
             "design.server.lease_us must be > 0 with a lease (recovery = lease_restart / recovery_points)",
         )?;
         need(
-            !(s.in_flight == InFlight::Block && !postgres),
+            s.in_flight != InFlight::Block || postgres,
             "design.server.in_flight = \"block\" needs a Postgres store (Redis SETNX cannot wait); use reject409 or proceed",
         )?;
         need(

@@ -58,17 +58,17 @@ fn setnx_server() -> ServerDesign {
 /// Every fault at once: what a correct design must survive.
 pub fn full_faults() -> FaultProfile {
     FaultProfile {
-        delay_us_min: 1 * MS,
+        delay_us_min: MS,
         delay_us_max: 10 * MS,
         loss_probability: 0.1,
         duplicate_probability: 0.05,
         crash_probability: 0.2,
         crashes_per_node_max: 1,
-        restart_delay_us_min: 1 * MS,
+        restart_delay_us_min: MS,
         restart_delay_us_max: 50 * MS,
         pause_probability: 0.2,
         pauses_per_node_max: 1,
-        pause_us_min: 1 * MS,
+        pause_us_min: MS,
         pause_us_max: 100 * MS,
         partition_probability: 0.1,
         partitions_max: 1,

@@ -115,7 +115,12 @@ fn every_bug_zoo_preset_is_caught_by_its_invariant() {
             _ => None,
         };
         if let Some(fault) = fault {
-            assert!(first.violation.message.contains(fault), "{}: the message does not name the fault: {}", s.name, first.violation.message);
+            assert!(
+                first.violation.message.contains(fault),
+                "{}: the message does not name the fault: {}",
+                s.name,
+                first.violation.message
+            );
         }
         println!("{:40} caught in {:5} of {SEEDS} runs, first at seed {}", s.name, r.violations, first.seed);
     }

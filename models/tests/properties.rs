@@ -52,7 +52,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
         workers,
         charge: ChargeTarget::LocalLedger,
     };
-    let single_tx = (claim, in_flight.clone(), 1..9u32, 1_000..20_000u64).prop_map(move |(c, f, w, l)| (base(c, f, w, l), pg.clone()));
+    let single_tx = (claim, in_flight.clone(), 1..9u32, 1_000..20_000u64).prop_map(move |(c, f, w, l)| (base(c, f, w, l), pg));
     let setnx = (1..9u32, 0..2u8).prop_map(move |(w, keyed)| {
         let charge = if keyed == 0 { ChargeTarget::Provider } else { ChargeTarget::KeyedProvider };
         let s = ServerDesign {
@@ -75,7 +75,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
             charge,
             ..base(KeyClaim::InsertOnConflict, f, w, 5_000)
         };
-        (s, pg2.clone())
+        (s, pg2)
     });
     prop_oneof![single_tx, setnx, stripe]
 }

@@ -74,7 +74,7 @@ impl ExploreReport {
         self.stats.add(&o.stats);
         self.hash_xor ^= o.hash_xor;
         if let Some(f) = o.first {
-            if self.first.as_ref().map_or(true, |mine| f.seed < mine.seed) {
+            if self.first.as_ref().is_none_or(|mine| f.seed < mine.seed) {
                 self.first = Some(f);
             }
         }
@@ -108,7 +108,7 @@ pub fn explore<M: Model>(model: &M, seeds: Range<u64>, threads: usize, progress:
                         if let Some(v) = o.verdict.violation() {
                             mine.violations += 1;
                             *mine.by_invariant.entry(v.invariant.clone()).or_default() += 1;
-                            if mine.first.as_ref().map_or(true, |f| seed < f.seed) {
+                            if mine.first.as_ref().is_none_or(|f| seed < f.seed) {
                                 mine.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
                             }
                         }

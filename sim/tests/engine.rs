@@ -81,7 +81,7 @@ fn a_crash_drops_exactly_the_unsynced_writes() {
         // Everything the pinger saw before the crash: the pongs it wrote, and its last fsync.
         let before = &h[..restart];
         let written = count(before, |o| matches!(o, Obs::GotPong(_)));
-        let synced = before.iter().filter_map(|e| if let Obs::Synced(n) = e.obs { Some(n) } else { None }).last().unwrap_or(0);
+        let synced = before.iter().filter_map(|e| if let Obs::Synced(n) = e.obs { Some(n) } else { None }).next_back().unwrap_or(0);
         assert_eq!(durable, synced, "seed {seed}: restart must see exactly the fsynced records");
         // Pongs can arrive after the crash time but before restart: those are dropped, not written.
         assert!(o.stats.writes_lost <= written - synced as u64, "seed {seed}");

@@ -270,11 +270,11 @@ impl Model for PaymentModel {
 
     fn build(&self, nodes: &mut Vec<Node>) {
         let postgres = matches!(*self.store, KeyStore::Postgres { .. });
-        nodes.push(Node::Server(Server::new(self.server_design.clone(), postgres)));
-        nodes.push(if postgres { Node::Postgres(Postgres::new(self.store.clone())) } else { Node::Redis(Redis::new(self.store.clone())) });
+        nodes.push(Node::Server(Server::new(self.server_design, postgres)));
+        nodes.push(if postgres { Node::Postgres(Postgres::new(self.store)) } else { Node::Redis(Redis::new(self.store)) });
         nodes.push(Node::Provider(Provider::default()));
         for i in 0..self.clients {
-            nodes.push(Node::Client(Client::new(self.client_design.clone(), i, self.ops, self.duplicates, self.amount)));
+            nodes.push(Node::Client(Client::new(self.client_design, i, self.ops, self.duplicates, self.amount)));
         }
     }
 
