@@ -45,7 +45,7 @@ use crate::engine::Outcome;
 use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{history_hash, Entry, RunEnd, Stats};
 use crate::model::{Log, Model, RunView};
-use crate::runner::{ExploreReport, Found};
+use crate::runner::ExploreReport;
 use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
@@ -666,43 +666,14 @@ pub fn explore_madsim<M: Model>(model: &M, seeds: Range<u64>, threads: usize, pr
 where
     M::Actor: MadsimActor,
 {
-    const CHUNK: u64 = 16;
-    let next = AtomicU64::new(seeds.start);
-    let total = Mutex::new(ExploreReport::default());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let mut mine = ExploreReport::default();
-                loop {
-                    let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
-                    if lo >= seeds.end {
-                        break;
-                    }
-                    let hi = (lo + CHUNK).min(seeds.end);
-                    for seed in lo..hi {
-                        let o = run_madsim(model, seed);
-                        mine.runs += 1;
-                        mine.stats.add(&o.stats);
-                        mine.hash_xor ^= o.history_hash;
-                        mine.time_limited += (o.end == RunEnd::TimeLimit) as u64;
-                        if let Some(v) = o.verdict.violation() {
-                            mine.violations += 1;
-                            *mine.by_invariant.entry(v.invariant.clone()).or_default() += 1;
-                            // Each thread takes chunks in increasing order: its first violation is its lowest seed.
-                            if mine.first.is_none() {
-                                mine.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
-                            }
-                        }
-                    }
-                    if let Some(p) = progress {
-                        p.fetch_add(hi - lo, Ordering::Relaxed);
-                    }
-                }
-                total.lock().expect("no thread panics while holding the lock").merge(mine);
-            });
-        }
-    });
-    total.into_inner().expect("threads joined")
+    crate::runner::par_seeds(
+        seeds,
+        threads,
+        progress,
+        || (),
+        |_, report: &mut ExploreReport, seed| report.record(seed, &run_madsim(model, seed)),
+        ExploreReport::merge,
+    )
 }
 
 #[cfg(test)]

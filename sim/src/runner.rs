@@ -2,7 +2,8 @@
 //! chunks. The report does not depend on the thread count: counts are sums and the reported
 //! violation is the one with the lowest seed.
 
-use crate::engine::Sim;
+use crate::engine::{Outcome, Sim};
+use crate::history::RunEnd;
 use crate::history::{Stats, Violation};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
@@ -79,20 +80,56 @@ impl ExploreReport {
             }
         }
     }
+    /// Count one run of `seed`.
+    pub fn record(&mut self, seed: u64, o: &Outcome) {
+        self.runs += 1;
+        self.stats.add(&o.stats);
+        self.hash_xor ^= o.history_hash;
+        self.time_limited += (o.end == RunEnd::TimeLimit) as u64;
+        if let Some(v) = o.verdict.violation() {
+            self.violations += 1;
+            *self.by_invariant.entry(v.invariant.clone()).or_default() += 1;
+            if self.first.as_ref().is_none_or(|f| seed < f.seed) {
+                self.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
+            }
+        }
+    }
 }
 
 /// Run every seed of `seeds` on `threads` threads. `progress`, if given, counts finished runs
 /// (a progress bar polls it from another thread).
 pub fn explore<M: Model>(model: &M, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> ExploreReport {
+    par_seeds(
+        seeds,
+        threads,
+        progress,
+        Sim::new,
+        |sim, report: &mut ExploreReport, seed| report.record(seed, &sim.run_seed(model, seed)),
+        ExploreReport::merge,
+    )
+}
+
+/// The one parallel seed loop. Every seed of `seeds` runs on one of `threads` threads; each
+/// thread has its own `worker` (a reusable simulator, say) and its own accumulator, which `run`
+/// updates per seed; the accumulators are merged at the end. Seeds go out in chunks, so which
+/// thread ran a seed varies: `run` and `merge` must make the result independent of that (sums,
+/// minima), which is what keeps a report the same on any thread count. `progress` counts runs.
+pub fn par_seeds<W, R: Default + Send>(
+    seeds: Range<u64>,
+    threads: usize,
+    progress: Option<&AtomicU64>,
+    worker: impl Fn() -> W + Sync,
+    run: impl Fn(&mut W, &mut R, u64) + Sync,
+    merge: impl Fn(&mut R, R) + Sync,
+) -> R {
     const CHUNK: u64 = 64;
     let next = AtomicU64::new(seeds.start);
-    let total = Mutex::new(ExploreReport::default());
-    let threads = threads.max(1);
+    let total = Mutex::new(R::default());
     std::thread::scope(|s| {
-        for _ in 0..threads {
+        for _ in 0..threads.max(1) {
             s.spawn(|| {
-                let mut sim = Sim::new();
-                let mut mine = ExploreReport::default();
+                let mut w = worker();
+                let mut mine = R::default();
                 loop {
                     let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
                     if lo >= seeds.end {
@@ -100,24 +137,13 @@ pub fn explore<M: Model>(model: &M, seeds: Range<u64>, threads: usize, progress:
                     }
                     let hi = (lo + CHUNK).min(seeds.end);
                     for seed in lo..hi {
-                        let o = sim.run_seed(model, seed);
-                        mine.runs += 1;
-                        mine.stats.add(&o.stats);
-                        mine.hash_xor ^= o.history_hash;
-                        mine.time_limited += (o.end == crate::history::RunEnd::TimeLimit) as u64;
-                        if let Some(v) = o.verdict.violation() {
-                            mine.violations += 1;
-                            *mine.by_invariant.entry(v.invariant.clone()).or_default() += 1;
-                            if mine.first.as_ref().is_none_or(|f| seed < f.seed) {
-                                mine.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
-                            }
-                        }
+                        run(&mut w, &mut mine, seed);
                     }
                     if let Some(p) = progress {
                         p.fetch_add(hi - lo, Ordering::Relaxed);
                     }
                 }
-                total.lock().expect("no thread panics while holding the lock").merge(mine);
+                merge(&mut total.lock().expect("no thread panics while holding the lock"), mine);
             });
         }
     });
