@@ -90,7 +90,7 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
                         }
                         if let Some(v) = o.verdict.violation() {
                             a.violating += 1;
-                            if !a.first.as_ref().is_some_and(|(f, _)| *f <= seed) {
+                            if !matches!(&a.first, Some((f, _)) if *f <= seed) {
                                 a.first = Some((seed, v.invariant.clone()));
                             }
                         }
@@ -106,7 +106,7 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
                 t.operations += a.operations;
                 t.sim_time_us += a.sim_time_us;
                 if let Some((seed, inv)) = a.first {
-                    if !t.first.as_ref().is_some_and(|(f, _)| *f <= seed) {
+                    if !matches!(&t.first, Some((f, _)) if *f <= seed) {
                         t.first = Some((seed, inv));
                     }
                 }

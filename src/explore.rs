@@ -3,7 +3,7 @@
 
 use crate::seedfile::SeedFile;
 use crate::{program, shell_quote, BadInput, Found, Result};
-use models::run::Source;
+use models::run::{Backend, Source};
 use models::{Expect, Scenario};
 use serde::{Deserialize, Serialize};
 use sim::{ExploreReport, Shard};
@@ -27,6 +27,7 @@ pub struct Args {
     pub swarm: bool,
     pub json: bool,
     pub save: PathBuf,
+    pub backend: Backend,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct Summary {
     pub scenario: String,
     /// A hash of the whole scenario: shards of different scenarios refuse to merge.
     pub scenario_digest: String,
+    /// The simulator the seeds ran on (`native` when absent, as in results of older builds).
+    #[serde(default)]
+    pub backend: Backend,
     pub swarm: bool,
     /// The seeds this summary covers (a shard's part, or the whole range).
     pub seeds: Seeds,
@@ -87,18 +91,21 @@ pub fn run(args: &Args) -> Result<Found> {
     };
     let threads = args.threads.max(1);
     let started = Instant::now();
-    let report = with_progress(seeds.end - seeds.start, |progress| scenario.explore(seeds.clone(), threads, progress));
+    let report = with_progress(seeds.end - seeds.start, |progress| scenario.explore_with(args.backend, seeds.clone(), threads, progress));
     let elapsed = started.elapsed().as_secs_f64();
     let first_violation = match &report.first {
         None => None,
         Some(found) => {
-            let file = SeedFile::new(
-                scenario.clone(),
-                &Source::Seed(found.seed),
-                Expect::Violation(found.violation.invariant.clone()),
-                found.violation.message.clone(),
-            );
-            let path = crate::seedfile::default_path(&args.save, &scenario, found.seed);
+            let file = SeedFile {
+                backend: args.backend,
+                ..SeedFile::new(
+                    scenario.clone(),
+                    &Source::Seed(found.seed),
+                    Expect::Violation(found.violation.invariant.clone()),
+                    found.violation.message.clone(),
+                )
+            };
+            let path = crate::seedfile::backend_path(&args.save, &scenario, args.backend, found.seed);
             file.write(&path)?;
             let shown = path.display().to_string();
             Some(FirstViolation {
@@ -113,6 +120,7 @@ pub fn run(args: &Args) -> Result<Found> {
     let summary = Summary {
         scenario: scenario.name.clone(),
         scenario_digest: digest(&scenario),
+        backend: args.backend,
         swarm: scenario.swarm,
         seeds: Seeds { start: seeds.start, end: seeds.end },
         shard: args.shard.map(|s| format!("{}/{}", s.index + 1, s.count)),
@@ -189,6 +197,10 @@ pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
     let mut out = String::new();
     let shard = s.shard.as_ref().map(|k| format!(" (shard {k})")).unwrap_or_default();
     let swarm = if s.swarm { ", swarm" } else { "" };
+    let swarm = match s.backend {
+        Backend::Native => swarm.to_string(),
+        b => format!("{swarm}, on {b}"),
+    };
     let _ = writeln!(out, "explore {}{swarm}: seeds {}..{}{shard}", s.scenario, s.seeds.start, s.seeds.end);
     let _ = writeln!(out, "{} runs in {:.2} s on {} threads: {} runs/s", s.runs, s.elapsed_sec, s.threads, s.runs_per_sec);
     if s.violations == 0 {
@@ -210,8 +222,17 @@ pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
             let _ = writeln!(out, "\nseed file:  {file}");
         }
         let _ = writeln!(out, "replay it:  {}", f.replay);
-        if let Some(file) = &f.seed_file {
-            let _ = writeln!(out, "shrink it:  {} shrink {}", program(), shell_quote(file));
+        match (&f.seed_file, s.backend) {
+            (Some(file), Backend::Native) => {
+                let _ = writeln!(out, "shrink it:  {} shrink {}", program(), shell_quote(file));
+            }
+            (_, Backend::Madsim) => {
+                let _ = writeln!(
+                    out,
+                    "shrink:     works on native runs (a madsim run replays by seed, with no tape to edit): explore without --backend madsim, then shrink its seed file"
+                );
+            }
+            _ => {}
         }
     }
     match expect {
@@ -236,6 +257,12 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
     parts.sort_by_key(|p| p.seeds.start);
     let first = &parts[0];
     for p in &parts[1..] {
+        if p.backend != first.backend {
+            return Err(BadInput(format!(
+                "cannot merge results of different backends: {} and {} (merge the shards of one search)",
+                first.backend, p.backend
+            )));
+        }
         if p.scenario_digest != first.scenario_digest || p.swarm != first.swarm {
             return Err(BadInput(format!(
                 "cannot merge results of different scenarios: {} (digest {}) and {} (digest {})",
@@ -260,7 +287,7 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
     for p in &parts {
         report.merge(p.report.clone());
         if let Some(f) = &p.first_violation {
-            if !first_violation.as_ref().is_some_and(|g| g.seed <= f.seed) {
+            if !matches!(&first_violation, Some(g) if g.seed <= f.seed) {
                 first_violation = Some(f.clone());
             }
         }
@@ -269,6 +296,7 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
     Ok(Summary {
         scenario: first.scenario.clone(),
         scenario_digest: first.scenario_digest.clone(),
+        backend: first.backend,
         swarm: first.swarm,
         seeds: Seeds { start: first.seeds.start, end: last.seeds.end },
         shard: None,

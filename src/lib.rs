@@ -8,9 +8,11 @@
 //! - [`explore`]: many seeds on all cores, sharding, merging shard results.
 //! - [`replay`] and [`render`]: one run as a text timeline, a mermaid diagram or JSON.
 //! - [`shrink`]: a failing run reduced to a 1-minimal counterexample.
+//! - [`check`]: every run of a small scenario within bounds (exhaustive search).
 //! - [`compare`]: designs side by side on the same seeds.
 //! - [`list`]: the preset catalogue.
 
+pub mod check;
 pub mod compare;
 pub mod explore;
 pub mod input;

@@ -1,7 +1,8 @@
 //! The `idemsim` command line: see `idemsim --help` and README.md.
 
 use clap::{Parser, Subcommand};
-use idemsim::{compare, explore, list, replay, shrink, BadInput, Found};
+use idemsim::{check, compare, explore, list, replay, shrink, BadInput, Found};
+use models::run::Backend;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,10 +16,11 @@ Typical session:
   idemsim explore payment/setnx-everysec          # find a double charge, write a seed file
   idemsim shrink idemsim-seeds/<file>.toml        # reduce it to a minimal counterexample
   idemsim replay idemsim-seeds/<file>.shrunk.toml # read it as a timeline (or --format mermaid)
-  idemsim compare payment/setnx-everysec payment/setnx-always payment/durable-on-conflict";
+  idemsim compare payment/setnx-everysec payment/setnx-always payment/durable-on-conflict
+  idemsim check payment/durable-on-conflict --exhaustive --crashes 1 --lost 1   # every run, not a sample";
 
 /// Deterministic simulation testing for idempotency and retry designs: explore seeds, replay and
-/// shrink a failing run, compare designs.
+/// shrink a failing run, compare designs, check every run of a small scenario.
 #[derive(Parser)]
 #[command(name = "idemsim", version, after_help = AFTER_HELP)]
 struct Cli {
@@ -69,7 +71,15 @@ enum Cmd {
         /// Directory for the seed file of the first violation.
         #[arg(long, value_name = "DIR", default_value = explore::DEFAULT_SAVE_DIR)]
         save: PathBuf,
+        /// The simulator: native (idemsim's scheduler; its runs replay and shrink) or madsim (the
+        /// same actors on madsim 0.2; a seed means another run there, replayed by seed only).
+        #[arg(long, value_name = "B", default_value = "native", value_parser = parse_backend)]
+        backend: Backend,
     },
+    /// Check every run of a small scenario within bounds (exhaustive search), not a sample of
+    /// seeds; on a violation, write the counterexample as a seed file.
+    #[command(after_help = CHECK_HELP)]
+    Check(check::Args),
     /// Merge `explore --json` results of the shards of one search into the summary one machine
     /// would give.
     Merge {
@@ -98,6 +108,9 @@ enum Cmd {
         /// Also log every event through `tracing`, one span per actor, simulated time first (stderr).
         #[arg(long, short)]
         verbose: bool,
+        /// The simulator [default: the seed file's, else native]. madsim replays seeds only.
+        #[arg(long, value_name = "B", value_parser = parse_backend)]
+        backend: Option<Backend>,
     },
     /// Shrink a failing run to a 1-minimal counterexample and write it as a seed file.
     #[command(
@@ -116,7 +129,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run the same seeds against each design and print violation rates side by side.
+    /// Run the same seeds against each design and print violation rates side by side (on the
+    /// native backend).
     Compare {
         /// Presets or TOML scenario files.
         #[arg(required = true)]
@@ -138,15 +152,33 @@ fn parse_shard(s: &str) -> Result<sim::Shard, String> {
     sim::Shard::parse(s)
 }
 
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse::<Backend>().map_err(|_| "use native or madsim".to_string())
+}
+
+const CHECK_HELP: &str = "\
+SCENARIO is shrunk to one operation of one client whose request is sent --requests times at once
+(same key), with at most --attempts attempts; each fault kind it has may strike up to its bound.
+The search is untimed unless --timed (the output says which); a pass is a proof only when the
+output says \"exhausted\" and no run was truncated.
+
+Exit status: 0 no violation within the bounds, 1 a violation (its seed file replays and shrinks
+like explore's), 2 bad input (a missing --exhaustive, a bad bound).
+
+Examples:
+  idemsim check payment/durable-on-conflict --exhaustive --crashes 1 --lost 1
+  idemsim check payment/select-then-insert --exhaustive --lost 1 --shortest";
+
 fn run(cli: Cli) -> idemsim::Result<Found> {
     match cli.cmd {
         Cmd::List { toml, json } => list::run(toml.as_deref(), json),
-        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save } => {
-            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save })
+        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save, backend } => {
+            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save, backend })
         }
+        Cmd::Check(args) => check::run(&args),
         Cmd::Merge { files, json } => explore::merge_files(&files, json),
-        Cmd::Replay { input, seed, swarm, format, verbose } => {
-            let input = replay::RunInput::resolve(&input, seed, swarm)?;
+        Cmd::Replay { input, seed, swarm, format, verbose, backend } => {
+            let input = replay::RunInput::resolve(&input, seed, swarm, backend)?;
             replay::run(&input, format, verbose)
         }
         Cmd::Shrink { input, seed, swarm, out, json } => {
@@ -161,6 +193,13 @@ fn run(cli: Cli) -> idemsim::Result<Found> {
 }
 
 fn main() -> ExitCode {
+    // `idemsim replay ... | head` closes the pipe early: end quietly, as other Unix tools do,
+    // rather than panicking on the next print (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(Found::Nothing) => ExitCode::SUCCESS,

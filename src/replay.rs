@@ -2,10 +2,10 @@
 
 use crate::seedfile::SeedFile;
 use crate::{render, BadInput, Found, Result};
-use models::run::{RunRecord, Source};
+use models::run::{Backend, RunRecord, Source};
 use models::{Expect, Scenario};
 use serde_json::json;
-use sim::TraceKind;
+use sim::{Semantics, TraceKind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,11 +19,16 @@ pub struct RunInput {
     pub origin: String,
     /// The seed file it was read from.
     pub path: Option<std::path::PathBuf>,
+    /// How a tape reads time (a seed file's `semantics`; timed otherwise).
+    pub semantics: Semantics,
+    /// The simulator to run it on (a seed file's `backend` unless `--backend` says otherwise).
+    pub backend: Backend,
 }
 
 impl RunInput {
-    /// `INPUT` is a seed file (when `seed` is None) or a SCENARIO to run with `seed`.
-    pub fn resolve(input: &str, seed: Option<u64>, swarm: bool) -> Result<RunInput> {
+    /// `INPUT` is a seed file (when `seed` is None) or a SCENARIO to run with `seed`. `backend`
+    /// (`--backend`) overrides a seed file's.
+    pub fn resolve(input: &str, seed: Option<u64>, swarm: bool, backend: Option<Backend>) -> Result<RunInput> {
         match seed {
             Some(seed) => {
                 let mut scenario = crate::input::load_scenario(input)?;
@@ -34,6 +39,8 @@ impl RunInput {
                     expect: None,
                     origin: format!("{} --seed {seed}", scenario_label(input)),
                     path: None,
+                    semantics: Semantics::Timed,
+                    backend: backend.unwrap_or_default(),
                 })
             }
             None => {
@@ -57,29 +64,55 @@ impl RunInput {
                 if swarm && !file.scenario.swarm {
                     return Err(BadInput("--swarm applies to SCENARIO --seed S; a seed file carries its own scenario".into()));
                 }
+                let run_on = backend.unwrap_or(file.backend);
+                if run_on == Backend::Madsim && file.tape.is_some() {
+                    let what =
+                        if file.semantics == Semantics::Untimed { "an untimed tape (from `idemsim check`)" } else { "a choice tape" };
+                    return Err(BadInput(format!(
+                        "{input} holds {what}, which replays only on the native backend: drop --backend madsim (madsim replays a seed: `idemsim replay SCENARIO --seed S --backend madsim`)"
+                    )));
+                }
                 Ok(RunInput {
                     source: file.source(),
                     scenario: file.scenario,
-                    expect: Some(file.expect),
+                    // A verdict recorded on one backend says nothing about the same seed on the other.
+                    expect: (run_on == file.backend).then_some(file.expect),
                     origin: input.to_string(),
                     path: Some(path.to_path_buf()),
+                    semantics: file.semantics,
+                    backend: run_on,
                 })
             }
         }
     }
 
     pub fn source_json(&self) -> serde_json::Value {
-        match &self.source {
+        let mut v = match &self.source {
             Source::Seed(s) => json!({"seed": s}),
             Source::Tape(t) => json!({"tape": t}),
-        }
+        };
+        v["semantics"] = json!(self.semantics);
+        v["backend"] = json!(self.backend);
+        v
     }
 
     pub fn source_text(&self) -> String {
-        match &self.source {
+        let mut s = match &self.source {
             Source::Seed(s) => format!("seed {s}"),
             Source::Tape(t) => format!("a tape of {} choices", t.len()),
+        };
+        if self.semantics == Semantics::Untimed {
+            s.push_str(", untimed");
         }
+        if self.backend != Backend::Native {
+            s.push_str(&format!(", on {}", self.backend));
+        }
+        s
+    }
+
+    /// The run, recorded in full, in its semantics on its backend.
+    pub fn record(&self, trace: bool) -> Result<RunRecord> {
+        crate::seedfile::record(&self.scenario, self.backend, self.semantics, &self.source, trace).map_err(BadInput)
     }
 }
 
@@ -98,7 +131,7 @@ pub enum Format {
 }
 
 pub fn run(input: &RunInput, format: Format, verbose: bool) -> Result<Found> {
-    let record = input.scenario.record(&input.source, true);
+    let record = input.record(true)?;
     if verbose {
         emit_tracing(&record);
     }

@@ -6,6 +6,9 @@
 //! seed = 6                         # the seed it came from (optional if `tape` is given)
 //! tape = [0, 1, 0, 3]              # the choice tape; when present, replay uses it instead of `seed`
 //! message = "double charge: ..."   # the violation message when recorded (informational)
+//! semantics = "untimed"            # optional: the tape's semantics (`check` finds untimed runs);
+//!                                  # absent = "timed", the semantics explore and shrink run in
+//! backend = "madsim"               # optional: the simulator the seed ran on; absent = "native"
 //!
 //! [scenario]                       # the whole scenario, inline: a preset changing later does not
 //! name = "payment/setnx-everysec"  # silently change what this file replays
@@ -13,9 +16,10 @@
 //! ```
 
 use crate::{BadInput, Result};
-use models::run::Source;
+use models::run::{Backend, RunRecord, Source};
 use models::{Expect, Scenario};
 use serde::{Deserialize, Serialize};
+use sim::Semantics;
 use std::path::{Path, PathBuf};
 
 /// The seed file layout this build reads and writes.
@@ -33,7 +37,35 @@ pub struct SeedFile {
     pub tape: Option<Vec<u32>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// How the tape reads time: `timed` (explore, shrink; the default, so older files stay
+    /// valid) or `untimed` (a counterexample of `check --exhaustive`). A tape replays only in the
+    /// semantics it was recorded in.
+    #[serde(default = "timed", skip_serializing_if = "is_timed")]
+    pub semantics: Semantics,
+    /// The simulator that ran the seed: `native` (the default) or `madsim` (seed only, no tape).
+    #[serde(default, skip_serializing_if = "is_native")]
+    pub backend: Backend,
     pub scenario: Scenario,
+}
+
+fn timed() -> Semantics {
+    Semantics::Timed
+}
+
+fn is_timed(s: &Semantics) -> bool {
+    *s == Semantics::Timed
+}
+
+fn is_native(b: &Backend) -> bool {
+    *b == Backend::Native
+}
+
+/// The name of a semantics as a seed file spells it.
+pub fn semantics_name(s: Semantics) -> &'static str {
+    match s {
+        Semantics::Timed => "timed",
+        Semantics::Untimed => "untimed",
+    }
 }
 
 impl SeedFile {
@@ -42,7 +74,12 @@ impl SeedFile {
             Source::Seed(s) => (Some(*s), None),
             Source::Tape(t) => (None, Some(trim_tape(t))),
         };
-        SeedFile { format: FORMAT, expect, seed, tape, message, scenario }
+        SeedFile { format: FORMAT, expect, seed, tape, message, semantics: Semantics::Timed, backend: Backend::Native, scenario }
+    }
+
+    /// Replay this file's run as it was recorded: in its semantics, on its backend.
+    pub fn record(&self, trace: bool) -> std::result::Result<RunRecord, String> {
+        record(&self.scenario, self.backend, self.semantics, &self.source(), trace)
     }
 
     /// What replays this run: the tape if there is one, else the seed.
@@ -75,6 +112,16 @@ impl SeedFile {
         let file: SeedFile = toml::from_str(text).map_err(|e| e.to_string())?;
         if file.seed.is_none() && file.tape.is_none() {
             return Err("a seed file needs `seed = N` or `tape = [...]` (or both; the tape wins)".into());
+        }
+        if file.backend == Backend::Madsim {
+            if file.tape.is_some() || file.seed.is_none() {
+                return Err(
+                    "backend = \"madsim\" replays by seed only: give `seed = N` and no `tape` (a tape is a native choice sequence)".into(),
+                );
+            }
+            if file.semantics != Semantics::Timed {
+                return Err("backend = \"madsim\" runs timed only: drop `semantics` (untimed tapes replay on the native backend)".into());
+            }
         }
         file.scenario.validate().map_err(|e| format!("[scenario]: {e}"))?;
         Ok(file)
@@ -109,6 +156,12 @@ impl SeedFile {
         if !self.message.is_empty() {
             out.push_str(&format!("message = {}\n", toml::Value::String(self.message.clone())));
         }
+        if !is_timed(&self.semantics) {
+            out.push_str(&format!("semantics = \"{}\"\n", semantics_name(self.semantics)));
+        }
+        if !is_native(&self.backend) {
+            out.push_str(&format!("backend = \"{}\"\n", self.backend));
+        }
         #[derive(Serialize)]
         struct Wrap<'a> {
             scenario: &'a Scenario,
@@ -129,6 +182,24 @@ impl SeedFile {
     }
 }
 
+/// One run of `scenario` from `source` on `backend` in `semantics`, recorded in full. madsim
+/// runs timed and by seed only: a tape (or the untimed semantics) there is an error.
+pub fn record(
+    scenario: &Scenario,
+    backend: Backend,
+    semantics: Semantics,
+    source: &Source,
+    trace: bool,
+) -> std::result::Result<RunRecord, String> {
+    match backend {
+        Backend::Native => Ok(scenario.record_in(semantics, source, trace)),
+        Backend::Madsim if semantics != Semantics::Timed => {
+            Err("an untimed tape (from `idemsim check`) replays only on the native backend: drop --backend madsim".into())
+        }
+        Backend::Madsim => scenario.record_with(backend, source, trace),
+    }
+}
+
 /// Past its end a tape answers 0, so trailing zeros carry nothing.
 pub fn trim_tape(tape: &[u32]) -> Vec<u32> {
     let end = tape.iter().rposition(|&v| v != 0).map_or(0, |i| i + 1);
@@ -143,4 +214,13 @@ pub fn looks_like_seed_file(text: &str) -> bool {
 /// The default place for a new seed file: `DIR/<scenario>-seed-<S>.toml`.
 pub fn default_path(dir: &Path, scenario: &Scenario, seed: u64) -> PathBuf {
     dir.join(format!("{}-seed-{seed}.toml", crate::input::slug(&scenario.name)))
+}
+
+/// Where explore on `backend` puts the seed file of seed `seed`: madsim files get their own
+/// name (`DIR/<scenario>-madsim-seed-<S>.toml`), since the same seed is another run there.
+pub fn backend_path(dir: &Path, scenario: &Scenario, backend: Backend, seed: u64) -> PathBuf {
+    match backend {
+        Backend::Native => default_path(dir, scenario, seed),
+        Backend::Madsim => dir.join(format!("{}-madsim-seed-{seed}.toml", crate::input::slug(&scenario.name))),
+    }
 }

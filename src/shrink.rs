@@ -21,7 +21,7 @@
 use models::payment::{Node, PaymentModel};
 use models::{Scenario, Workload};
 use serde::Serialize;
-use sim::{ChoiceKind, Sim};
+use sim::{ChoiceKind, Semantics, Sim};
 use std::collections::BTreeMap;
 
 /// How many seeds a smaller workload may try to find the same violation.
@@ -138,15 +138,17 @@ fn plural_kind(kind: &str, n: usize) -> String {
     }
 }
 
-/// Runs candidates on one reusable simulator.
+/// Runs candidates on one reusable simulator, every one in the same semantics (a tape found by
+/// `check` is untimed, and means another run read as timed).
 struct Runner {
     sim: Sim<Node>,
     runs: u64,
 }
 
 impl Runner {
-    fn new() -> Runner {
+    fn new(semantics: Semantics) -> Runner {
         let mut sim = Sim::new();
+        semantics.apply(&mut sim);
         sim.choices.set_recording(true);
         Runner { sim, runs: 0 }
     }
@@ -218,7 +220,12 @@ fn smaller_workloads(w: &Workload) -> Vec<Workload> {
 /// Shrink the run of `scenario` under `tape` (a seed's tape is what `Scenario::record` returns).
 /// `None` if that run violates nothing.
 pub fn shrink(scenario: &Scenario, tape: &[u32]) -> Option<Shrunk> {
-    let mut r = Runner::new();
+    shrink_in(Semantics::Timed, scenario, tape)
+}
+
+/// [`shrink`] with every candidate run in `semantics` (the semantics the tape was recorded in).
+pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Option<Shrunk> {
+    let mut r = Runner::new(semantics);
     let start = r.tape(scenario, tape);
     let invariant = start.invariant.clone()?;
     let before = start.size();
@@ -337,7 +344,12 @@ pub struct Minimality {
 /// Re-run the counterexample with each remaining fault removed (every variant of [`removals`]),
 /// and with one client, operation or duplicate fewer.
 pub fn check_minimal(scenario: &Scenario, tape: &[u32], invariant: &str) -> Minimality {
-    let mut r = Runner::new();
+    check_minimal_in(Semantics::Timed, scenario, tape, invariant)
+}
+
+/// [`check_minimal`] in `semantics`.
+pub fn check_minimal_in(semantics: Semantics, scenario: &Scenario, tape: &[u32], invariant: &str) -> Minimality {
+    let mut r = Runner::new(semantics);
     let base = r.tape(scenario, tape);
     let mut m = Minimality::default();
     let violates = |c: &Cand| c.invariant.as_deref() == Some(invariant);
@@ -368,15 +380,18 @@ pub fn check_minimal(scenario: &Scenario, tape: &[u32], invariant: &str) -> Mini
 pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>, json: bool) -> crate::Result<crate::Found> {
     use crate::{ms, program, shell_quote};
     use std::fmt::Write;
+    if input.backend != models::run::Backend::Native {
+        return Err(crate::BadInput(madsim_refusal(input)));
+    }
     let started = std::time::Instant::now();
-    let first = input.scenario.record(&input.source, false);
+    let first = input.record(false)?;
     let tape: Vec<u32> = first.tape.iter().map(|c| c.value).collect();
-    let Some(s) = shrink(&input.scenario, &tape) else {
+    let Some(s) = shrink_in(input.semantics, &input.scenario, &tape) else {
         eprintln!("nothing to shrink: {} violates no invariant", input.origin);
         return Ok(crate::Found::Nothing);
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let minimal = check_minimal(&s.scenario, &s.tape, &s.invariant);
+    let minimal = check_minimal_in(input.semantics, &s.scenario, &s.tape, &s.invariant);
     let path = out.unwrap_or_else(|| match &input.path {
         Some(p) => {
             let stem = p.file_stem().map(|s| s.to_string_lossy().trim_end_matches(".shrunk").to_string()).unwrap_or_default();
@@ -391,12 +406,15 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
             p.with_extension("shrunk.toml")
         }
     });
-    let file = crate::seedfile::SeedFile::new(
-        s.scenario.clone(),
-        &models::run::Source::Tape(s.tape.clone()),
-        models::Expect::Violation(s.invariant.clone()),
-        s.message.clone(),
-    );
+    let file = crate::seedfile::SeedFile {
+        semantics: input.semantics,
+        ..crate::seedfile::SeedFile::new(
+            s.scenario.clone(),
+            &models::run::Source::Tape(s.tape.clone()),
+            models::Expect::Violation(s.invariant.clone()),
+            s.message.clone(),
+        )
+    };
     file.write(&path)?;
     let shown = path.display().to_string();
     let is_minimal = minimal.removable_faults.is_empty() && minimal.removable_operations.is_empty();
@@ -404,7 +422,7 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
         let v = serde_json::json!({
             "input": input.origin, "invariant": s.invariant, "message": s.message,
             "before": s.before, "after": s.after, "runs": s.runs, "elapsed_sec": (elapsed * 1000.0).round() / 1000.0,
-            "one_minimal": is_minimal, "seed_file": shown,
+            "one_minimal": is_minimal, "seed_file": shown, "semantics": input.semantics,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
         return Ok(crate::Found::Violation);
@@ -429,7 +447,8 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
     let wb = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
     let wa = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(5);
     let mut o = String::new();
-    let _ = writeln!(o, "shrink {}: {}", input.origin, s.invariant);
+    let untimed = if input.semantics == Semantics::Untimed { " (untimed, as `check` found it)" } else { "" };
+    let _ = writeln!(o, "shrink {}{untimed}: {}", input.origin, s.invariant);
     let _ = writeln!(o, "  {:14}  {:>wb$}  {:>wa$}", "", "before", "after");
     for (name, before, after) in rows {
         let _ = writeln!(o, "  {name:14}  {before:>wb$}  {after:>wa$}");
@@ -467,15 +486,31 @@ pub fn resolve(input: &str, seed: Option<u64>, swarm: bool, threads: usize) -> c
     let path = std::path::Path::new(input);
     let is_seed_file = path.is_file() && crate::seedfile::looks_like_seed_file(&crate::input::read(path)?);
     if seed.is_some() || is_seed_file {
-        return crate::replay::RunInput::resolve(input, seed, swarm);
+        return crate::replay::RunInput::resolve(input, seed, swarm, None);
     }
     let mut scenario = crate::input::load_scenario(input)?;
     scenario.swarm |= swarm;
     for range in [0..1_000, 1_000..10_000, 10_000..100_000] {
         if let Some(found) = scenario.explore(range, threads, None).first {
             eprintln!("shrinking the first failing seed of {input}: {}", found.seed);
-            return crate::replay::RunInput::resolve(input, Some(found.seed), swarm);
+            return crate::replay::RunInput::resolve(input, Some(found.seed), swarm, None);
         }
     }
     Err(crate::BadInput(format!("{input}: no violation in seeds 0..100000, so nothing to shrink")))
+}
+
+/// Why a madsim seed file cannot be shrunk, and what to do instead.
+fn madsim_refusal(input: &crate::replay::RunInput) -> String {
+    let name = &input.scenario.name;
+    let preset = models::presets::get(name).is_some_and(|p| p == input.scenario);
+    let p = crate::program();
+    let instead = if preset {
+        format!("find the bug on the native backend and shrink that: `{p} shrink {name}` (its first failing native seed)")
+    } else {
+        format!("find the bug on the native backend and shrink that: `{p} explore SCENARIO`, then `{p} shrink` the seed file it writes")
+    };
+    format!(
+        "{} ran on the madsim backend, which replays by seed only: shrinking edits a native choice tape, so it works on native runs. The same seed on the native backend is another run; {instead}",
+        input.origin
+    )
 }

@@ -266,7 +266,7 @@ fn shrink_gives_a_1_minimal_counterexample_that_replays() {
         t[i] = 0;
         let r = shrunk.scenario.record(&models::run::Source::Tape(t), false);
         assert!(
-            !r.outcome.verdict.violation().is_some_and(|v| v.invariant == "exactly_once_charge"),
+            !matches!(r.outcome.verdict.violation(), Some(v) if v.invariant == "exactly_once_charge"),
             "fault {i} ({:?}) is not needed",
             kinds[i]
         );

@@ -273,7 +273,8 @@ impl Postgres {
         }
     }
 
-    /// The row of `key` as transaction `tx` sees it, and whether another transaction holds it.
+    /// The row of `key` as transaction `tx` sees it, and whether another transaction holds a
+    /// version of it (an uncommitted insert or update: what a unique-index insert waits on).
     fn visible(&self, tx: u64, key: Key) -> (Option<usize>, bool) {
         let mut found = None;
         let mut held = false;
@@ -376,11 +377,12 @@ impl Postgres {
 
     /// Update the visible row of `key` with `f` (a new version owned by `tx`).
     fn update(&mut self, tx: u64, key: Key, f: impl FnOnce(&mut KeyRow) -> bool) -> Option<SqlReply> {
-        let (found, held) = self.visible(tx, key);
-        if held {
-            return None; // Row lock held by another transaction.
+        // An UPDATE sees committed rows and its own; it waits only on a row another transaction
+        // is updating (a row lock), not on another transaction's uncommitted insert.
+        let Some(i) = self.visible(tx, key).0 else { return Some(SqlReply::Updated(false)) };
+        if matches!(self.keys[i].deleted_by, Some(o) if o != tx) {
+            return None;
         }
-        let Some(i) = found else { return Some(SqlReply::Updated(false)) };
         let mut row = self.keys[i].row;
         if !f(&mut row) {
             return Some(SqlReply::Updated(false));

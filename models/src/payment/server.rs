@@ -185,7 +185,8 @@ impl Server {
             (Step::Claim, Reply::Sql(SqlReply::Found(row))) => self.found(ctx, slot, row.into()),
             (Step::Claim, Reply::Redis(RedisReply::Exists(v))) => self.found(ctx, slot, v.into()),
             (Step::Claim, Reply::Sql(SqlReply::NotFound) | Reply::Redis(RedisReply::Nil)) => self.not_found(ctx, slot),
-            (Step::Claim | Step::InsertKey, Reply::Sql(SqlReply::LockTimeout | SqlReply::UniqueViolation)) => {
+            // lock_timeout on any statement: another request holds the key's row. 409, retry later.
+            (_, Reply::Sql(SqlReply::LockTimeout)) | (Step::Claim | Step::InsertKey, Reply::Sql(SqlReply::UniqueViolation)) => {
                 self.reject(ctx, slot, Status::Conflict)
             }
             (Step::ClaimCommit, Reply::Sql(SqlReply::Committed)) => self.charge(ctx, slot),

@@ -1,0 +1,522 @@
+//! `idemsim check SCENARIO --exhaustive`: every run of a small scenario within bounds, by
+//! depth-first search with state pruning and partial-order reduction (`sim::check_exhaustive`),
+//! instead of a sample of seeds. A counterexample is written as a seed file with its (untimed)
+//! tape, which `replay` and `shrink` read like any other.
+
+use crate::seedfile::SeedFile;
+use crate::{program, shell_quote, BadInput, Found, Result};
+use models::run::Source;
+use models::{Expect, Scenario};
+use serde::Serialize;
+use sim::{Bounds, Counterexample, ExhaustiveOptions, HistoryView, Semantics};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the checkers may be judged under: the payment checkers are sound under the per-node view
+/// (the default) and under the ordered one; a view that hides the history is never offered.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum History {
+    /// Each node's own sequence of observations is part of a state (prunes more; allows the
+    /// partial-order reduction).
+    PerNode,
+    /// The global order of observations is part of a state (always sound; no reduction).
+    Ordered,
+}
+
+/// `idemsim check`'s flags.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Args {
+    /// A preset name or a TOML scenario file (it is shrunk to one operation; see --requests).
+    pub scenario: String,
+    /// Enumerate every run within the bounds (depth-first, pruning states already seen,
+    /// commuting independent events). Required: it is check's only mode.
+    #[arg(long)]
+    pub exhaustive: bool,
+    /// Concurrent same-key requests of the one operation (1 to 17).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub requests: u32,
+    /// Attempts per operation: 1 = no retries (capped at the scenario's max_attempts).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub attempts: u32,
+    /// At most N lost messages per run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub lost: u32,
+    /// At most N duplicated messages per run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub duplicated: u32,
+    /// At most N crashes per run (all crashable nodes together).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub crashes: u32,
+    /// At most N pauses per run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub pauses: u32,
+    /// At most N partitions per run.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub partitions: u32,
+    /// A choice over a wide range (restart delay, pause length, jitter) is tried at N spread
+    /// values, both ends included (2 or more).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub values: u32,
+    /// Cut runs at N events (cut runs are counted as truncated, not judged) [default: no bound].
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Stop after N runs (the search is then not exhausted: not a proof) [default: no limit].
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// The timed semantics (the model's delays and fault times, enumerated) instead of the
+    /// untimed one (any pending delivery may happen next; timers in deadline order).
+    #[arg(long)]
+    pub timed: bool,
+    /// Do not merge runs that reach a state already explored.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// No partial-order reduction (explore every order of independent events).
+    #[arg(long)]
+    pub no_reduce: bool,
+    /// What of the history a state holds: per-node (each node's own observations) or ordered
+    /// (the global order; no reduction).
+    #[arg(long, value_enum, value_name = "VIEW", default_value_t = History::PerNode)]
+    pub history: History,
+    /// Stop at the first violation (the search is then not exhausted).
+    #[arg(long, conflicts_with = "shortest")]
+    pub stop_at_first: bool,
+    /// Find the violating run with the fewest events, and prove none shorter exists (a search
+    /// one event shallower that finds nothing).
+    #[arg(long)]
+    pub shortest: bool,
+    /// Print one JSON object (scenario, semantics, bounds, interleavings, distinct_states,
+    /// exhausted, violations, first_violation, ...).
+    #[arg(long)]
+    pub json: bool,
+    /// Directory for the counterexample's seed file.
+    #[arg(long, value_name = "DIR", default_value = crate::explore::DEFAULT_SAVE_DIR)]
+    pub save: PathBuf,
+}
+
+/// `bounds` in `check --json`: `max_events` and `max_runs` are null when unbounded.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoundsJson {
+    pub max_lost: u32,
+    pub max_duplicated: u32,
+    pub max_crashes: u32,
+    pub max_pauses: u32,
+    pub max_partitions: u32,
+    pub max_values: u32,
+    pub max_events: Option<u64>,
+    pub max_runs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstViolation {
+    pub invariant: String,
+    pub message: String,
+    /// Events the run took.
+    pub events: u64,
+    pub tape: Vec<u32>,
+    pub history_hash: u64,
+    pub seed_file: String,
+    /// The command that replays it.
+    pub replay: String,
+}
+
+/// The proof search of `--shortest`: bounded at one event fewer, exhausted, nothing found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Proof {
+    pub max_events: u64,
+    pub interleavings: u64,
+    pub runs: u64,
+    pub distinct_states: u64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ShortestJson {
+    /// Events of the shortest violating run found (null if nothing violates).
+    pub events: Option<u64>,
+    /// Proven: no violating run within `events - 1` events.
+    pub proven: bool,
+    pub proof: Option<Proof>,
+    /// Searches run, the full one included.
+    pub searches: u32,
+    /// Seconds of all the searches together.
+    pub total_elapsed_s: f64,
+}
+
+/// What `check --json` prints. The counts are those of the search at the bounds as given (with
+/// `--shortest`, the full search; the deepening searches are in `shortest`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub requests: u32,
+    /// Attempts per operation (the scenario's `max_attempts` caps `--attempts`).
+    pub attempts: u32,
+    pub semantics: Semantics,
+    pub history: HistoryView,
+    pub bounds: BoundsJson,
+    pub prune_states: bool,
+    /// Whether the partial-order reduction was in effect (never under the ordered view).
+    pub reduction: bool,
+    pub interleavings: u64,
+    pub runs: u64,
+    pub pruned: u64,
+    pub sleep_blocked: u64,
+    pub truncated: u64,
+    pub time_limited: u64,
+    pub distinct_states: u64,
+    pub max_depth: u64,
+    pub sampled_points: u64,
+    pub exhausted: bool,
+    pub violations: u64,
+    pub by_invariant: BTreeMap<String, u64>,
+    pub elapsed_s: f64,
+    pub states_per_sec: f64,
+    pub first_violation: Option<FirstViolation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortest: Option<ShortestJson>,
+}
+
+fn bad(flag: &str, value: impl std::fmt::Display, why: &str) -> BadInput {
+    BadInput(format!("{flag} {value}: {why}"))
+}
+
+/// The options the flags ask for, checked.
+pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
+    if args.values < 2 {
+        return Err(bad("--values", args.values, "use 2 or more (a wide choice is always tried at both ends of its range)"));
+    }
+    if args.max_events == Some(0) {
+        return Err(bad("--max-events", 0, "use 1 or more, or leave it out for no depth bound"));
+    }
+    if args.max_runs == Some(0) {
+        return Err(bad("--max-runs", 0, "use 1 or more, or leave it out for no run limit"));
+    }
+    let mut o = Scenario::exhaustive_options(Bounds {
+        max_lost: args.lost,
+        max_duplicated: args.duplicated,
+        max_crashes: args.crashes,
+        max_pauses: args.pauses,
+        max_partitions: args.partitions,
+        max_events: args.max_events.unwrap_or(u64::MAX),
+        max_values: args.values,
+        max_runs: args.max_runs.unwrap_or(u64::MAX),
+    });
+    if args.timed {
+        o.semantics = Semantics::Timed;
+    }
+    o.prune_states = !args.no_prune;
+    o.reduction = !args.no_reduce;
+    if args.history == History::Ordered {
+        o.history = HistoryView::Ordered;
+    }
+    o.stop_at_first = args.stop_at_first;
+    Ok(o)
+}
+
+/// The scenario the search runs: SCENARIO shrunk to `--requests` concurrent same-key requests
+/// of one operation with at most `--attempts` attempts.
+pub fn derive(scenario: &Scenario, requests: u32, attempts: u32) -> Result<Scenario> {
+    if !(1..=17).contains(&requests) {
+        return Err(bad("--requests", requests, "use 1 to 17 concurrent same-key requests"));
+    }
+    if attempts == 0 {
+        return Err(bad("--attempts", 0, "use 1 (no retries) or more"));
+    }
+    scenario.exhaustive_scenario(requests, attempts).map_err(|e| BadInput(format!("{}: {e}", scenario.name)))
+}
+
+/// A bound on a fault kind the scenario does not inject changes nothing: say so (stderr).
+fn note_idle_bounds(s: &Scenario, b: &Bounds) {
+    let f = &s.faults;
+    for (flag, bound, p, field, what) in [
+        ("--lost", b.max_lost, f.loss_probability, "loss_probability", "lost messages"),
+        ("--duplicated", b.max_duplicated, f.duplicate_probability, "duplicate_probability", "duplicated messages"),
+        ("--crashes", b.max_crashes, f.crash_probability, "crash_probability", "crashes"),
+        ("--pauses", b.max_pauses, f.pause_probability, "pause_probability", "pauses"),
+        ("--partitions", b.max_partitions, f.partition_probability, "partition_probability", "partitions"),
+    ] {
+        if bound > 0 && p == 0.0 {
+            eprintln!("note: {flag} {bound} has no effect: {} has no {what} (faults.{field} = 0)", s.name);
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<Found> {
+    if !args.exhaustive {
+        return Err(BadInput(format!(
+            "check needs --exhaustive (its only mode: every run within the bounds), e.g. `idemsim check {} --exhaustive --lost 1`; to sample seeds instead, use `idemsim explore {}`",
+            shell_quote(&args.scenario),
+            shell_quote(&args.scenario)
+        )));
+    }
+    let scenario = crate::input::load_scenario(&args.scenario)?;
+    let opts = options(args)?;
+    let s = derive(&scenario, args.requests, args.attempts)?;
+    note_idle_bounds(&s, &opts.bounds);
+    let started = Instant::now();
+    let (report, found, shortest) = with_spinner(|p| {
+        if args.shortest {
+            let sh = s.shortest_counterexample(&opts, p);
+            let found = sh.shortest.clone();
+            (sh.full.clone(), found, Some(sh))
+        } else {
+            let r = s.check_exhaustive(&opts, p);
+            let found = r.first.clone();
+            (r, found, None)
+        }
+    });
+    let total = started.elapsed().as_secs_f64();
+    let first_violation = match &found {
+        None => None,
+        Some(c) => Some(save(&s, report.semantics, c, &args.save)?),
+    };
+    let b = &opts.bounds;
+    let summary = Summary {
+        scenario: s.name.clone(),
+        requests: args.requests,
+        attempts: s.payment.client.max_attempts,
+        semantics: report.semantics,
+        history: report.history,
+        bounds: BoundsJson {
+            max_lost: b.max_lost,
+            max_duplicated: b.max_duplicated,
+            max_crashes: b.max_crashes,
+            max_pauses: b.max_pauses,
+            max_partitions: b.max_partitions,
+            max_values: b.max_values,
+            max_events: args.max_events,
+            max_runs: args.max_runs,
+        },
+        prune_states: report.prune_states,
+        reduction: report.reduction,
+        interleavings: report.interleavings,
+        runs: report.runs,
+        pruned: report.pruned,
+        sleep_blocked: report.sleep_blocked,
+        truncated: report.truncated,
+        time_limited: report.time_limited,
+        distinct_states: report.distinct_states,
+        max_depth: report.max_depth,
+        sampled_points: report.sampled_points,
+        exhausted: report.exhausted,
+        violations: report.violations,
+        by_invariant: report.by_invariant.clone(),
+        elapsed_s: round3(report.elapsed_s),
+        states_per_sec: report.states_per_sec.round(),
+        first_violation,
+        shortest: shortest.map(|sh| ShortestJson {
+            events: sh.shortest.as_ref().map(|c| c.events),
+            proven: sh.proof.is_some(),
+            proof: sh.proof.as_ref().map(|p| Proof {
+                // The proof search was bounded at one event fewer than the counterexample.
+                max_events: sh.shortest.as_ref().map_or(p.max_depth, |c| c.events - 1),
+                interleavings: p.interleavings,
+                runs: p.runs,
+                distinct_states: p.distinct_states,
+                elapsed_s: round3(p.elapsed_s),
+            }),
+            searches: sh.searches,
+            total_elapsed_s: round3(total),
+        }),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("a summary serializes"));
+    } else {
+        print!("{}", text(&summary, &s, args));
+    }
+    Ok(if summary.violations > 0 { Found::Violation } else { Found::Nothing })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Write the counterexample as a seed file: its tape, its semantics and the derived scenario
+/// inline (it keeps the preset's name, so the name alone would replay another scenario).
+fn save(s: &Scenario, semantics: Semantics, c: &Counterexample, dir: &Path) -> Result<FirstViolation> {
+    let file = SeedFile {
+        semantics,
+        ..SeedFile::new(
+            s.clone(),
+            &Source::Tape(c.tape.clone()),
+            Expect::Violation(c.violation.invariant.clone()),
+            c.violation.message.clone(),
+        )
+    };
+    let path = dir.join(format!("{}-check-{:08x}.toml", crate::input::slug(&s.name), c.history_hash as u32));
+    file.write(&path)?;
+    let shown = path.display().to_string();
+    Ok(FirstViolation {
+        invariant: c.violation.invariant.clone(),
+        message: c.violation.message.clone(),
+        events: c.events,
+        tape: c.tape.clone(),
+        history_hash: c.history_hash,
+        replay: format!("{} replay {}", program(), shell_quote(&shown)),
+        seed_file: shown,
+    })
+}
+
+fn semantics_name(s: Semantics) -> &'static str {
+    crate::seedfile::semantics_name(s)
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
+    let mut o = String::new();
+    let b = &sum.bounds;
+    let _ = writeln!(
+        o,
+        "check {} --exhaustive: 1 operation, {}, at most {}",
+        sum.scenario,
+        plural(sum.requests as u64, "request", "concurrent same-key requests"),
+        plural(sum.attempts as u64, "attempt", "attempts")
+    );
+    let _ = writeln!(o, "  semantics:  {}", sum.semantics.describe());
+    let history = match sum.history {
+        HistoryView::PerNode => "per-node",
+        HistoryView::Ordered => "ordered",
+        HistoryView::Ignored => "ignored",
+    };
+    let reduction = match (sum.reduction, args.no_reduce) {
+        (false, false) => "off (the ordered view commutes nothing)",
+        (r, _) => on_off(r),
+    };
+    let _ = writeln!(
+        o,
+        "  states:     {history} history view, state pruning {}, partial-order reduction {reduction}",
+        on_off(sum.prune_states)
+    );
+    let limit = |v: Option<u64>| v.map_or("unbounded".to_string(), |n| n.to_string());
+    let _ = writeln!(
+        o,
+        "  bounds:     lost {}, duplicated {}, crashes {}, pauses {}, partitions {}; {} values per wide choice; events {}; runs {}",
+        b.max_lost,
+        b.max_duplicated,
+        b.max_crashes,
+        b.max_pauses,
+        b.max_partitions,
+        b.max_values,
+        limit(b.max_events),
+        limit(b.max_runs)
+    );
+    let _ = writeln!(o, "interleavings:    {}", sum.interleavings);
+    let _ = writeln!(o, "distinct states:  {}", sum.distinct_states);
+    let _ = writeln!(o, "max depth:        {}", plural(sum.max_depth, "event", "events"));
+    let _ = writeln!(
+        o,
+        "runs:             {} ({} pruned, {} sleep-blocked, {} truncated)",
+        sum.runs, sum.pruned, sum.sleep_blocked, sum.truncated
+    );
+    let _ = writeln!(o, "elapsed:          {:.2} s, {} states/s", sum.elapsed_s, sum.states_per_sec);
+    if sum.exhausted {
+        let _ = writeln!(o, "exhausted:        every run within the bounds was explored");
+    } else {
+        let why = if sum.violations > 0 && args.stop_at_first {
+            "stopped at the first violation (--stop-at-first)".to_string()
+        } else {
+            format!("stopped at --max-runs {}", limit(b.max_runs))
+        };
+        let _ = writeln!(o, "NOT exhausted — not a proof: {why}");
+    }
+    if sum.truncated > 0 {
+        let _ = writeln!(
+            o,
+            "warning: {} cut at --max-events {} and not judged: runs longer than that are not covered",
+            plural(sum.truncated, "run was", "runs were"),
+            limit(b.max_events)
+        );
+    }
+    if sum.time_limited > 0 {
+        let _ = writeln!(
+            o,
+            "warning: {} the scenario's time limit with events left (judged as they stood)",
+            plural(sum.time_limited, "run reached", "runs reached")
+        );
+    }
+    if sum.violations == 0 {
+        let _ = writeln!(o, "no violation");
+    } else {
+        let _ = writeln!(o, "violating interleavings: {}", sum.violations);
+        let w = sum.by_invariant.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (inv, n) in &sum.by_invariant {
+            let _ = writeln!(o, "  {inv:w$}  {n:>8}");
+        }
+    }
+    if let Some(f) = &sum.first_violation {
+        let which = if sum.shortest.is_some() { "shortest counterexample" } else { "counterexample" };
+        let _ = writeln!(o, "\n{which}: {}, {}", f.invariant, plural(f.events, "event", "events"));
+        let _ = writeln!(o, "  {}", f.message);
+        if let Some(sh) = &sum.shortest {
+            let _ = match &sh.proof {
+                Some(p) => writeln!(
+                    o,
+                    "  {} events; no violating run within {} events (proof: {} states, {} searches, {:.2} s)",
+                    f.events, p.max_events, p.distinct_states, sh.searches, sh.total_elapsed_s
+                ),
+                None => writeln!(o, "  {} events; not proven shortest (a search was cut short: raise --max-runs)", f.events),
+            };
+        }
+        let _ = writeln!(o, "\nseed file:  {} ({} tape)", f.seed_file, semantics_name(sum.semantics));
+        let _ = writeln!(o, "replay it:  {}", f.replay);
+        let _ = writeln!(o, "shrink it:  {} shrink {}", program(), shell_quote(&f.seed_file));
+    }
+    match &s.expect {
+        Expect::Pass if sum.violations > 0 => {
+            let _ = writeln!(o, "\nThis scenario is expected to pass: that is a finding.");
+        }
+        Expect::Violation(inv) if sum.violations == 0 && !sum.exhausted => {
+            let _ = writeln!(o, "\nThis scenario is expected to violate {inv}; the search stopped before it found a violation.");
+        }
+        Expect::Violation(inv) if sum.violations == 0 => {
+            let _ = writeln!(
+                o,
+                "\nThis scenario is expected to violate {inv}; within these bounds it does not (its trigger may need more requests, attempts or faults)."
+            );
+        }
+        _ => {}
+    }
+    o
+}
+
+/// Run `work` with a spinner on stderr counting runs, if stderr is a terminal.
+fn with_spinner<T: Send>(work: impl FnOnce(Option<&AtomicU64>) -> T + Send) -> T {
+    if !std::io::stderr().is_terminal() {
+        return work(None);
+    }
+    let done = AtomicU64::new(0);
+    let finished = AtomicBool::new(false);
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} runs  {msg}  {elapsed}").expect("a valid template"));
+    let out = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let started = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                let n = done.load(Ordering::Relaxed);
+                bar.set_message(format!("{:.0} runs/s", n as f64 / started.elapsed().as_secs_f64().max(1e-3)));
+                bar.set_position(n);
+                bar.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let out = work(Some(&done));
+        finished.store(true, Ordering::Relaxed);
+        out
+    });
+    bar.finish_and_clear();
+    out
+}

@@ -1,0 +1,319 @@
+//! `idemsim check --exhaustive` and `--backend madsim` end to end: exit statuses, the JSON
+//! contract, and seed files that replay (and, for native tapes, shrink) in the semantics and on the
+//! backend they were found in. Small bounds keep each search well under a second.
+
+use assert_cmd::Command;
+use idemsim::seedfile::SeedFile;
+use models::run::Backend;
+use predicates::prelude::*;
+use serde_json::Value;
+use sim::Semantics;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+const GOOD: &str = "payment/durable-on-conflict";
+/// A new key per attempt: one request and its retry charge twice, no fault needed.
+const BUG: &str = "payment/key-per-attempt";
+const BUG_SHAPE: [&str; 4] = ["--requests", "1", "--attempts", "2"];
+const EXACTLY_ONCE: &str = "exactly_once_charge";
+
+fn idemsim() -> Command {
+    let mut c = Command::cargo_bin("idemsim").expect("the idemsim binary is built");
+    c.env_remove("CARGO_PKG_NAME");
+    c
+}
+
+fn json(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(a.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn check_of_a_correct_design_passes_and_says_how_it_searched() {
+    let dir = TempDir::new().unwrap();
+    let a = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--save"]).arg(dir.path()).assert().code(0);
+    let text = stdout(&a);
+    for want in ["semantics:  untimed", "interleavings:", "distinct states:", "max depth:", "states/s", "exhausted:", "no violation"] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    assert!(!text.contains("NOT exhausted"), "{text}");
+    assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 0, "no seed file for a pass");
+    // The JSON contract.
+    let out = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--json"]).assert().code(0).get_output().stdout.clone();
+    let v = json(&out);
+    assert_eq!(v["scenario"], GOOD);
+    assert_eq!((v["requests"].as_u64(), v["attempts"].as_u64()), (Some(2), Some(1)));
+    assert_eq!((v["semantics"].as_str(), v["history"].as_str()), (Some("untimed"), Some("per_node")));
+    assert_eq!(v["bounds"]["max_lost"], 1);
+    assert!(v["bounds"]["max_events"].is_null() && v["bounds"]["max_runs"].is_null());
+    assert_eq!((v["prune_states"].as_bool(), v["reduction"].as_bool(), v["exhausted"].as_bool()), (Some(true), Some(true), Some(true)));
+    assert!(v["interleavings"].as_u64().unwrap() > 0 && v["distinct_states"].as_u64().unwrap() > 0);
+    assert!(v["max_depth"].as_u64().unwrap() > 0 && v["states_per_sec"].as_f64().is_some());
+    assert_eq!(v["violations"], 0);
+    assert!(v["first_violation"].is_null() && v.get("shortest").is_none());
+}
+
+#[test]
+fn a_run_limit_is_not_a_proof() {
+    let a = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--max-runs", "50"]).assert().code(0);
+    assert!(stdout(&a).contains("NOT exhausted — not a proof: stopped at --max-runs 50"), "{}", stdout(&a));
+    let a = idemsim().args(["check", GOOD, "--exhaustive", "--max-events", "5"]).assert().code(0);
+    assert!(stdout(&a).contains("warning: ") && stdout(&a).contains("cut at --max-events 5"), "{}", stdout(&a));
+    let out = idemsim().args(["check", GOOD, "--exhaustive", "--max-runs", "50", "--json"]).assert().code(0).get_output().stdout.clone();
+    let v = json(&out);
+    assert_eq!((v["exhausted"].as_bool(), v["bounds"]["max_runs"].as_u64()), (Some(false), Some(50)));
+}
+
+/// `check BUG` (one request and one retry) into `dir` with `extra` flags: exit 1, and the JSON
+/// of the run.
+fn find_bug(dir: &Path, extra: &[&str]) -> Value {
+    let out = idemsim()
+        .args(["check", BUG, "--exhaustive", "--json", "--save"])
+        .arg(dir)
+        .args(BUG_SHAPE)
+        .args(extra)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    json(&out)
+}
+
+#[test]
+fn a_check_counterexample_replays_and_shrinks_in_its_semantics() {
+    let dir = TempDir::new().unwrap();
+    let v = find_bug(dir.path(), &[]);
+    assert!(v["violations"].as_u64().unwrap() > 0 && v["by_invariant"][EXACTLY_ONCE].as_u64().is_some());
+    let f = &v["first_violation"];
+    assert_eq!(f["invariant"], EXACTLY_ONCE);
+    assert!(f["message"].as_str().unwrap().starts_with("double charge"));
+    assert!(f["events"].as_u64().unwrap() > 0 && !f["tape"].as_array().unwrap().is_empty());
+    let file = PathBuf::from(f["seed_file"].as_str().unwrap());
+    // The file: the tape, untimed, the derived scenario (one operation, one request, 2 attempts).
+    let seed = SeedFile::load(&file).unwrap();
+    assert_eq!((seed.semantics, seed.backend, seed.seed), (Semantics::Untimed, Backend::Native, None));
+    assert_eq!(seed.tape.as_deref().map(|t| t.len()), Some(f["tape"].as_array().unwrap().len()));
+    let w = &seed.scenario.workload;
+    assert_eq!((seed.scenario.name.as_str(), w.clients, w.operations_per_client, w.duplicates), (BUG, 1, 1, 0));
+    assert_eq!(seed.scenario.payment.client.max_attempts, 2);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("semantics = \"untimed\""));
+    let rec = seed.record(false).unwrap();
+    assert_eq!(rec.outcome.history_hash, f["history_hash"].as_u64().unwrap(), "the file replays the very run");
+    // replay: exit 1, the same invariant, in the untimed semantics.
+    idemsim()
+        .arg("replay")
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("untimed").and(predicate::str::contains("VIOLATION of exactly_once_charge")))
+        .stderr(predicate::str::contains("no longer reproduces").not());
+    // shrink: a 1-minimal counterexample, still untimed, that replays.
+    let shrunk = dir.path().join("shrunk.toml");
+    let a = idemsim().arg("shrink").arg(&file).arg("--out").arg(&shrunk).assert().code(1);
+    assert!(stdout(&a).contains("1-minimal"), "{}", stdout(&a));
+    let s = SeedFile::load(&shrunk).unwrap();
+    assert_eq!(s.semantics, Semantics::Untimed);
+    assert_eq!(s.record(false).unwrap().outcome.verdict.violation().unwrap().invariant, EXACTLY_ONCE);
+    let m = idemsim::shrink::check_minimal_in(Semantics::Untimed, &s.scenario, s.tape.as_ref().unwrap(), EXACTLY_ONCE);
+    assert!(m.removable_faults.is_empty() && m.removable_operations.is_empty(), "{m:?}");
+    idemsim().arg("replay").arg(&shrunk).assert().code(1);
+    // A tape found untimed does not replay on madsim.
+    idemsim().arg("replay").arg(&file).args(["--backend", "madsim"]).assert().code(2).stderr(predicate::str::contains("native backend"));
+}
+
+#[test]
+fn shortest_is_proven_and_printed() {
+    let dir = TempDir::new().unwrap();
+    let v = find_bug(dir.path(), &["--shortest"]);
+    let sh = &v["shortest"];
+    let e = sh["events"].as_u64().unwrap();
+    assert_eq!(v["first_violation"]["events"].as_u64(), Some(e));
+    assert_eq!(sh["proven"], true);
+    assert_eq!(sh["proof"]["max_events"].as_u64(), Some(e - 1));
+    assert!(sh["searches"].as_u64().unwrap() >= 2);
+    let a = idemsim().args(["check", BUG, "--exhaustive", "--shortest", "--save"]).arg(dir.path()).args(BUG_SHAPE).assert().code(1);
+    let text = stdout(&a);
+    assert!(text.contains(&format!("{e} events; no violating run within {} events (proof: ", e - 1)), "{text}");
+    assert!(text.contains("seed file:") && text.contains("replay it:  idemsim replay ") && text.contains("shrink it:  idemsim shrink "));
+    // --stop-at-first: a violation, and not exhausted.
+    let v = find_bug(dir.path(), &["--stop-at-first"]);
+    assert_eq!(v["exhausted"], false);
+    assert!(v["first_violation"]["seed_file"].is_string());
+}
+
+#[test]
+fn timed_and_ordered_checks_say_so() {
+    let out = idemsim()
+        .args(["check", GOOD, "--exhaustive", "--requests", "1", "--timed", "--history", "ordered", "--no-prune", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!((v["semantics"].as_str(), v["history"].as_str()), (Some("timed"), Some("ordered")));
+    assert_eq!((v["prune_states"].as_bool(), v["reduction"].as_bool()), (Some(false), Some(false)));
+    idemsim()
+        .args(["check", GOOD, "--exhaustive", "--requests", "1", "--timed"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("semantics:  timed"));
+}
+
+#[test]
+fn check_bad_input_names_the_flag() {
+    idemsim()
+        .args(["check", GOOD])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("check needs --exhaustive").and(predicate::str::contains("idemsim explore")));
+    for (flag, value, says) in [
+        ("--requests", "0", "--requests 0: use 1 to 17"),
+        ("--requests", "18", "--requests 18"),
+        ("--attempts", "0", "--attempts 0"),
+        ("--values", "1", "--values 1"),
+        ("--max-events", "0", "--max-events 0"),
+        ("--max-runs", "0", "--max-runs 0"),
+        ("--lost", "x", "--lost"),
+        ("--crashes", "many", "--crashes"),
+        ("--history", "ignored", "--history"),
+    ] {
+        idemsim().args(["check", GOOD, "--exhaustive", flag, value]).assert().code(2).stderr(predicate::str::contains(says));
+    }
+    idemsim().args(["check", GOOD, "--exhaustive", "--history", "ignored"]).assert().code(2).stderr(predicate::str::contains("per-node"));
+    idemsim()
+        .args(["check", GOOD, "--exhaustive", "--shortest", "--stop-at-first"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--stop-at-first"));
+    idemsim()
+        .args(["check", "payment/durable-on-conflit", "--exhaustive"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean"));
+    idemsim()
+        .args(["check", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--exhaustive").and(predicate::str::contains("untimed")));
+}
+
+// ---- the madsim backend ----
+
+#[test]
+fn explore_on_madsim_finds_a_bug_and_its_seed_file_replays_on_madsim() {
+    let dir = TempDir::new().unwrap();
+    let out = idemsim()
+        .args(["explore", BUG, "--backend", "madsim", "--runs", "50", "--threads", "2", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["backend"], "madsim");
+    assert_eq!(v["first_violation"]["invariant"], EXACTLY_ONCE);
+    let file = PathBuf::from(v["first_violation"]["seed_file"].as_str().unwrap());
+    assert!(file.file_name().unwrap().to_string_lossy().contains("-madsim-seed-"), "{}", file.display());
+    let seed = SeedFile::load(&file).unwrap();
+    assert_eq!((seed.backend, seed.semantics, seed.tape.is_none()), (Backend::Madsim, Semantics::Timed, true));
+    assert_eq!(seed.seed, v["first_violation"]["seed"].as_u64());
+    assert!(std::fs::read_to_string(&file).unwrap().contains("backend = \"madsim\""));
+    // The file replays on madsim (the same run as `replay SCENARIO --seed S --backend madsim`).
+    let a = idemsim().arg("replay").arg(&file).args(["--format", "json"]).assert().code(1).get_output().stdout.clone();
+    let s = seed.seed.unwrap().to_string();
+    let b = idemsim()
+        .args(["replay", BUG, "--seed", &s, "--backend", "madsim", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let (a, b) = (json(&a), json(&b));
+    assert_eq!(a["source"]["backend"], "madsim");
+    assert_eq!((&a["verdict"]["invariant"], &a["history_hash"]), (&b["verdict"]["invariant"], &b["history_hash"]));
+    // Text output names the backend and does not offer to shrink.
+    let t = idemsim()
+        .args(["explore", BUG, "--backend", "madsim", "--runs", "20", "--threads", "1", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    let text = stdout(&t);
+    assert!(text.contains(", on madsim: seeds 0..20") && !text.contains("shrink it:"), "{text}");
+    // shrink refuses a madsim seed file and says why.
+    idemsim().arg("shrink").arg(&file).assert().code(2).stderr(predicate::str::contains("madsim").and(predicate::str::contains("native")));
+    // A native explore says native in --json; an unknown backend is refused.
+    let out = idemsim().args(["explore", GOOD, "--runs", "10", "--json"]).assert().code(0).get_output().stdout.clone();
+    assert_eq!(json(&out)["backend"], "native");
+    idemsim().args(["explore", GOOD, "--backend", "tokio"]).assert().code(2).stderr(predicate::str::contains("native or madsim"));
+}
+
+#[test]
+fn a_native_tape_does_not_replay_on_madsim() {
+    let dir = TempDir::new().unwrap();
+    let out = idemsim()
+        .args(["explore", "payment/setnx-everysec", "--runs", "200", "--threads", "2", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let file = json(&out)["first_violation"]["seed_file"].as_str().unwrap().to_string();
+    let shrunk = dir.path().join("s.toml");
+    idemsim().args(["shrink", &file, "--out"]).arg(&shrunk).assert().code(1);
+    idemsim()
+        .arg("replay")
+        .arg(&shrunk)
+        .args(["--backend", "madsim"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("replays only on the native backend"));
+}
+
+#[test]
+fn seed_files_refuse_a_madsim_tape() {
+    let dir = TempDir::new().unwrap();
+    let scenario = models::presets::get(BUG).unwrap();
+    let mut file = SeedFile::new(scenario, &models::run::Source::Tape(vec![0, 1]), models::Expect::Pass, String::new());
+    file.backend = Backend::Madsim;
+    let path = dir.path().join("bad.toml");
+    file.write(&path).unwrap();
+    idemsim().arg("replay").arg(&path).assert().code(2).stderr(predicate::str::contains("replays by seed only"));
+}
+
+#[test]
+fn older_seed_files_are_timed_and_native() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/payment-setnx-everysec.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("semantics") && !text.contains("backend"));
+    let seed = SeedFile::load(&file).unwrap();
+    assert_eq!((seed.semantics, seed.backend), (Semantics::Timed, Backend::Native));
+    // Written back, neither field appears.
+    let again = seed.to_text().unwrap();
+    assert!(!again.contains("semantics =") && !again.contains("backend ="), "{again}");
+}
+
+#[test]
+fn merge_refuses_shards_of_different_backends() {
+    let dir = TempDir::new().unwrap();
+    let mut files = Vec::new();
+    for (k, backend) in [(1, "native"), (2, "madsim")] {
+        let out = idemsim()
+            .args(["explore", GOOD, "--runs", "20", "--threads", "1", "--json", "--backend", backend, "--shard", &format!("{k}/2")])
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let f = dir.path().join(format!("{k}.json"));
+        std::fs::write(&f, out).unwrap();
+        files.push(f);
+    }
+    idemsim().arg("merge").args(&files).assert().code(2).stderr(predicate::str::contains("different backends"));
+}
