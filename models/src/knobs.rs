@@ -153,8 +153,8 @@ pub struct ServerDesign {
     pub recovery: Recovery,
     /// Lock lease for `recovery = lease_restart | recovery_points`.
     pub lease_us: u64,
-    /// With `in_flight = reject409` on Postgres: how long a claim waits on another transaction's
-    /// uncommitted key before giving up with 409.
+    /// With `in_flight = reject409` on Postgres (`SET lock_timeout`): how long any statement of a
+    /// request waits on another transaction's lock on the key before giving up with 409.
     pub lock_timeout_us: u64,
     /// Requests handled at once; more wait in the accept queue.
     pub workers: u32,
