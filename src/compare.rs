@@ -7,8 +7,7 @@ use serde::Serialize;
 use sim::Sim;
 use std::fmt::Write;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -60,60 +59,48 @@ struct Acc {
     sim_time_us: u64,
 }
 
+impl Acc {
+    /// Run `seed` and count it, attempts per operation included (they need the history).
+    fn record(&mut self, sim: &mut Sim<models::payment::Node>, model: &models::payment::PaymentModel, seed: u64) {
+        let o = sim.run_seed(model, seed);
+        self.runs += 1;
+        self.sim_time_us += o.stats.sim_time_us;
+        for e in sim.history() {
+            match e.obs {
+                Obs::OpStarted { .. } => self.operations += 1,
+                Obs::Sent { .. } => self.attempts += 1,
+                _ => {}
+            }
+        }
+        if let Some(v) = o.verdict.violation() {
+            self.violating += 1;
+            self.first_at(seed, &v.invariant);
+        }
+    }
+
+    /// Keep the lowest failing seed, whichever thread found it.
+    fn first_at(&mut self, seed: u64, invariant: &str) {
+        if !matches!(&self.first, Some((f, _)) if *f <= seed) {
+            self.first = Some((seed, invariant.to_string()));
+        }
+    }
+
+    fn merge(&mut self, a: Acc) {
+        self.runs += a.runs;
+        self.violating += a.violating;
+        self.attempts += a.attempts;
+        self.operations += a.operations;
+        self.sim_time_us += a.sim_time_us;
+        if let Some((seed, inv)) = a.first {
+            self.first_at(seed, &inv);
+        }
+    }
+}
+
 /// Run `seeds` of `scenario` on `threads` threads, counting attempts per operation as well.
 pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> Row {
-    const CHUNK: u64 = 64;
     let model = scenario.model();
-    let next = AtomicU64::new(seeds.start);
-    let total = Mutex::new(Acc::default());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let mut sim = Sim::new();
-                let mut a = Acc::default();
-                loop {
-                    let lo = next.fetch_add(CHUNK, Ordering::Relaxed);
-                    if lo >= seeds.end {
-                        break;
-                    }
-                    let hi = (lo + CHUNK).min(seeds.end);
-                    for seed in lo..hi {
-                        let o = sim.run_seed(&model, seed);
-                        a.runs += 1;
-                        a.sim_time_us += o.stats.sim_time_us;
-                        for e in sim.history() {
-                            match e.obs {
-                                Obs::OpStarted { .. } => a.operations += 1,
-                                Obs::Sent { .. } => a.attempts += 1,
-                                _ => {}
-                            }
-                        }
-                        if let Some(v) = o.verdict.violation() {
-                            a.violating += 1;
-                            if !matches!(&a.first, Some((f, _)) if *f <= seed) {
-                                a.first = Some((seed, v.invariant.clone()));
-                            }
-                        }
-                    }
-                    if let Some(p) = progress {
-                        p.fetch_add(hi - lo, Ordering::Relaxed);
-                    }
-                }
-                let mut t = total.lock().expect("no thread panics holding the lock");
-                t.runs += a.runs;
-                t.violating += a.violating;
-                t.attempts += a.attempts;
-                t.operations += a.operations;
-                t.sim_time_us += a.sim_time_us;
-                if let Some((seed, inv)) = a.first {
-                    if !matches!(&t.first, Some((f, _)) if *f <= seed) {
-                        t.first = Some((seed, inv));
-                    }
-                }
-            });
-        }
-    });
-    let a = total.into_inner().expect("threads joined");
+    let a = sim::runner::par_seeds(seeds, threads, progress, Sim::new, |sim, a: &mut Acc, seed| a.record(sim, &model, seed), Acc::merge);
     let (lo, hi) = wilson(a.violating, a.runs);
     let div = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
     Row {
