@@ -11,10 +11,9 @@ use serde::Serialize;
 use sim::{Bounds, Counterexample, ExhaustiveOptions, HistoryView, Semantics};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 /// What the checkers may be judged under: the payment checkers are sound under the per-node view
 /// (the default) and under the ordered one; a view that hides the history is never offered.
@@ -495,28 +494,6 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
 
 /// Run `work` with a spinner on stderr counting runs, if stderr is a terminal.
 fn with_spinner<T: Send>(work: impl FnOnce(Option<&AtomicU64>) -> T + Send) -> T {
-    if !std::io::stderr().is_terminal() {
-        return work(None);
-    }
-    let done = AtomicU64::new(0);
-    let finished = AtomicBool::new(false);
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} runs  {msg}  {elapsed}").expect("a valid template"));
-    let out = std::thread::scope(|sc| {
-        sc.spawn(|| {
-            let started = Instant::now();
-            while !finished.load(Ordering::Relaxed) {
-                let n = done.load(Ordering::Relaxed);
-                bar.set_message(format!("{:.0} runs/s", n as f64 / started.elapsed().as_secs_f64().max(1e-3)));
-                bar.set_position(n);
-                bar.tick();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        let out = work(Some(&done));
-        finished.store(true, Ordering::Relaxed);
-        out
-    });
-    bar.finish_and_clear();
-    out
+    let style = indicatif::ProgressStyle::with_template("{spinner} {pos} runs  {msg}  {elapsed}").expect("a valid template");
+    crate::explore::drive(indicatif::ProgressBar::new_spinner().with_style(style), work)
 }

@@ -148,17 +148,20 @@ fn found(s: &Summary) -> Found {
 
 /// Run `work` with a progress bar on stderr if stderr is a terminal (nothing otherwise).
 pub fn with_progress<T: Send>(total: u64, work: impl FnOnce(Option<&AtomicU64>) -> T + Send) -> T {
+    let style = indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} runs  {msg}  eta {eta}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    drive(indicatif::ProgressBar::new(total).with_style(style), work)
+}
+
+/// Run `work` on this thread while another polls its run counter into `bar` (a bar or a
+/// spinner), if stderr is a terminal; otherwise run it bare.
+pub fn drive<T: Send>(bar: indicatif::ProgressBar, work: impl FnOnce(Option<&AtomicU64>) -> T + Send) -> T {
     if !std::io::stderr().is_terminal() {
         return work(None);
     }
     let done = AtomicU64::new(0);
     let finished = std::sync::atomic::AtomicBool::new(false);
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} runs  {msg}  eta {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
     let out = std::thread::scope(|s| {
         s.spawn(|| {
             let started = Instant::now();
@@ -166,6 +169,7 @@ pub fn with_progress<T: Send>(total: u64, work: impl FnOnce(Option<&AtomicU64>) 
                 let n = done.load(Ordering::Relaxed);
                 bar.set_message(format!("{:.0} runs/s", n as f64 / started.elapsed().as_secs_f64().max(1e-3)));
                 bar.set_position(n);
+                bar.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

@@ -2,7 +2,9 @@
 //! contract, and seed files that replay (and, for native tapes, shrink) in the semantics and on the
 //! backend they were found in. Small bounds keep each search well under a second.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{idemsim, json};
 use idemsim::seedfile::SeedFile;
 use models::run::Backend;
 use predicates::prelude::*;
@@ -16,16 +18,6 @@ const GOOD: &str = "payment/durable-on-conflict";
 const BUG: &str = "payment/key-per-attempt";
 const BUG_SHAPE: [&str; 4] = ["--requests", "1", "--attempts", "2"];
 const EXACTLY_ONCE: &str = "exactly_once_charge";
-
-fn idemsim() -> Command {
-    let mut c = Command::cargo_bin("idemsim").expect("the idemsim binary is built");
-    c.env_remove("CARGO_PKG_NAME");
-    c
-}
-
-fn json(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
-}
 
 fn stdout(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(a.get_output().stdout.clone()).unwrap()

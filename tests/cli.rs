@@ -1,7 +1,9 @@
 //! The command line end to end: every subcommand, the exit-status contract (0 nothing violated,
 //! 1 a violation, 2 bad input) and every bad-input path. Small `--runs` keep it to seconds.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{idemsim, json};
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -9,16 +11,6 @@ use tempfile::TempDir;
 
 const BUG: &str = "payment/setnx-everysec";
 const GOOD: &str = "payment/durable-on-conflict";
-
-fn idemsim() -> Command {
-    let mut c = Command::cargo_bin("idemsim").expect("the idemsim binary is built");
-    c.env_remove("CARGO_PKG_NAME");
-    c
-}
-
-fn json(out: &[u8]) -> Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
-}
 
 /// The preset as a scenario file, edited by `edit`.
 fn scenario_file(dir: &TempDir, name: &str, edit: impl Fn(String) -> String) -> PathBuf {

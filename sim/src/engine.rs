@@ -535,9 +535,7 @@ impl<A: Actor> Sim<A> {
         rt.down = true;
         rt.epoch += 1;
         rt.paused_until_us = 0;
-        let store = &mut self.stores[node];
-        let lost = (store.records.len() - store.synced) as u64;
-        store.records.truncate(store.synced);
+        let lost = self.stores[node].crash();
         self.stats.writes_lost += lost;
         self.note(node, || TraceKind::Crash { writes_lost: lost });
         self.fault(node, FaultKind::Crash { writes_lost: lost });
@@ -602,9 +600,7 @@ impl<A: Actor> Sim<A> {
             }
             Cmd::Fsync => {
                 self.stats.fsyncs += 1;
-                let s = &mut self.stores[node];
-                s.synced = s.records.len();
-                let durable_records = s.synced;
+                let durable_records = self.stores[node].fsync();
                 self.note(node, || TraceKind::Fsync { durable_records });
             }
         }

@@ -260,9 +260,7 @@ impl<A: MadsimActor> World<A> {
             }
             Cmd::Fsync => {
                 self.stats.fsyncs += 1;
-                let log = &mut self.logs[node];
-                log.synced = log.records.len();
-                let durable_records = log.synced;
+                let durable_records = self.logs[node].fsync();
                 self.note(node, || TraceKind::Fsync { durable_records });
             }
         }
@@ -443,9 +441,7 @@ async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: Fault, t0: Instant,
                 rt.paused_until_us = 0;
                 let ep = rt.ep.take();
                 let mid = rt.mid.expect("node created");
-                let log = &mut w.logs[node];
-                let lost = (log.records.len() - log.synced) as u64;
-                log.records.truncate(log.synced);
+                let lost = w.logs[node].crash();
                 w.stats.writes_lost += lost;
                 w.note(node, || TraceKind::Crash { writes_lost: lost });
                 let World { actors, logs, .. } = &mut *w;

@@ -35,6 +35,18 @@ impl<R> Log<R> {
     pub fn durable(&self) -> &[R] {
         &self.records[..self.synced]
     }
+    /// Make every record written so far durable; returns how many are.
+    #[inline]
+    pub fn fsync(&mut self) -> usize {
+        self.synced = self.records.len();
+        self.synced
+    }
+    /// A crash: drop what was not fsynced; returns how many records were lost.
+    pub fn crash(&mut self) -> u64 {
+        let lost = (self.records.len() - self.synced) as u64;
+        self.records.truncate(self.synced);
+        lost
+    }
 }
 
 /// A finished run as the checkers see it.

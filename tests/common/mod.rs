@@ -1,0 +1,16 @@
+//! Helpers the end-to-end test files share.
+#![allow(dead_code)] // each test file uses its own subset
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The built `idemsim` binary, printing commands as `idemsim ...` (not `cargo run ...`).
+pub fn idemsim() -> Command {
+    let mut c = Command::cargo_bin("idemsim").expect("the idemsim binary is built");
+    c.env_remove("CARGO_PKG_NAME");
+    c
+}
+
+pub fn json(out: &[u8]) -> Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
