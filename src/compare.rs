@@ -29,6 +29,15 @@ pub struct Row {
     /// 95% Wilson score interval of the violation rate.
     pub rate_low: f64,
     pub rate_high: f64,
+    /// Runs that broke a safety invariant (money, replays, mismatches): the rate and interval
+    /// above are of these.
+    pub safety_violating_runs: u64,
+    /// Runs that broke a liveness invariant (`settles`): an operation or key that never settled,
+    /// an orphan charge, a run that hit its time limit.
+    pub liveness_violating_runs: u64,
+    pub liveness_rate: f64,
+    /// Runs that broke anything.
+    pub any_violating_runs: u64,
     pub first_failing_seed: Option<u64>,
     pub first_invariant: Option<String>,
     /// Attempts (requests sent, retries included) per operation started.
@@ -53,6 +62,8 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
 struct Acc {
     runs: u64,
     violating: u64,
+    safety: u64,
+    liveness: u64,
     first: Option<(u64, String)>,
     attempts: u64,
     operations: u64,
@@ -74,6 +85,8 @@ impl Acc {
         }
         if let Some(v) = o.verdict.violation() {
             self.violating += 1;
+            self.safety += v.invariants().any(|i| !invariants::payment::is_liveness(i)) as u64;
+            self.liveness += v.invariants().any(invariants::payment::is_liveness) as u64;
             self.first_at(seed, &v.invariant);
         }
     }
@@ -88,6 +101,8 @@ impl Acc {
     fn merge(&mut self, a: Acc) {
         self.runs += a.runs;
         self.violating += a.violating;
+        self.safety += a.safety;
+        self.liveness += a.liveness;
         self.attempts += a.attempts;
         self.operations += a.operations;
         self.sim_time_us += a.sim_time_us;
@@ -101,15 +116,19 @@ impl Acc {
 pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress: Option<&AtomicU64>) -> Row {
     let model = scenario.model();
     let a = sim::runner::par_seeds(seeds, threads, progress, Sim::new, |sim, a: &mut Acc, seed| a.record(sim, &model, seed), Acc::merge);
-    let (lo, hi) = wilson(a.violating, a.runs);
+    let (lo, hi) = wilson(a.safety, a.runs);
     let div = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
     Row {
         scenario: scenario.name.clone(),
         runs: a.runs,
-        violating_runs: a.violating,
-        rate: div(a.violating as f64, a.runs),
+        violating_runs: a.safety,
+        rate: div(a.safety as f64, a.runs),
         rate_low: lo,
         rate_high: hi,
+        safety_violating_runs: a.safety,
+        liveness_violating_runs: a.liveness,
+        liveness_rate: div(a.liveness as f64, a.runs),
+        any_violating_runs: a.violating,
         first_failing_seed: a.first.as_ref().map(|f| f.0),
         first_invariant: a.first.map(|f| f.1),
         mean_attempts_per_operation: div(a.attempts as f64, a.operations),
@@ -132,7 +151,7 @@ pub fn run(scenarios: &[String], seeds: Range<u64>, threads: usize, swarm: bool,
         loaded.iter().map(|s| measure(s, seeds.clone(), threads, progress)).collect::<Vec<_>>()
     });
     print!("{}", render(&rows, format, &seeds));
-    Ok(if rows.iter().any(|r| r.violating_runs > 0) { Found::Violation } else { Found::Nothing })
+    Ok(if rows.iter().any(|r| r.any_violating_runs > 0) { Found::Violation } else { Found::Nothing })
 }
 
 fn pct(x: f64) -> String {
@@ -140,14 +159,17 @@ fn pct(x: f64) -> String {
 }
 
 pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
-    let header = ["scenario", "runs", "violating", "rate", "95% interval", "first failing seed", "attempts/op", "mean sim time"];
+    let header =
+        ["scenario", "runs", "safety", "rate", "95% interval", "settles", "rate", "first failing seed", "attempts/op", "mean sim time"];
     let cells = |r: &Row| {
         vec![
             r.scenario.clone(),
             r.runs.to_string(),
-            r.violating_runs.to_string(),
+            r.safety_violating_runs.to_string(),
             pct(r.rate),
             format!("{} - {}", pct(r.rate_low), pct(r.rate_high)),
+            r.liveness_violating_runs.to_string(),
+            pct(r.liveness_rate),
             r.first_failing_seed.map_or("-".into(), |s| format!("{s} ({})", r.first_invariant.as_deref().unwrap_or(""))),
             format!("{:.2}", r.mean_attempts_per_operation),
             format!("{:.1} ms", r.mean_sim_time_ms),
@@ -160,17 +182,19 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             out = serde_json::to_string_pretty(&v).expect("json") + "\n";
         }
         Format::Csv => {
-            out.push_str("scenario,runs,violating_runs,rate,rate_low,rate_high,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms\n");
+            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms\n");
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.6},{:.6},{:.6},{},{},{:.4},{:.3}",
+                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3}",
                     r.scenario,
                     r.runs,
-                    r.violating_runs,
+                    r.safety_violating_runs,
                     r.rate,
                     r.rate_low,
                     r.rate_high,
+                    r.liveness_violating_runs,
+                    r.liveness_rate,
                     r.first_failing_seed.map_or(String::new(), |s| s.to_string()),
                     r.first_invariant.as_deref().unwrap_or(""),
                     r.mean_attempts_per_operation,
@@ -180,7 +204,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
         }
         Format::Markdown => {
             let _ = writeln!(out, "| {} |", header.join(" | "));
-            let _ = writeln!(out, "|{}", ["---|", "---:|", "---:|", "---:|", "---:|", "---|", "---:|", "---:|"].concat());
+            let _ = writeln!(out, "|{}", ["---|", "---:|", "---:|", "---:|", "---:|", "---:|", "---:|", "---|", "---:|", "---:|"].concat());
             for r in rows {
                 let _ = writeln!(
                     out,
@@ -197,7 +221,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 let mut l = String::new();
                 for (i, c) in cells.iter().enumerate() {
                     let pad = widths[i] - c.chars().count();
-                    if i == 0 || i == 5 {
+                    if i == 0 || i == 7 {
                         l.push_str(c);
                         l.push_str(&" ".repeat(pad));
                     } else {
@@ -212,7 +236,12 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             for r in &body {
                 let _ = writeln!(out, "{}", line(r));
             }
-            let _ = writeln!(out, "(seeds {}..{} for every design; interval: 95% Wilson)", seeds.start, seeds.end);
+            let _ = writeln!(
+                out,
+                "(seeds {}..{} for every design; safety: runs breaking exactly_once_charge, mismatch_rejected or replay_fidelity, \
+                 interval 95% Wilson; settles: runs breaking liveness)",
+                seeds.start, seeds.end
+            );
         }
     }
     out

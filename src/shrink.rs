@@ -331,7 +331,7 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
 
 /// What [`check_minimal`] found: each remaining fault and each smaller workload that still
 /// violates `invariant` (both empty for a 1-minimal counterexample).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Minimality {
     /// Tape positions (and kinds) of the faults.
     pub faults: Vec<(usize, ChoiceKind)>,

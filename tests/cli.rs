@@ -226,7 +226,7 @@ fn replay_mermaid_and_verbose() {
         .arg("--verbose")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("actor{node=server}").and(predicate::str::contains(" ms ")));
+        .stderr(predicate::str::contains("actor{node=server").and(predicate::str::contains(" ms ")));
 }
 
 #[test]
@@ -290,12 +290,15 @@ fn compare_prints_every_format() {
     let csv = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("scenario,runs,violating_runs,rate,rate_low,rate_high,first_failing_seed"));
+    assert!(lines[0].starts_with(
+        "scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed"
+    ));
     assert!(lines[2].starts_with(&format!("{GOOD},100,0,")));
     let out = idemsim().args(args).arg("json").assert().code(1).get_output().stdout.clone();
     let v = json(&out);
     let rows = v["rows"].as_array().unwrap();
-    assert!(rows[0]["violating_runs"].as_u64().unwrap() > 0 && rows[0]["rate_low"].as_f64().unwrap() > 0.0);
+    assert!(rows[0]["safety_violating_runs"].as_u64().unwrap() > 0 && rows[0]["rate_low"].as_f64().unwrap() > 0.0);
+    assert!(rows[1]["liveness_violating_runs"].as_u64() == Some(0) && rows[1]["any_violating_runs"].as_u64() == Some(0));
     assert!(rows[1]["first_failing_seed"].is_null() && rows[1]["mean_attempts_per_operation"].as_f64().unwrap() >= 1.0);
     idemsim().args(args).arg("markdown").assert().code(1).stdout(predicate::str::contains("|---|"));
     idemsim()

@@ -9,7 +9,7 @@
 pub mod obs;
 pub mod payment;
 
-pub use obs::{ChargeId, ChargeRow, Key, Obs, OpId, Settle, Status};
+pub use obs::{Begin, ChargeId, ChargeRow, Key, KeyEnd, KeyRecord, Obs, OpId, Settle, Status};
 
 /// Simulated microseconds as milliseconds for messages (`12.345 ms`).
 pub fn ms(at_us: u64) -> String {

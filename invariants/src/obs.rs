@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// One business operation (one charge a client wants made): `client * 1000 + index`.
+/// One business operation (one purchase a user wants paid for once): `client * 10_000 + index`.
+/// A re-payment by the user, or a restart that lost the key, is the same operation under a new key.
 pub type OpId = u32;
 /// An idempotency key as the server sees it.
 pub type Key = u64;
@@ -22,6 +23,9 @@ pub enum Status {
     Mismatch,
     /// 500: the server failed; the outcome is unknown to the client.
     ServerError,
+    /// 500 replayed from a failure stored as the key's result (Stripe caches 500s; the IETF
+    /// draft: "the result of the completed operation, success or error"): the operation failed.
+    StoredError,
     /// 503 with Retry-After.
     Unavailable { retry_after_us: u64 },
 }
@@ -32,7 +36,7 @@ impl Status {
             Status::Ok { .. } => 200,
             Status::Conflict => 409,
             Status::Mismatch => 422,
-            Status::ServerError => 500,
+            Status::ServerError | Status::StoredError => 500,
             Status::Unavailable { .. } => 503,
         }
     }
@@ -45,6 +49,7 @@ impl fmt::Display for Status {
                 write!(f, "200 charge #{charge} amount {amount}{}", if *replayed { " (replayed)" } else { "" })
             }
             Status::Unavailable { retry_after_us } => write!(f, "503 Retry-After {}", crate::ms(*retry_after_us)),
+            Status::StoredError => write!(f, "500 (stored failure, replayed)"),
             s => write!(f, "{}", s.code()),
         }
     }
@@ -57,7 +62,7 @@ pub enum Settle {
         charge: ChargeId,
         amount: u32,
     },
-    /// A definitive refusal (422).
+    /// A definitive refusal or failure: 422, or a stored 500 replayed.
     Rejected {
         code: u16,
     },
@@ -76,25 +81,107 @@ pub struct ChargeRow {
     pub amount: u32,
 }
 
+/// Why a client (re)starts an operation.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Begin {
+    /// The user's first payment for this purchase.
+    First,
+    /// The user was told the payment failed (or never heard) and pays again, under a new key.
+    Repay,
+    /// The app restarted mid-payment and starts the purchase over (with the key it persisted, or
+    /// a fresh one if it kept the key only in memory).
+    Restarted,
+}
+
+/// How a claimed key ended, as the key store holds it after the run.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyEnd {
+    /// Finished with this charge as its stored result.
+    Finished { charge: ChargeId },
+    /// A failure stored as its result.
+    Failed,
+    /// Still claimed and unfinished: stuck unless something drives it on.
+    InFlight,
+}
+
+/// A key as an auditor finds it in the key store after the run (deleted or expired keys are
+/// released and absent).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key: Key,
+    pub op: OpId,
+    pub end: KeyEnd,
+}
+
 /// Everything a model may report.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Obs {
-    /// A client begins an operation.
-    OpStarted { op: OpId, amount: u32 },
-    /// A client sends an attempt (`copies` > 1: the same request fired concurrently).
-    Sent { op: OpId, attempt: u32, key: Key, amount: u32, copies: u32 },
-    /// A client got a response to its current attempt.
-    Received { op: OpId, attempt: u32, key: Key, status: Status },
+    /// A client begins an operation (or begins it again: `begin`).
+    OpStarted {
+        op: OpId,
+        amount: u32,
+        begin: Begin,
+    },
+    /// A client sends one request of an attempt (`copy` > 0: another copy of the same request
+    /// fired concurrently, a double click), to server instance `server`.
+    Sent {
+        op: OpId,
+        attempt: u32,
+        copy: u32,
+        key: Key,
+        amount: u32,
+        server: u32,
+    },
+    /// A client got a response to one request (late ones for earlier attempts included).
+    Received {
+        op: OpId,
+        attempt: u32,
+        copy: u32,
+        key: Key,
+        status: Status,
+    },
     /// A client's attempt timed out with no response.
-    TimedOut { op: OpId, attempt: u32 },
+    TimedOut {
+        op: OpId,
+        attempt: u32,
+    },
     /// A client is done with an operation.
-    Settled { op: OpId, outcome: Settle },
+    Settled {
+        op: OpId,
+        outcome: Settle,
+    },
     /// The server claimed a key for a new execution (or took over an expired lock).
-    KeyClaimed { key: Key, op: OpId, takeover: bool },
+    KeyClaimed {
+        key: Key,
+        op: OpId,
+        takeover: bool,
+    },
     /// The server answered from a stored result.
-    KeyReplayed { key: Key },
+    KeyReplayed {
+        key: Key,
+    },
     /// The server refused a request (409 in flight, 422 mismatch).
-    KeyRejected { key: Key, code: u16 },
+    KeyRejected {
+        key: Key,
+        code: u16,
+    },
+    /// The server's error path after a timeout or error: the key deleted (released) or a
+    /// failure stored as its result.
+    KeyReleased {
+        key: Key,
+    },
+    KeyFailed {
+        key: Key,
+    },
+    /// The server (or the completer) stored a charge as the key's result, and the store
+    /// acknowledged it.
+    ResultStored {
+        key: Key,
+        charge: ChargeId,
+    },
     /// A charge was applied (committed at the ledger or made by the provider).
-    Charged { row: ChargeRow },
+    Charged {
+        row: ChargeRow,
+    },
 }

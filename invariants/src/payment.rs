@@ -1,31 +1,52 @@
-//! Checkers of the payment path: exactly one charge per operation, replayed results identical to
-//! the first, and a key reused with another payload refused.
+//! Checkers of the payment path: money (exactly one charge per operation, and the client told the
+//! truth about it), replayed results identical to the first, a key reused with another payload
+//! refused, and liveness (every operation and every claimed key settles).
 
 use crate::ms;
-use crate::obs::{ChargeRow, Obs, OpId, Settle, Status};
+use crate::obs::{ChargeRow, KeyEnd, KeyRecord, Obs, OpId, Settle, Status};
 use sim::{Entry, RunEnd, Verdict, Violation};
 use std::collections::BTreeMap;
 
 pub const EXACTLY_ONCE_CHARGE: &str = "exactly_once_charge";
 pub const MISMATCH_REJECTED: &str = "mismatch_rejected";
 pub const REPLAY_FIDELITY: &str = "replay_fidelity";
+pub const SETTLES: &str = "settles";
+
+/// The payment invariants in checker order: safety first, liveness last.
+pub const ALL: [&str; 4] = [EXACTLY_ONCE_CHARGE, MISMATCH_REJECTED, REPLAY_FIDELITY, SETTLES];
+
+/// Is `invariant` a liveness property (judged after the heal phase) rather than a safety one?
+pub fn is_liveness(invariant: &str) -> bool {
+    invariant == SETTLES
+}
 
 /// Everything the payment checkers judge.
 pub struct PaymentRun<'a> {
     pub history: &'a [Entry<Obs>],
     /// The charges an auditor finds after the run: the ledger's durable rows, or the provider's.
     pub charges: &'a [ChargeRow],
+    /// The keys the key store holds after the run (durable part; released keys are absent).
+    pub keys: &'a [KeyRecord],
+    /// The charges live at an external provider, so each must be recorded locally too.
+    pub provider: bool,
     pub end: RunEnd,
+    /// From this time on no new fault starts.
+    pub heal_at_us: u64,
+    /// Every operation settles within this long after the later of its start and the heal.
+    pub settle_bound_us: u64,
+    /// Judge the client's patience (`settles`, and a charge whose client gave up). Off when the
+    /// client's attempts are cut by a search bound rather than by its design.
+    pub liveness: bool,
 }
 
-/// All payment checkers, in a fixed order; the first violation wins.
+/// Every payment checker, in `ALL`'s order; the verdict names each invariant the run broke.
 pub fn check(run: &PaymentRun<'_>) -> Verdict {
-    let checkers: [fn(&PaymentRun<'_>) -> Option<Violation>; 3] = [exactly_once_charge, mismatch_rejected, replay_fidelity];
-    checkers.iter().find_map(|c| c(run)).map_or(Verdict::Pass, Verdict::Violation)
+    let checkers: [fn(&PaymentRun<'_>) -> Option<Violation>; 4] = [exactly_once_charge, mismatch_rejected, replay_fidelity, settles];
+    Violation::combine(checkers.iter().filter_map(|c| c(run)).collect())
 }
 
 fn violation(invariant: &str, message: String, events: Vec<usize>) -> Option<Violation> {
-    Some(Violation { invariant: invariant.to_string(), message, events })
+    Some(Violation::new(invariant, message, events))
 }
 
 /// Indices of the history entries that concern `op`.
@@ -44,19 +65,26 @@ fn charge_time(h: &[Entry<Obs>], charge: u32) -> Option<(usize, u64)> {
     h.iter().position(|e| matches!(e.obs, Obs::Charged { row } if row.charge == charge)).map(|i| (i, h[i].at_us))
 }
 
-/// The client's side of `op`: every attempt and response, one line.
-fn client_story(h: &[Entry<Obs>], op: OpId) -> String {
+/// The client's side of `op`: every request and response, one line.
+pub fn client_story(h: &[Entry<Obs>], op: OpId) -> String {
     let mut parts = Vec::new();
     for e in h {
         match e.obs {
-            Obs::Sent { op: o, attempt, key, amount, copies } if o == op => {
-                let copies = if copies > 1 { format!(" x{copies}") } else { String::new() };
-                parts.push(format!("attempt {attempt} key {key:#x} amount {amount}{copies} sent at {}", ms(e.at_us)));
+            Obs::OpStarted { op: o, begin, .. } if o == op && begin != crate::obs::Begin::First => parts.push(format!(
+                "{} at {}",
+                if begin == crate::obs::Begin::Repay { "the user paid again" } else { "the app restarted the payment" },
+                ms(e.at_us)
+            )),
+            Obs::Sent { op: o, attempt, copy, key, amount, server } if o == op => {
+                let copy = if copy > 0 { format!(" (copy {})", copy + 1) } else { String::new() };
+                parts.push(format!("attempt {attempt}{copy} key {key:#x} amount {amount} sent to server{server} at {}", ms(e.at_us)));
             }
-            Obs::Received { op: o, attempt, status, .. } if o == op => {
-                parts.push(format!("attempt {attempt} got {status} at {}", ms(e.at_us)))
+            Obs::Received { op: o, attempt, copy, status, .. } if o == op => {
+                let copy = if copy > 0 { format!(" (copy {})", copy + 1) } else { String::new() };
+                parts.push(format!("attempt {attempt}{copy} got {status} at {}", ms(e.at_us)))
             }
             Obs::TimedOut { op: o, attempt } if o == op => parts.push(format!("attempt {attempt} timed out at {}", ms(e.at_us))),
+            Obs::Settled { op: o, outcome } if o == op => parts.push(format!("settled {} at {}", settle_text(outcome), ms(e.at_us))),
             _ => {}
         }
     }
@@ -67,8 +95,17 @@ fn client_story(h: &[Entry<Obs>], op: OpId) -> String {
     }
 }
 
-/// No operation is charged twice; an operation whose client saw success is charged exactly
-/// once, durably, with the charge the client was told of; at the end every operation is settled.
+fn settle_text(s: Settle) -> String {
+    match s {
+        Settle::Succeeded { charge, .. } => format!("as paid (charge #{charge})"),
+        Settle::Rejected { code } => format!("as failed ({code})"),
+        Settle::GaveUp { attempts } => format!("as gave up after {attempts} attempts"),
+    }
+}
+
+/// Money: no operation is charged twice; an operation whose client saw success is charged exactly
+/// once, durably, with the charge the client was told of; and no operation whose client settled
+/// as failed or gave up is charged, unless a later answer reported that charge to the client.
 pub fn exactly_once_charge(run: &PaymentRun<'_>) -> Option<Violation> {
     let h = run.history;
     let mut by_op: BTreeMap<OpId, Vec<&ChargeRow>> = BTreeMap::new();
@@ -108,25 +145,55 @@ pub fn exactly_once_charge(run: &PaymentRun<'_>) -> Option<Violation> {
             return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
         }
     }
-    let started: Vec<(usize, OpId)> =
-        h.iter().enumerate().filter_map(|(i, e)| if let Obs::OpStarted { op, .. } = e.obs { Some((i, op)) } else { None }).collect();
-    for (i, op) in started {
-        if !h[i..].iter().any(|e| matches!(e.obs, Obs::Settled { op: o, .. } if o == op)) {
-            let why = if run.end == RunEnd::TimeLimit { "the run hit its time limit" } else { "the run went quiet" };
-            let message = format!("operation {op} never settled: {why} with the client still waiting. Client: {}.", client_story(h, op));
-            return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+    told_failed_but_charged(run, &by_op)
+}
+
+/// An operation whose last word to its user was "failed" or "gave up" while a charge for it is
+/// durable: the user believes they did not pay (and may pay again).
+fn told_failed_but_charged(run: &PaymentRun<'_>, by_op: &BTreeMap<OpId, Vec<&ChargeRow>>) -> Option<Violation> {
+    let h = run.history;
+    let mut last: BTreeMap<OpId, (usize, Settle)> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        if let Obs::Settled { op, outcome } = e.obs {
+            last.insert(op, (i, outcome));
         }
+    }
+    for (&op, &(i, outcome)) in &last {
+        if matches!(outcome, Settle::Succeeded { .. }) || (!run.liveness && matches!(outcome, Settle::GaveUp { .. })) {
+            continue;
+        }
+        let Some(row) = by_op.get(&op).and_then(|rows| rows.first()) else { continue };
+        let reported_later = h[i..]
+            .iter()
+            .any(|e| matches!(e.obs, Obs::Received { op: o, status: Status::Ok { charge, .. }, .. } if o == op && charge == row.charge));
+        if reported_later {
+            continue;
+        }
+        let at = charge_time(h, row.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
+        let message = format!(
+            "charged but told failed: operation {op} settled {} at {}, but charge #{} (key {:#x}, amount {}) made {at} is durable \
+             and no later answer reported it. Client: {}.",
+            settle_text(outcome),
+            ms(h[i].at_us),
+            row.charge,
+            row.key,
+            row.amount,
+            client_story(h, op)
+        );
+        return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
     }
     None
 }
 
-/// A key reused with a different payload is refused (422), never answered 200 with the result
-/// of the other payload.
+/// A key reused with a different payload is refused (422): never answered 200 with the result
+/// of the other payload, and never charged for the other payload.
 pub fn mismatch_rejected(run: &PaymentRun<'_>) -> Option<Violation> {
     let h = run.history;
     for (i, e) in h.iter().enumerate() {
-        let Obs::Received { op, attempt, key, status: Status::Ok { charge, amount: charged, .. } } = e.obs else { continue };
-        let sent = h[..i].iter().rposition(|s| matches!(s.obs, Obs::Sent { op: o, attempt: a, .. } if o == op && a == attempt));
+        let Obs::Received { op, attempt, copy, key, status: Status::Ok { charge, amount: charged, .. } } = e.obs else { continue };
+        let sent = h[..i]
+            .iter()
+            .rposition(|s| matches!(s.obs, Obs::Sent { op: o, attempt: a, copy: c, .. } if o == op && a == attempt && c == copy));
         let Some(s) = sent else { continue };
         let Obs::Sent { amount: asked, .. } = h[s].obs else { unreachable!() };
         if asked != charged {
@@ -138,6 +205,27 @@ pub fn mismatch_rejected(run: &PaymentRun<'_>) -> Option<Violation> {
                 client_story(h, op)
             );
             return violation(MISMATCH_REJECTED, message, vec![s, i]);
+        }
+    }
+    // The first payload sent with a key is the key's; a charge for another amount under it is a
+    // mismatched request that was executed.
+    for row in run.charges {
+        let first = h.iter().position(|e| matches!(e.obs, Obs::Sent { key, .. } if key == row.key));
+        let Some(f) = first else { continue };
+        let Obs::Sent { amount, .. } = h[f].obs else { unreachable!() };
+        if amount != row.amount {
+            let message = format!(
+                "payload mismatch charged: key {:#x} was first sent with amount {amount} at {}, but charge #{} under it is for \
+                 amount {}: a reused key with another payload was executed instead of refused with 422. Client: {}.",
+                row.key,
+                ms(h[f].at_us),
+                row.charge,
+                row.amount,
+                client_story(h, row.op)
+            );
+            let mut events = vec![f];
+            events.extend(charge_time(h, row.charge).map(|(i, _)| i));
+            return violation(MISMATCH_REJECTED, message, events);
         }
     }
     None
@@ -156,9 +244,10 @@ pub fn replay_fidelity(run: &PaymentRun<'_>) -> Option<Violation> {
             Some(&(j, Status::Ok { charge: c0, amount: a0, .. })) if (c0, a0) != (charge, amount) => {
                 let message = format!(
                     "replay differs: key {key:#x} was answered 200 charge #{c0} amount {a0} at {} and 200 charge #{charge} amount {amount} \
-                     at {} (operation {op}).",
+                     at {} (operation {op}). Client: {}.",
                     ms(h[j].at_us),
-                    ms(e.at_us)
+                    ms(e.at_us),
+                    client_story(h, op)
                 );
                 return violation(REPLAY_FIDELITY, message, vec![j, i]);
             }
@@ -168,10 +257,100 @@ pub fn replay_fidelity(run: &PaymentRun<'_>) -> Option<Violation> {
     None
 }
 
+/// Liveness: the run ends by itself; after the heal phase every operation settles within the
+/// scenario's bound; every claimed key ends finished, failed or released; and every charge made
+/// at an external provider is recorded locally as some key's result (no orphan charge).
+pub fn settles(run: &PaymentRun<'_>) -> Option<Violation> {
+    if !run.liveness {
+        return None;
+    }
+    let h = run.history;
+    let last_at = h.last().map_or(0, |e| e.at_us);
+    if run.end == RunEnd::TimeLimit {
+        let open = unsettled(h).into_iter().map(|(_, op)| op.to_string()).collect::<Vec<_>>();
+        let open = if open.is_empty() { String::new() } else { format!(" Unsettled operations: {}.", open.join(", ")) };
+        let message = format!(
+            "the run hit its time limit with events still pending (last observation at {}): a livelock, a retry storm or a \
+             background job that never stops.{open}",
+            ms(last_at)
+        );
+        return violation(SETTLES, message, Vec::new());
+    }
+    if let Some((i, op)) = unsettled(h).into_iter().next() {
+        let message =
+            format!("operation {op} never settled: the run went quiet with its client still waiting. Client: {}.", client_story(h, op));
+        return violation(SETTLES, message, op_events(h, op).into_iter().chain([i]).collect());
+    }
+    for (i, e) in h.iter().enumerate() {
+        let Obs::Settled { op, .. } = e.obs else { continue };
+        let started = h[..i].iter().rposition(|s| matches!(s.obs, Obs::OpStarted { op: o, .. } if o == op)).map_or(0, |s| h[s].at_us);
+        let deadline = started.max(run.heal_at_us) + run.settle_bound_us;
+        if e.at_us > deadline {
+            let message = format!(
+                "operation {op} settled only at {}, after its bound ({} after the later of its start and the heal at {}). Client: {}.",
+                ms(e.at_us),
+                ms(run.settle_bound_us),
+                ms(run.heal_at_us),
+                client_story(h, op)
+            );
+            return violation(SETTLES, message, op_events(h, op));
+        }
+    }
+    if let Some(k) = run.keys.iter().find(|k| k.end == KeyEnd::InFlight) {
+        let message = format!(
+            "key {:#x} of operation {} is stuck in flight: the run ended with it claimed and unfinished, neither finished, failed \
+             nor released (a crash or timeout left it, and nothing drove it on). Client: {}.",
+            k.key,
+            k.op,
+            client_story(h, k.op)
+        );
+        return violation(SETTLES, message, op_events(h, k.op));
+    }
+    if run.provider {
+        for row in run.charges {
+            let recorded = run.keys.iter().any(|k| k.end == KeyEnd::Finished { charge: row.charge })
+                || h.iter().any(|e| matches!(e.obs, Obs::ResultStored { charge, .. } if charge == row.charge));
+            if !recorded {
+                let at = charge_time(h, row.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
+                let message = format!(
+                    "orphan charge: the provider made charge #{} (key {:#x}, operation {}, amount {}) {at}, but no key ever recorded it as \
+                     its result. Client: {}.",
+                    row.charge,
+                    row.key,
+                    row.op,
+                    row.amount,
+                    client_story(h, row.op)
+                );
+                return violation(SETTLES, message, op_events(h, row.op));
+            }
+        }
+    }
+    None
+}
+
+/// Operations whose last start has no later `Settled`, with the index of that start.
+fn unsettled(h: &[Entry<Obs>]) -> Vec<(usize, OpId)> {
+    let mut open: BTreeMap<OpId, Option<usize>> = BTreeMap::new();
+    for (i, e) in h.iter().enumerate() {
+        match e.obs {
+            Obs::OpStarted { op, .. } => {
+                open.insert(op, Some(i));
+            }
+            Obs::Settled { op, .. } => {
+                open.insert(op, None);
+            }
+            _ => {}
+        }
+    }
+    let mut v: Vec<(usize, OpId)> = open.into_iter().filter_map(|(op, i)| i.map(|i| (i, op))).collect();
+    v.sort();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::obs::Settle;
+    use crate::obs::{Begin, Settle};
 
     fn at(at_us: u64, obs: Obs) -> Entry<Obs> {
         Entry { at_us, node: 0, obs }
@@ -182,58 +361,130 @@ mod tests {
     fn ok(charge: u32) -> Status {
         Status::Ok { charge, amount: 100, replayed: false }
     }
+    fn sent(attempt: u32, amount: u32) -> Obs {
+        Obs::Sent { op: 1, attempt, copy: 0, key: 7, amount, server: 0 }
+    }
+    fn got(attempt: u32, status: Status) -> Obs {
+        Obs::Received { op: 1, attempt, copy: 0, key: 7, status }
+    }
     fn settled_run(charge: u32) -> Vec<Entry<Obs>> {
         vec![
-            at(0, Obs::OpStarted { op: 1, amount: 100 }),
-            at(0, Obs::Sent { op: 1, attempt: 1, key: 7, amount: 100, copies: 1 }),
+            at(0, Obs::OpStarted { op: 1, amount: 100, begin: Begin::First }),
+            at(0, sent(1, 100)),
             at(5, Obs::Charged { row: row(charge, 1) }),
-            at(9, Obs::Received { op: 1, attempt: 1, key: 7, status: ok(charge) }),
+            at(9, got(1, ok(charge))),
             at(9, Obs::Settled { op: 1, outcome: Settle::Succeeded { charge, amount: 100 } }),
         ]
+    }
+    fn run<'a>(h: &'a [Entry<Obs>], charges: &'a [ChargeRow]) -> PaymentRun<'a> {
+        PaymentRun {
+            history: h,
+            charges,
+            keys: &[],
+            provider: false,
+            end: RunEnd::Quiescent,
+            heal_at_us: 0,
+            settle_bound_us: 1_000,
+            liveness: true,
+        }
     }
 
     #[test]
     fn one_durable_charge_for_a_success_passes() {
         let h = settled_run(3);
-        assert_eq!(check(&PaymentRun { history: &h, charges: &[row(3, 1)], end: RunEnd::Quiescent }), Verdict::Pass);
+        assert_eq!(check(&run(&h, &[row(3, 1)])), Verdict::Pass);
     }
 
     #[test]
     fn two_charges_for_one_operation_are_a_double_charge() {
         let h = settled_run(3);
-        let v = exactly_once_charge(&PaymentRun { history: &h, charges: &[row(3, 1), row(4, 1)], end: RunEnd::Quiescent }).unwrap();
+        let v = exactly_once_charge(&run(&h, &[row(3, 1), row(4, 1)])).unwrap();
         assert!(v.message.starts_with("double charge: operation 1 has 2 durable charges: #3"), "{}", v.message);
     }
 
     #[test]
     fn a_success_without_its_durable_charge_is_lost() {
         let h = settled_run(3);
-        let v = exactly_once_charge(&PaymentRun { history: &h, charges: &[], end: RunEnd::Quiescent }).unwrap();
+        let v = exactly_once_charge(&run(&h, &[])).unwrap();
         assert!(v.message.starts_with("acknowledged charge lost"), "{}", v.message);
-        let v = exactly_once_charge(&PaymentRun { history: &h, charges: &[row(9, 1)], end: RunEnd::Quiescent }).unwrap();
+        let v = exactly_once_charge(&run(&h, &[row(9, 1)])).unwrap();
         assert!(v.message.contains("only charge #9 durable"), "{}", v.message);
     }
 
     #[test]
-    fn an_unsettled_operation_is_reported() {
-        let h = &settled_run(3)[..4];
-        let v = exactly_once_charge(&PaymentRun { history: h, charges: &[row(3, 1)], end: RunEnd::TimeLimit }).unwrap();
-        assert!(v.message.contains("never settled: the run hit its time limit"), "{}", v.message);
+    fn a_charge_for_an_operation_told_it_failed_is_reported_unless_a_later_answer_says_so() {
+        let mut h = settled_run(3);
+        h.truncate(3);
+        h.push(at(60, Obs::TimedOut { op: 1, attempt: 1 }));
+        h.push(at(60, Obs::Settled { op: 1, outcome: Settle::GaveUp { attempts: 1 } }));
+        let v = exactly_once_charge(&run(&h, &[row(3, 1)])).unwrap();
+        assert!(v.message.starts_with("charged but told failed: operation 1 settled as gave up"), "{}", v.message);
+        assert!(v.message.contains("charge #3"), "{}", v.message);
+        // A late 200 for the same operation reports the charge after all.
+        h.push(at(70, got(1, ok(3))));
+        assert_eq!(exactly_once_charge(&run(&h, &[row(3, 1)])), None);
+        // No charge, nothing to tell.
+        h.pop();
+        assert_eq!(exactly_once_charge(&run(&h, &[])), None);
     }
 
     #[test]
-    fn a_200_for_a_changed_payload_is_a_mismatch() {
+    fn an_unsettled_operation_is_a_liveness_failure_and_a_time_limit_is_named() {
+        let h = &settled_run(3)[..4];
+        let v = settles(&run(h, &[row(3, 1)])).unwrap();
+        assert!(v.message.contains("operation 1 never settled"), "{}", v.message);
+        assert_eq!(exactly_once_charge(&run(h, &[row(3, 1)])), None, "liveness is not a money violation");
+        let one = [row(3, 1)];
+        let mut r = run(h, &one);
+        r.end = RunEnd::TimeLimit;
+        let v = settles(&r).unwrap();
+        assert!(v.message.starts_with("the run hit its time limit") && v.message.contains("Unsettled operations: 1"), "{}", v.message);
+    }
+
+    #[test]
+    fn settling_after_the_bound_or_a_stuck_key_or_an_orphan_charge_fails_settles() {
+        let one = [row(3, 1)];
         let mut h = settled_run(3);
-        h[1] = at(0, Obs::Sent { op: 1, attempt: 1, key: 7, amount: 150, copies: 1 });
-        let v = mismatch_rejected(&PaymentRun { history: &h, charges: &[row(3, 1)], end: RunEnd::Quiescent }).unwrap();
+        h[4].at_us = 5_000;
+        assert!(settles(&run(&h, &one)).unwrap().message.contains("after its bound"));
+        let h = settled_run(3);
+        let stuck = [KeyRecord { key: 7, op: 1, end: KeyEnd::InFlight }];
+        let r = PaymentRun { keys: &stuck, ..run(&h, &one) };
+        assert!(settles(&r).unwrap().message.contains("stuck in flight"));
+        let r = PaymentRun { provider: true, ..run(&h, &one) };
+        assert!(settles(&r).unwrap().message.starts_with("orphan charge: the provider made charge #3"));
+        let done = [KeyRecord { key: 7, op: 1, end: KeyEnd::Finished { charge: 3 } }];
+        let r = PaymentRun { provider: true, keys: &done, ..run(&h, &one) };
+        assert_eq!(settles(&r), None);
+    }
+
+    #[test]
+    fn a_200_for_a_changed_payload_is_a_mismatch_and_so_is_its_charge() {
+        let mut h = settled_run(3);
+        h[1] = at(0, sent(1, 150));
+        let v = mismatch_rejected(&run(&h, &[row(3, 1)])).unwrap();
         assert_eq!(v.events, vec![1, 3]);
+        let mut h = settled_run(3);
+        h.insert(2, at(1, sent(2, 150)));
+        let charged = ChargeRow { amount: 150, ..row(3, 1) };
+        let v = mismatch_rejected(&run(&h, &[charged])).unwrap();
+        assert!(v.message.starts_with("payload mismatch charged: key 0x7 was first sent with amount 100"), "{}", v.message);
     }
 
     #[test]
     fn different_results_for_one_key_break_replay_fidelity() {
         let mut h = settled_run(3);
-        h.push(at(20, Obs::Received { op: 1, attempt: 2, key: 7, status: ok(4) }));
-        let v = replay_fidelity(&PaymentRun { history: &h, charges: &[row(3, 1)], end: RunEnd::Quiescent }).unwrap();
+        h.push(at(20, got(2, ok(4))));
+        let v = replay_fidelity(&run(&h, &[row(3, 1)])).unwrap();
         assert!(v.message.contains("charge #3") && v.message.contains("charge #4"), "{}", v.message);
+    }
+
+    #[test]
+    fn the_verdict_names_every_invariant_a_run_broke() {
+        let mut h = settled_run(3);
+        h.push(at(20, got(2, ok(4))));
+        let Verdict::Violation(v) = check(&run(&h, &[row(3, 1), row(4, 1)])) else { panic!("violates") };
+        assert_eq!(v.invariants().collect::<Vec<_>>(), vec![EXACTLY_ONCE_CHARGE, REPLAY_FIDELITY]);
+        assert!(v.broke(REPLAY_FIDELITY) && !v.broke(SETTLES));
     }
 }

@@ -62,6 +62,99 @@ pub struct ClientDesign {
     /// Retries send a different payload (a bug in the client: the cart changed, the amount was
     /// recomputed) under the same key.
     pub retry_changes_payload: bool,
+    /// Where the app keeps the key of a payment in progress, which decides what a crash of the
+    /// app (a mobile app killed, a pod restarted) does to it.
+    #[serde(default)]
+    pub key_storage: KeyStorage,
+}
+
+/// Where the client keeps the idempotency key while a payment is in progress.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStorage {
+    /// Written to durable storage with the pending payment before the first request: a restarted
+    /// app resumes the payment with the same key.
+    #[default]
+    Persisted,
+    /// Only in memory: a restarted app knows the purchase is unpaid but not the key, and starts
+    /// over with a fresh one (to the server, a new operation).
+    Memory,
+}
+
+/// What the handler does with its key when a store or provider call times out or fails.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Answer 500 and leave the key as it is, in flight: a retry after the lease expires, or the
+    /// completer, resumes it from its recovery point.
+    #[default]
+    Leave,
+    /// Delete the key and answer 500, so a retry starts afresh: the classic bug when the call
+    /// that timed out may have charged.
+    ReleaseKey,
+    /// Store the failure as the key's result and answer 500; retries get the stored 500 again
+    /// (Stripe caches 500s; the IETF draft: "the result of the completed operation, success or
+    /// error"). Wrong when the failed call may have charged: the user is told it failed.
+    StoreFailure,
+}
+
+/// Whose clock decides whether a lock lease has expired.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseClock {
+    /// `locked_at = now()` and `locked_at < now() - lease` in SQL: the database's one clock
+    /// (Brandur's rocket-rides-atomic).
+    #[default]
+    Database,
+    /// The app server computes and compares lease times with its own clock: instances whose
+    /// clocks disagree disagree about who holds the lease.
+    App,
+}
+
+/// How a finished key's response is built when it is replayed.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    /// The status and body stored with the key, sent again (Stripe, the IETF draft).
+    #[default]
+    StoredResponse,
+    /// The replay is built from the last charge this server instance made (a response object
+    /// cached and reused across requests), not from what the key stored: another operation's
+    /// charge once the instance has served another payment since.
+    LastChargeOfInstance,
+}
+
+/// Brandur's completer: a background process that finds keys left unfinished and drives them on.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Completer {
+    /// Nothing finishes a key whose request died: only a retry of the same key can.
+    #[default]
+    None,
+    /// Every `every_us`, take over one key not finished `stuck_after_us` after it was claimed
+    /// whose lease has expired, and resume it from its recovery point to a stored result. In the
+    /// simulation it sweeps until the liveness deadline (the heal plus `settle_bound_us`): nothing
+    /// later is judged, and a run needs an end.
+    Sweep { every_us: u64, stuck_after_us: u64 },
+}
+
+/// The external payment provider (Stripe-like).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderDesign {
+    /// Between receiving a call and answering it (the charge is made, durably, on receipt).
+    pub latency_us: u64,
+    /// Probability that a call fails with a 5xx before charging.
+    pub error_probability: f64,
+    /// How long a keyed call's key is remembered; a call with the key after that charges again
+    /// (Stripe: 24 h).
+    pub key_retention_us: u64,
+}
+
+impl Default for ProviderDesign {
+    fn default() -> Self {
+        ProviderDesign { latency_us: 0, error_probability: 0.0, key_retention_us: 86_400_000_000 }
+    }
 }
 
 /// How the server claims an idempotency key for a new execution.
@@ -159,6 +252,29 @@ pub struct ServerDesign {
     /// Requests handled at once; more wait in the accept queue.
     pub workers: u32,
     pub charge: ChargeTarget,
+    /// Instances behind the load balancer (1 to 4); each request goes to one drawn at random.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// How far apart the instances' clocks may be: each instance's clock runs ahead of true time
+    /// by an offset drawn from `0..=clock_skew_us`. Only `lease_clock = "app"` reads it.
+    #[serde(default)]
+    pub clock_skew_us: u64,
+    #[serde(default)]
+    pub lease_clock: LeaseClock,
+    /// Every store and provider call is given up after this long without an answer, and the
+    /// error path runs (0: wait forever).
+    #[serde(default)]
+    pub call_timeout_us: u64,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default)]
+    pub replay: Replay,
+    #[serde(default)]
+    pub completer: Completer,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Redis `appendfsync`.
@@ -188,8 +304,12 @@ pub enum KeyStore {
     },
     Redis {
         appendfsync: AppendFsync,
-        /// `PX` on the key: after this long it is gone and the key is new again.
+        /// `PX` on the stored result: after this long it is gone and the key is new again.
         ttl_us: u64,
+        /// `PX` on the in-flight claim (a lock that expires if its holder dies); 0: the same as
+        /// `ttl_us`.
+        #[serde(default)]
+        lock_ttl_us: u64,
         /// An asynchronous replica promoted on failover: the new primary has only what was
         /// replicated (every `replication_lag_us`), whatever the AOF policy.
         replica_failover: bool,
@@ -204,6 +324,8 @@ pub struct PaymentDesign {
     pub client: ClientDesign,
     pub server: ServerDesign,
     pub store: KeyStore,
+    #[serde(default)]
+    pub provider: ProviderDesign,
 }
 
 impl PaymentDesign {
@@ -246,8 +368,19 @@ impl PaymentDesign {
             "design.server.in_flight = \"proceed\" has no effect with result_storage = \"same_transaction\" (the claim waits on the unique index); use separate_write",
         )?;
         need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
+        need((1..=4).contains(&s.instances), "design.server.instances must be between 1 and 4")?;
+        need(s.clock_skew_us <= u32::MAX as u64, "design.server.clock_skew_us must be below 2^32 µs (about 71 minutes)")?;
+        if let Completer::Sweep { every_us, .. } = s.completer {
+            need(
+                postgres && s.recovery != Recovery::None,
+                "design.server.completer = sweep needs a Postgres store and a lease (recovery = lease_restart / recovery_points): it finds keys by query and takes over their expired leases",
+            )?;
+            need(every_us > 0, "design.server.completer.every_us must be > 0")?;
+        }
+        let p = &self.provider;
+        need((0.0..=1.0).contains(&p.error_probability), "design.provider.error_probability must be between 0.0 and 1.0")?;
         let c = &self.client;
-        need(c.max_attempts >= 1, "design.client.max_attempts must be at least 1")?;
+        need((1..=50).contains(&c.max_attempts), "design.client.max_attempts must be between 1 and 50")?;
         need(c.timeout_us > 0, "design.client.timeout_us must be > 0")?;
         need(c.base_us <= c.cap_us, "design.client.base_us must be <= design.client.cap_us")?;
         match c.budget {

@@ -160,7 +160,15 @@ impl Scenario {
     ///   links lose, duplicate and partition; the server-store link is a reliable connection).
     ///   `max_crashes` counts crashes of all crashable nodes together (each has
     ///   `faults.crashes_per_node_max` slots).
-    /// - Swarm mode is off (its drawn rates would be choices too).
+    /// - Swarm mode is off (its drawn rates would be choices too). One server instance, and no
+    ///   re-payment by the user (`workload.repay_probability = 0`).
+    /// - The client's patience is not judged (`liveness = false`): the bound on attempts, and the
+    ///   untimed semantics in which every attempt may time out, make any client give up; the
+    ///   safety invariants are what a bounded search proves.
+    /// - The server waits for every call (`call_timeout_us = 0`): in the untimed semantics a call
+    ///   timeout may fire before any reply, which multiplies the runs about a hundredfold (1,182
+    ///   interleavings of `payment/durable-on-conflict` with 2 requests become 106,528); the
+    ///   error path after a timeout is covered by `explore`, not by the bounded search.
     /// - Message delays become 1-2 ms. The untimed semantics draws no delay at all (any pending
     ///   message may be delivered next); the timed one explores `Bounds::max_values` delays
     ///   spread over that range, ends included.
@@ -181,7 +189,13 @@ impl Scenario {
             s.description
         );
         s.swarm = false;
-        s.workload = Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, ..s.workload };
+        // One operation of one user, who does not pay again (a second payment is a second
+        // operation), on one server instance: each instance more multiplies the runs by the load
+        // balancer's choices; `explore` covers several.
+        s.workload = Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, repay_probability: 0.0, ..s.workload };
+        s.payment.server.instances = 1;
+        s.payment.server.call_timeout_us = 0;
+        s.liveness = false;
         s.payment.client.max_attempts = attempts;
         let f = &mut s.faults;
         for p in [

@@ -13,6 +13,8 @@ pub enum Role {
     Server,
     Store,
     Provider,
+    /// The background completer (when the design has one).
+    Completer,
 }
 
 /// Which roles each kind of fault may hit.
@@ -29,12 +31,21 @@ pub struct Targets {
 
 impl Default for Targets {
     fn default() -> Self {
-        Targets { crash: vec![Role::Server, Role::Store], pause: vec![Role::Server, Role::Store], lossy: vec![Role::Client, Role::Server] }
+        // Every node that a production outage can take down: app servers, the key store, the
+        // payment provider, the completer and the client app itself. The server-store link is a
+        // TCP connection within a data centre (broken by a crash, never lossy); the client and
+        // provider links cross the internet.
+        let everyone = vec![Role::Client, Role::Server, Role::Store, Role::Provider, Role::Completer];
+        Targets {
+            crash: everyone,
+            pause: vec![Role::Server, Role::Store, Role::Provider, Role::Completer],
+            lossy: vec![Role::Client, Role::Server, Role::Provider],
+        }
     }
 }
 
 /// What the clients do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     /// Clients running concurrently (1 to 60).
@@ -48,10 +59,26 @@ pub struct Workload {
     /// The amount of a client's first operation (later ones add their index).
     #[serde(default = "default_amount")]
     pub amount: u32,
+    /// After a payment settles as failed or gave up, the user pays again for the same purchase
+    /// (under a new key) with this probability, once.
+    #[serde(default)]
+    pub repay_probability: f64,
 }
 
 fn default_amount() -> u32 {
     100
+}
+
+fn default_settle_bound_us() -> u64 {
+    10_000_000
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The verdict a scenario is expected to get.
@@ -63,8 +90,7 @@ pub enum Expect {
     Violation(String),
 }
 
-pub const INVARIANTS: [&str; 3] =
-    [invariants::payment::EXACTLY_ONCE_CHARGE, invariants::payment::MISMATCH_REJECTED, invariants::payment::REPLAY_FIDELITY];
+pub const INVARIANTS: [&str; 4] = invariants::payment::ALL;
 
 impl TryFrom<String> for Expect {
     type Error = String;
@@ -104,6 +130,17 @@ pub struct Scenario {
     pub expect: Expect,
     /// The run stops here (simulated µs) if events remain; must exceed `faults.fault_phase_us`.
     pub time_limit_us: u64,
+    /// Liveness bound: every operation settles, and every claimed key is finished, failed or
+    /// released, within this long after the later of its start and the heal.
+    #[serde(default = "default_settle_bound_us")]
+    pub settle_bound_us: u64,
+    /// Judge the client's patience: `settles`, and a durable charge whose client gave up. Off
+    /// only in the scenarios `check --exhaustive` derives, whose client's attempts are cut by the
+    /// search's bound and whose untimed semantics lets every attempt time out: giving up is then
+    /// the bound's doing, not the design's. (A 422 or a stored 500 for a charged operation is
+    /// judged either way.)
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub liveness: bool,
     /// Draw a fresh fault profile per seed, from zero up to (at least) these rates.
     #[serde(default)]
     pub swarm: bool,
@@ -139,9 +176,18 @@ impl Scenario {
         if w.duplicates > 16 {
             return Err(format!("workload.duplicates = {}: use 0 to 16", w.duplicates));
         }
+        if !(0.0..=1.0).contains(&w.repay_probability) {
+            return Err(format!("workload.repay_probability = {}: use a probability from 0.0 to 1.0", w.repay_probability));
+        }
         // The knobs name their section `design.`; in a scenario file it is the `payment` table.
         self.payment.validate().map_err(|e| e.replace("design.", "payment."))?;
         self.faults.validate()?;
+        if self.faults.fault_phase_us.saturating_add(self.settle_bound_us) >= self.time_limit_us {
+            return Err(format!(
+                "settle_bound_us = {} ends after time_limit_us = {}: the run must outlast the heal (faults.fault_phase_us = {}) plus the liveness bound",
+                self.settle_bound_us, self.time_limit_us, self.faults.fault_phase_us
+            ));
+        }
         if self.time_limit_us <= self.faults.fault_phase_us {
             return Err(format!(
                 "time_limit_us = {} must be larger than faults.fault_phase_us = {} so the run has a heal phase",

@@ -2,8 +2,8 @@
 //! interleaving per seed), on all cores. A `harness = false` target so it prints its own summary.
 //!
 //! `IDEMSIM_INTERLEAVINGS=N` changes the count per preset (the default suite uses 1,000,000).
-//! Before trusting a clean result, a canary (a bug-zoo preset) must be caught by the same
-//! machinery: a checker that was unplugged would pass everything.
+//! Before trusting a clean result, a canary per invariant (a bug-zoo preset that breaks it) must
+//! be caught by the same machinery: a checker that was unplugged would pass everything.
 
 use models::{presets, Expect};
 use std::process::ExitCode;
@@ -14,11 +14,25 @@ fn main() -> ExitCode {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut passed, mut failed, mut total) = (0, 0, 0u64);
 
-    let canary = presets::get("payment/select-then-insert").expect("preset");
-    let caught = canary.explore(0..1_000, threads, None);
-    if caught.violations == 0 {
-        eprintln!("canary payment/select-then-insert was not caught in 1,000 runs: the invariant checker is not wired");
-        failed += 1;
+    // One canary per invariant: a bug-zoo preset that breaks it, caught by the same machinery
+    // in a fixed seed range. A checker that was unplugged would pass everything.
+    let canaries = [
+        ("payment/select-then-insert", invariants::payment::EXACTLY_ONCE_CHARGE),
+        ("payment/no-fingerprint", invariants::payment::MISMATCH_REJECTED),
+        ("payment/replays-other-result", invariants::payment::REPLAY_FIDELITY),
+        ("payment/no-completer", invariants::payment::SETTLES),
+    ];
+    assert_eq!(canaries.len(), invariants::payment::ALL.len(), "a canary for every invariant");
+    for (name, invariant) in canaries {
+        let canary = presets::get(name).expect("preset");
+        let caught = canary.explore(0..1_000, threads, None);
+        match caught.by_invariant.get(invariant) {
+            Some(n) if *n > 0 => println!("canary {name:40} broke {invariant} in {n} of 1000 runs"),
+            _ => {
+                eprintln!("canary {name} did not break {invariant} in 1,000 runs: that checker is not wired");
+                failed += 1;
+            }
+        }
     }
 
     println!("{:34} {:>12} {:>10} {:>12} {:>9}", "correct preset", "runs", "violations", "runs/s", "seconds");

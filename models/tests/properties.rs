@@ -7,41 +7,44 @@ use models::{Expect, Scenario, Workload};
 use proptest::prelude::*;
 use sim::Sim;
 
+/// Clients that keep asking with the same key until they hear the outcome (a dozen attempts or
+/// more, backoff that spreads them over seconds): a client that gives up, or is throttled by a
+/// budget, while its payment's outcome is unknown leaves its user told "failed" for a charge that
+/// may be durable, which `exactly_once_charge` counts as money lost; those clients are in the bug
+/// zoo (`payment/no-completer`), not here.
 fn client() -> impl Strategy<Value = ClientDesign> {
-    let backoff = prop_oneof![
-        Just(Backoff::None),
-        Just(Backoff::Immediate),
-        Just(Backoff::Exponential),
-        Just(Backoff::FullJitter),
-        Just(Backoff::EqualJitter),
-        Just(Backoff::Decorrelated),
-    ];
-    let budget = prop_oneof![
-        Just(RetryBudget::None),
-        (1.0..20.0f64, 0.01..1.0f64).prop_map(|(max_tokens, token_ratio)| RetryBudget::TokenBucket { max_tokens, token_ratio }),
-        (1.0..50.0f64).prop_map(|percent| RetryBudget::Ratio { percent }),
-    ];
-    (backoff, budget, 1_000..50_000u64, 1..10u32, 10_000..200_000u64, any::<bool>(), any::<bool>()).prop_map(
-        |(backoff, budget, base_us, max_attempts, timeout_us, honour_retry_after, retry_changes_payload)| ClientDesign {
+    let backoff =
+        prop_oneof![Just(Backoff::Exponential), Just(Backoff::FullJitter), Just(Backoff::EqualJitter), Just(Backoff::Decorrelated),];
+    // The timeout outlasts the slowest design's answer with every call at its timeout: a client
+    // that always gives up on an answer already on its way never hears one.
+    (backoff, 5_000..50_000u64, 14..25u32, 400_000..600_000u64, any::<bool>()).prop_map(
+        |(backoff, base_us, max_attempts, timeout_us, honour_retry_after)| ClientDesign {
             key: KeyPolicy::PerOperation,
             backoff,
             base_us,
-            cap_us: base_us * 20,
+            cap_us: 500_000,
             max_attempts,
             timeout_us,
             honour_retry_after,
-            budget,
-            retry_changes_payload,
+            budget: RetryBudget::None,
+            retry_changes_payload: false,
+            key_storage: KeyStorage::Persisted,
         },
     )
 }
 
-/// The families of designs we call correct, with their free knobs.
+/// The families of designs we call correct, with their free knobs: the number of instances, the
+/// call timeout and the error path vary wherever the family is safe under them.
 fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
-    let in_flight = prop_oneof![Just(InFlight::Reject409), Just(InFlight::Block)];
+    // 409 only: blocking on an in-flight key holds a worker, and with a small pool under a burst
+    // of copies every client's attempts time out behind it until they give up on charges that
+    // went through (found here: 1 worker, 8 clients x 3 copies). That is the overload bug
+    // `block-in-flight` (bug zoo 18), not a correct design.
+    let in_flight = Just(InFlight::Reject409);
     let claim = prop_oneof![Just(KeyClaim::InsertOnConflict), Just(KeyClaim::SelectThenInsert)];
+    let any_error_path = prop_oneof![Just(OnError::Leave), Just(OnError::ReleaseKey), Just(OnError::StoreFailure)];
     let pg = KeyStore::Postgres { synchronous_commit: true, unique_constraint: true, wal_writer_delay_us: 200_000 };
-    let base = |key_claim, in_flight, workers, lock_timeout_us| ServerDesign {
+    let base = |key_claim, in_flight, workers, lock_timeout_us, instances, call_timeout_us| ServerDesign {
         key_claim,
         in_flight,
         fingerprint: Fingerprint::Reject422,
@@ -51,33 +54,66 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
         lock_timeout_us,
         workers,
         charge: ChargeTarget::LocalLedger,
+        instances,
+        clock_skew_us: 0,
+        lease_clock: LeaseClock::Database,
+        call_timeout_us,
+        on_error: OnError::Leave,
+        replay: Replay::StoredResponse,
+        completer: Completer::None,
     };
-    let single_tx = (claim, in_flight.clone(), 1..9u32, 1_000..20_000u64).prop_map(move |(c, f, w, l)| (base(c, f, w, l), pg));
-    let setnx = (1..9u32, 0..2u8).prop_map(move |(w, keyed)| {
-        let charge = if keyed == 0 { ChargeTarget::Provider } else { ChargeTarget::KeyedProvider };
+    // Key, charge and result in one transaction: a failed call rolls back, so every error path is safe.
+    // A call timeout of 0 waits forever; a positive one outlasts a round trip to the store or the
+    // provider (two hops of up to 21 ms plus up to 10 ms at the provider): one shorter fails most
+    // calls, a misconfiguration, not a design.
+    let call_timeout = prop_oneof![Just(0u64), 70_000..120_000u64];
+    let single_tx = (claim, in_flight.clone(), 1..9u32, 1_000..20_000u64, 1..5u32, call_timeout, any_error_path)
+        .prop_map(move |(c, f, w, l, n, t, e)| (ServerDesign { on_error: e, ..base(c, f, w, l, n, t) }, pg));
+    // Redis with appendfsync always, a lock TTL and a keyed provider: a retry after the lock
+    // expires calls the provider again with the same key. Releasing the key is safe too; storing
+    // a failure after a provider call that may have charged is not.
+    let release_or_leave = prop_oneof![Just(OnError::Leave), Just(OnError::ReleaseKey)];
+    let setnx = (1..9u32, 1..5u32, 70_000..120_000u64, 50_000..500_000u64, release_or_leave).prop_map(move |(w, n, t, lock_ttl_us, e)| {
         let s = ServerDesign {
             key_claim: KeyClaim::SetNx,
             result_storage: ResultStorage::SeparateWrite,
-            charge,
-            ..base(KeyClaim::SetNx, InFlight::Reject409, w, 0)
+            charge: ChargeTarget::KeyedProvider,
+            on_error: e,
+            ..base(KeyClaim::SetNx, InFlight::Reject409, w, 0, n, t)
         };
-        let store =
-            KeyStore::Redis { appendfsync: AppendFsync::Always, ttl_us: 86_400_000_000, replica_failover: false, replication_lag_us: 0 };
+        let store = KeyStore::Redis {
+            appendfsync: AppendFsync::Always,
+            ttl_us: 86_400_000_000,
+            lock_ttl_us,
+            replica_failover: false,
+            replication_lag_us: 0,
+        };
         (s, store)
     });
-    let pg2 = KeyStore::Postgres { synchronous_commit: true, unique_constraint: true, wal_writer_delay_us: 200_000 };
-    let stripe = (in_flight, 1..9u32, 20_000..500_000u64, any::<bool>()).prop_map(move |(f, w, lease_us, local)| {
-        let charge = if local { ChargeTarget::LocalLedger } else { ChargeTarget::KeyedProvider };
-        let s = ServerDesign {
-            result_storage: ResultStorage::SeparateWrite,
-            recovery: Recovery::RecoveryPoints,
-            lease_us,
-            charge,
-            ..base(KeyClaim::InsertOnConflict, f, w, 5_000)
-        };
-        (s, pg2)
-    });
+    // Stripe's atomic phases with a completer, on a local ledger or a keyed provider.
+    let stripe = (in_flight, 1..9u32, 20_000..500_000u64, any::<bool>(), 1..5u32, 70_000..120_000u64).prop_map(
+        move |(f, w, lease_us, local, n, t)| {
+            let charge = if local { ChargeTarget::LocalLedger } else { ChargeTarget::KeyedProvider };
+            let s = ServerDesign {
+                result_storage: ResultStorage::SeparateWrite,
+                recovery: Recovery::RecoveryPoints,
+                lease_us,
+                charge,
+                completer: Completer::Sweep { every_us: 100_000, stuck_after_us: lease_us },
+                ..base(KeyClaim::InsertOnConflict, f, w, 5_000, n, t)
+            };
+            (s, pg)
+        },
+    );
     prop_oneof![single_tx, setnx, stripe]
+}
+
+fn provider() -> impl Strategy<Value = ProviderDesign> {
+    (0..10_000u64, 0.0..0.2f64).prop_map(|(latency_us, error_probability)| ProviderDesign {
+        latency_us,
+        error_probability,
+        key_retention_us: 86_400_000_000,
+    })
 }
 
 fn faults() -> impl Strategy<Value = sim::FaultProfile> {
@@ -96,13 +132,13 @@ fn faults() -> impl Strategy<Value = sim::FaultProfile> {
 }
 
 fn correct_scenario() -> impl Strategy<Value = Scenario> {
-    (client(), server_and_store(), faults(), 1..9u32, 1..21u32, 0..3u32).prop_map(
-        |(client, (server, store), faults, clients, ops, duplicates)| {
+    (client(), server_and_store(), provider(), faults(), 1..9u32, 1..21u32, 0..3u32, 0.0..1.0f64).prop_map(
+        |(client, (server, store), provider, faults, clients, ops, duplicates, repay_probability)| {
             let mut s = presets::get("payment/durable-on-conflict").expect("preset");
             s.name = "proptest".into();
-            s.payment = PaymentDesign { client, server, store };
+            s.payment = PaymentDesign { client, server, store, provider };
             s.faults = faults;
-            s.workload = Workload { clients, operations_per_client: ops, duplicates, amount: 100 };
+            s.workload = Workload { clients, operations_per_client: ops, duplicates, amount: 100, repay_probability };
             s.validate().expect("strategies build valid designs");
             s
         },
@@ -112,7 +148,7 @@ fn correct_scenario() -> impl Strategy<Value = Scenario> {
 proptest! {
     // A fixed RNG seed: the suite explores the same designs on every run, so it is never flaky.
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: 96,
         failure_persistence: None,
         rng_seed: proptest::test_runner::RngSeed::Fixed(0x1de5_1de5),
         ..ProptestConfig::default()
@@ -120,7 +156,7 @@ proptest! {
 
     #[test]
     fn correct_designs_never_violate(s in correct_scenario()) {
-        let r = s.explore(0..60, 1, None);
+        let r = s.explore(0..200, 1, None);
         prop_assert_eq!(r.violations, 0, "{}\n{}", r.first.map(|f| format!("seed {}: {}", f.seed, f.violation.message)).unwrap_or_default(), s.to_toml());
     }
 }
@@ -140,10 +176,10 @@ fn every_preset_is_deterministic() {
 #[test]
 fn presets_have_their_fixed_names_and_verdicts() {
     let names: Vec<String> = presets::all().iter().map(|s| format!("{} {}", s.name, s.expect)).collect();
-    assert_eq!(names.len(), 14);
+    assert_eq!(names.len(), 20);
     for s in presets::all() {
         s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         assert_eq!(Scenario::from_toml(&s.to_toml()).as_ref(), Ok(&s), "{} survives a TOML round trip", s.name);
     }
-    assert_eq!(presets::all().iter().filter(|s| s.expect == Expect::Pass).count(), 4);
+    assert_eq!(presets::all().iter().filter(|s| s.expect == Expect::Pass).count(), 3);
 }

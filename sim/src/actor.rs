@@ -98,4 +98,8 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     pub fn choose(&mut self, kind: ChoiceKind, bound: u32) -> u32 {
         self.choices.pick(kind, bound)
     }
+    /// True with probability `p` through the run's choice source (`p <= 0` or `>= 1`: no choice).
+    pub fn flip(&mut self, kind: ChoiceKind, p: f64) -> bool {
+        self.choices.flip(kind, p)
+    }
 }

@@ -33,6 +33,9 @@ pub enum ChoiceKind {
     Swarm,
     /// A client's retry jitter.
     Jitter,
+    /// 1 = a model's dependency fails this call (a payment provider's 5xx): a fault the model
+    /// injects itself, so the shrinker tries to remove it like the engine's.
+    Error,
     /// Any other decision a model makes.
     Model,
 }
@@ -40,7 +43,10 @@ pub enum ChoiceKind {
 impl ChoiceKind {
     /// Choices whose non-zero value injects a fault; the shrinker tries to zero each of them.
     pub fn is_fault(self) -> bool {
-        matches!(self, ChoiceKind::Loss | ChoiceKind::Duplicate | ChoiceKind::Crash | ChoiceKind::Pause | ChoiceKind::Partition)
+        matches!(
+            self,
+            ChoiceKind::Loss | ChoiceKind::Duplicate | ChoiceKind::Crash | ChoiceKind::Pause | ChoiceKind::Partition | ChoiceKind::Error
+        )
     }
 }
 

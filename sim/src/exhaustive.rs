@@ -235,7 +235,9 @@ impl ExhaustiveReport {
         self.time_limited += (o.end == RunEnd::TimeLimit) as u64;
         let Some(v) = o.verdict.violation() else { return };
         self.violations += 1;
-        *self.by_invariant.entry(v.invariant.clone()).or_default() += 1;
+        for i in v.invariants() {
+            *self.by_invariant.entry(i.to_string()).or_default() += 1;
+        }
         let mut tape: Vec<u32> = path.iter().map(|p| p.value).collect();
         while tape.last() == Some(&0) {
             tape.pop();

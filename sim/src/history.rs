@@ -71,6 +71,33 @@ pub struct Violation {
     /// Indices into the history of the observations the message names.
     #[serde(default)]
     pub events: Vec<usize>,
+    /// The other invariants the same run broke, after this one (the first in the checker's
+    /// order): a run is judged by every invariant, not only until the first that fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Violation>,
+}
+
+impl Violation {
+    pub fn new(invariant: impl Into<String>, message: String, events: Vec<usize>) -> Self {
+        Violation { invariant: invariant.into(), message, events, also: Vec::new() }
+    }
+    /// Every invariant this run broke, this one first.
+    pub fn invariants(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.invariant.as_str()).chain(self.also.iter().map(|v| v.invariant.as_str()))
+    }
+    /// Did this run break `invariant` (first or among the others)?
+    pub fn broke(&self, invariant: &str) -> bool {
+        self.invariants().any(|i| i == invariant)
+    }
+    /// One verdict from every violation a run's checkers found, in checker order.
+    pub fn combine(mut all: Vec<Violation>) -> Verdict {
+        if all.is_empty() {
+            return Verdict::Pass;
+        }
+        let mut first = all.remove(0);
+        first.also.extend(all);
+        Verdict::Violation(first)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,7 +88,9 @@ impl ExploreReport {
         self.time_limited += (o.end == RunEnd::TimeLimit) as u64;
         if let Some(v) = o.verdict.violation() {
             self.violations += 1;
-            *self.by_invariant.entry(v.invariant.clone()).or_default() += 1;
+            for i in v.invariants() {
+                *self.by_invariant.entry(i.to_string()).or_default() += 1;
+            }
             if self.first.as_ref().is_none_or(|f| seed < f.seed) {
                 self.first = Some(Found { seed, violation: v.clone(), history_hash: o.history_hash });
             }

@@ -142,8 +142,7 @@ impl Model for Toy {
         let got = run.history.iter().filter(|e| matches!(e.obs, Obs::Got(_, _)) && e.node != 0).count();
         let first_of = |n| run.history.iter().position(|e| e.node == n);
         let last_of = |n| run.history.iter().rposition(|e| e.node == n);
-        let fail =
-            |invariant: &str, message: String| Verdict::Violation(Violation { invariant: invariant.into(), message, events: vec![] });
+        let fail = |invariant: &str, message: String| Verdict::Violation(Violation::new(invariant, message, vec![]));
         if charges > 1 {
             return fail("exactly_once_charge", format!("key charged {charges} times"));
         }
@@ -389,7 +388,7 @@ impl Model for FaultSpotter {
         if (self.1)(run.stats) == 0 {
             return Verdict::Pass;
         }
-        Verdict::Violation(Violation { invariant: "fault".into(), message: format!("{:?}", run.stats), events: vec![] })
+        Verdict::Violation(Violation::new("fault", format!("{:?}", run.stats), vec![]))
     }
 }
 

@@ -1,10 +1,30 @@
-//! The client: runs its operations one after another; each operation is one charge, sent with an
-//! idempotency key and retried under the design's policy until it settles.
+//! The client app: runs its user's purchases one after another; each is one operation, paid with
+//! an idempotency key and retried under the design's policy until it settles. Every request of an
+//! attempt (copies of a double click included) goes to a server instance the load balancer picks,
+//! and every response that arrives is observed, late ones too; the first response to the current
+//! attempt decides what the client does. A user told "failed" may pay again, under a new key. A
+//! crashed app resumes its pending purchase with the key it persisted, or a fresh one.
 
-use super::{Msg, Node, Request, Shared, Timer, SERVER};
-use crate::knobs::{Backoff, ClientDesign, KeyPolicy, RetryBudget};
-use invariants::{Key, Obs, OpId, Settle, Status};
+use super::{Msg, Node, Record, Request, Shared, Timer, FIRST_SERVER};
+use crate::knobs::{Backoff, ClientDesign, KeyPolicy, KeyStorage, RetryBudget};
+use invariants::{Begin, Key, Obs, OpId, Settle, Status};
 use sim::{ChoiceKind, Ctx, TimerId};
+
+/// Everything a client is configured with (the same for every client of a scenario).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Setup {
+    pub design: ClientDesign,
+    /// Purchases per client, one after another.
+    pub ops: u32,
+    /// Extra copies of each purchase's first request, fired at once.
+    pub duplicates: u32,
+    pub amount: u32,
+    pub repay_probability: f64,
+    /// Server instances behind the load balancer.
+    pub instances: u32,
+    /// The app may crash: it then keeps its pending purchase durable.
+    pub crashable: bool,
+}
 
 /// What the client is doing now.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -18,13 +38,14 @@ enum Phase {
 
 #[derive(Clone, Debug, Hash)]
 pub struct Client {
-    design: Shared<ClientDesign>,
+    setup: Shared<Setup>,
     index: u32,
-    ops: u32,
-    duplicates: u32,
-    amount: u32,
-    /// Index of the current operation in `0..ops`.
+    /// Index of the current purchase in `0..ops`.
     current: u32,
+    /// Key generation of the current purchase: bumped by a re-payment or a key lost in a crash.
+    session: u32,
+    /// The user already paid again for the current purchase.
+    repaid: bool,
     attempt: u32,
     phase: Phase,
     timeout: Option<TimerId>,
@@ -33,6 +54,8 @@ pub struct Client {
     tokens_milli: i64,
     requests: u64,
     retries: u64,
+    /// Set by a crash: the next start resumes from the durable log.
+    resume: Option<(u32, u32, bool)>,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -42,18 +65,17 @@ pub enum ClientTimer {
 }
 
 impl Client {
-    pub fn new(design: Shared<ClientDesign>, index: u32, ops: u32, duplicates: u32, amount: u32) -> Self {
-        let tokens_milli = match design.budget {
+    pub fn new(setup: Shared<Setup>, index: u32) -> Self {
+        let tokens_milli = match setup.design.budget {
             RetryBudget::TokenBucket { max_tokens, .. } => (max_tokens * 1000.0) as i64,
             _ => 0,
         };
         Client {
-            design,
+            setup,
             index,
-            ops,
-            duplicates,
-            amount,
             current: 0,
+            session: 0,
+            repaid: false,
             attempt: 0,
             phase: Phase::Done,
             timeout: None,
@@ -61,68 +83,102 @@ impl Client {
             tokens_milli,
             requests: 0,
             retries: 0,
+            resume: None,
         }
     }
 
+    fn design(&self) -> &ClientDesign {
+        &self.setup.design
+    }
+
     fn op(&self) -> OpId {
-        self.index * 1000 + self.current
+        self.index * 10_000 + self.current
     }
 
     /// The idempotency key of the current attempt.
     fn key(&self) -> Key {
-        let per_attempt = if self.design.key == KeyPolicy::PerAttempt { self.attempt as u64 } else { 0 };
-        (self.op() as u64) << 16 | per_attempt
+        let per_attempt = if self.design().key == KeyPolicy::PerAttempt { self.attempt } else { 0 };
+        (self.op() as u64) << 16 | (self.session * 64 + per_attempt) as u64
     }
 
     /// The amount of the current attempt (a buggy client changes it on retries).
     fn amount(&self) -> u32 {
-        let changed = self.design.retry_changes_payload && self.attempt > 1;
-        self.amount + self.current + if changed { 50 } else { 0 }
+        let changed = self.design().retry_changes_payload && self.attempt > 1;
+        self.setup.amount + self.current + if changed { 50 } else { 0 }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
-        if self.ops > 0 {
-            self.start_op(ctx);
+        match self.resume.take() {
+            None if self.setup.ops > 0 => self.start_op(ctx, Begin::First),
+            None => {}
+            Some((index, _, true)) => {
+                self.current = index + 1;
+                if self.current < self.setup.ops {
+                    self.start_op(ctx, Begin::First);
+                }
+            }
+            Some((index, session, false)) => {
+                self.current = index;
+                // A key kept only in memory died with the app: the purchase starts over under a
+                // fresh one.
+                self.session = if self.design().key_storage == KeyStorage::Persisted { session } else { session + 1 };
+                self.start_op(ctx, Begin::Restarted);
+            }
         }
     }
 
-    fn start_op(&mut self, ctx: &mut Ctx<'_, Node>) {
+    fn start_op(&mut self, ctx: &mut Ctx<'_, Node>, begin: Begin) {
         self.attempt = 0;
-        self.prev_sleep_us = self.design.base_us;
-        ctx.observe(Obs::OpStarted { op: self.op(), amount: self.amount() });
+        self.prev_sleep_us = self.design().base_us;
+        if begin == Begin::First {
+            self.session = 0;
+            self.repaid = false;
+        }
+        if self.setup.crashable {
+            // The pending purchase (and with `persisted`, its key) is durable before any request.
+            ctx.write(Record::ClientPending { index: self.current, session: self.session });
+            ctx.fsync();
+        }
+        ctx.observe(Obs::OpStarted { op: self.op(), amount: self.amount(), begin });
         self.send_attempt(ctx);
     }
 
     fn send_attempt(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.attempt += 1;
         self.requests += 1;
-        let copies = if self.attempt == 1 { 1 + self.duplicates } else { 1 };
-        let req = Request { op: self.op(), attempt: self.attempt, key: self.key(), amount: self.amount() };
-        ctx.observe(Obs::Sent { op: req.op, attempt: req.attempt, key: req.key, amount: req.amount, copies });
-        for _ in 0..copies {
-            ctx.send(SERVER, Msg::Request(req));
+        let copies = if self.attempt == 1 { 1 + self.setup.duplicates } else { 1 };
+        for copy in 0..copies {
+            let req = Request { op: self.op(), attempt: self.attempt, copy, key: self.key(), amount: self.amount() };
+            let server = ctx.choose(ChoiceKind::Model, self.setup.instances);
+            ctx.observe(Obs::Sent { op: req.op, attempt: req.attempt, copy, key: req.key, amount: req.amount, server });
+            ctx.send(FIRST_SERVER + server as usize, Msg::Request(req));
         }
         self.phase = Phase::Waiting;
-        self.timeout =
-            Some(ctx.set_timer(self.design.timeout_us, Timer::Client(ClientTimer::Timeout { op: req.op, attempt: req.attempt })));
+        let timer = Timer::Client(ClientTimer::Timeout { op: self.op(), attempt: self.attempt });
+        self.timeout = Some(ctx.set_timer(self.design().timeout_us, timer));
     }
 
-    pub fn on_response(&mut self, ctx: &mut Ctx<'_, Node>, op: OpId, attempt: u32, status: Status) {
-        // A response to an abandoned attempt is discarded, as an HTTP client that timed out would.
-        if self.phase != Phase::Waiting || op != self.op() || attempt != self.attempt {
+    pub fn on_response(&mut self, ctx: &mut Ctx<'_, Node>, req: Request, status: Status) {
+        let Request { op, attempt, copy, key, .. } = req;
+        ctx.observe(Obs::Received { op, attempt, copy, key, status });
+        // Only the first answer to the current attempt counts: an HTTP client that timed out, or
+        // already has its answer, has closed that connection.
+        // (The key too: after a restart or a re-payment the attempt numbers start again, and a
+        // late answer under the old key is not this attempt's.)
+        if self.phase != Phase::Waiting || op != self.op() || attempt != self.attempt || key != self.key() {
             return;
         }
         if let Some(t) = self.timeout.take() {
             ctx.cancel_timer(t);
         }
-        ctx.observe(Obs::Received { op, attempt, key: self.key(), status });
         match status {
             Status::Ok { charge, amount, .. } => {
                 self.refund();
                 self.settle(ctx, Settle::Succeeded { charge, amount });
             }
             Status::Mismatch => self.settle(ctx, Settle::Rejected { code: 422 }),
-            Status::Unavailable { retry_after_us } => self.retry(ctx, if self.design.honour_retry_after { retry_after_us } else { 0 }),
+            Status::StoredError => self.settle(ctx, Settle::Rejected { code: 500 }),
+            Status::Unavailable { retry_after_us } => self.retry(ctx, if self.design().honour_retry_after { retry_after_us } else { 0 }),
             Status::Conflict | Status::ServerError => self.retry(ctx, 0),
         }
     }
@@ -141,7 +197,7 @@ impl Client {
 
     /// Retry after the policy's backoff (at least `floor_us`), if attempts and budget allow.
     fn retry(&mut self, ctx: &mut Ctx<'_, Node>, floor_us: u64) {
-        if self.design.backoff == Backoff::None || self.attempt >= self.design.max_attempts || !self.budget_allows() {
+        if self.design().backoff == Backoff::None || self.attempt >= self.design().max_attempts || !self.budget_allows() {
             let attempts = self.attempt;
             return self.settle(ctx, Settle::GaveUp { attempts });
         }
@@ -153,7 +209,7 @@ impl Client {
 
     /// Brooker's formulas; `n` is the number of the retry (0 for the first).
     fn backoff_us(&mut self, ctx: &mut Ctx<'_, Node>) -> u64 {
-        let d = &self.design;
+        let d = self.setup.design;
         let n = (self.attempt - 1).min(40);
         let exp = d.cap_us.min(d.base_us.saturating_mul(1 << n));
         let mut jitter = |hi: u64| ctx.choose(ChoiceKind::Jitter, hi.min(u32::MAX as u64) as u32 + 1) as u64;
@@ -172,7 +228,7 @@ impl Client {
     }
 
     fn budget_allows(&mut self) -> bool {
-        match self.design.budget {
+        match self.design().budget {
             RetryBudget::None => true,
             RetryBudget::TokenBucket { max_tokens, .. } => {
                 self.tokens_milli = (self.tokens_milli - 1000).max(0);
@@ -183,7 +239,7 @@ impl Client {
     }
 
     fn refund(&mut self) {
-        if let RetryBudget::TokenBucket { max_tokens, token_ratio } = self.design.budget {
+        if let RetryBudget::TokenBucket { max_tokens, token_ratio } = self.design().budget {
             self.tokens_milli = (self.tokens_milli + (token_ratio * 1000.0) as i64).min((max_tokens * 1000.0) as i64);
         }
     }
@@ -191,15 +247,39 @@ impl Client {
     fn settle(&mut self, ctx: &mut Ctx<'_, Node>, outcome: Settle) {
         ctx.observe(Obs::Settled { op: self.op(), outcome });
         self.phase = Phase::Done;
+        // Told it failed (or left not knowing), the user may pay again: a new key, same purchase.
+        let failed = !matches!(outcome, Settle::Succeeded { .. });
+        if failed && !self.repaid && ctx.flip(ChoiceKind::Model, self.setup.repay_probability) {
+            self.repaid = true;
+            self.session += 1;
+            return self.start_op(ctx, Begin::Repay);
+        }
+        if self.setup.crashable {
+            ctx.write(Record::ClientDone { index: self.current });
+            ctx.fsync();
+        }
         self.current += 1;
-        if self.current < self.ops {
-            self.start_op(ctx);
+        if self.current < self.setup.ops {
+            self.start_op(ctx, Begin::First);
         }
     }
 
-    /// A crashed client forgets everything (clients are not crashed by the presets).
-    pub fn on_crash(&mut self) {
-        self.phase = Phase::Done;
-        self.current = self.ops;
+    /// The app died: everything in memory is gone. What it persisted says where to resume.
+    pub fn on_crash(&mut self, durable: &[Record]) {
+        let mut resume = None;
+        for r in durable {
+            match *r {
+                Record::ClientPending { index, session } => resume = Some((index, session, false)),
+                Record::ClientDone { index } => resume = Some((index, 0, true)),
+                _ => {}
+            }
+        }
+        let (setup, index) = (self.setup, self.index);
+        *self = Client::new(setup, index);
+        // With nothing persisted the app had not begun its first purchase.
+        self.resume = resume;
+        if resume.is_none() && !setup.crashable {
+            self.current = setup.ops;
+        }
     }
 }

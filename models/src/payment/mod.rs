@@ -1,31 +1,57 @@
 //! The payment path: clients charging through a server's idempotency layer, a key store
 //! (Postgres-like or Redis-like) and a ledger or payment provider.
 //!
-//! Nodes: 0 the server, 1 the key store, 2 the payment provider, 3.. the clients.
+//! Nodes: 0 the key store, 1 the payment provider, 2 the completer (idle unless the design has
+//! one), then the server instances (`FIRST_SERVER..`), then the clients.
 
 pub mod client;
+pub mod completer;
 pub mod postgres;
 pub mod provider;
 pub mod redis;
 pub mod server;
 
-use crate::knobs::{ChargeTarget, KeyStore, PaymentDesign};
+use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
 use crate::scenario::{Role, Scenario};
 use client::{Client, ClientTimer};
 use invariants::payment::{self, PaymentRun};
-use invariants::{ChargeId, ChargeRow, Key, Obs, OpId, Status};
-use postgres::{PgTimer, Postgres, Sql, SqlReply};
-use provider::Provider;
+use invariants::{ChargeRow, Key, KeyEnd, KeyRecord, Obs, OpId, Status};
+use postgres::{KeyRow, PgTimer, Postgres, RecoveryPoint, Sql, SqlReply};
+use provider::{ChargeCall, KeyedCall, Provider, ProviderReply, ProviderTimer};
 use redis::{Redis, RedisCmd, RedisReply, RedisTimer};
 use server::{Reply, Server, ServerTimer};
 use sim::{Actor, Ctx, HistoryView, Model, NodeId, NodeSpec, RunView, SimConfig, Verdict};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-pub const SERVER: NodeId = 0;
-pub const STORE: NodeId = 1;
-pub const PROVIDER: NodeId = 2;
-pub const FIRST_CLIENT: NodeId = 3;
+pub const STORE: NodeId = 0;
+pub const PROVIDER: NodeId = 1;
+pub const COMPLETER: NodeId = 2;
+pub const FIRST_SERVER: NodeId = 3;
+
+/// The node a call id (a transaction, Redis request or provider call) belongs to: call ids are
+/// `node << 48 | boot << 32 | counter`, unique across nodes and incarnations.
+pub fn owner(call: u64) -> NodeId {
+    (call >> 48) as NodeId
+}
+
+/// Who a store tells that it restarted: the completer and every server instance.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Peers {
+    pub instances: u32,
+}
+
+impl Peers {
+    pub fn first_client(&self) -> NodeId {
+        FIRST_SERVER + self.instances as usize
+    }
+    /// The store came back: every connection to it broke.
+    pub fn tell_restart(&self, ctx: &mut Ctx<'_, Node>) {
+        for node in COMPLETER..self.first_client() {
+            ctx.send(node, Msg::StoreRestarted);
+        }
+    }
+}
 
 /// Configuration an actor carries (a copy, so no thread shares a reference count on the hot
 /// path). It is the same in every state of a run, so it does not count as state: hashing skips it.
@@ -47,6 +73,8 @@ impl<T> Deref for Shared<T> {
 pub struct Request {
     pub op: OpId,
     pub attempt: u32,
+    /// Which copy of a concurrently fired request (a double click) this is; 0 for the first.
+    pub copy: u32,
     /// The Idempotency-Key header.
     pub key: Key,
     pub amount: u32,
@@ -60,8 +88,7 @@ pub struct Request {
 pub enum Msg {
     Request(Request),
     Response {
-        op: OpId,
-        attempt: u32,
+        req: Request,
         status: Status,
     },
     Sql {
@@ -83,16 +110,10 @@ pub enum Msg {
         reply: RedisReply,
     },
     /// To the provider: charge `amount` for `op`, with the call's idempotency key if any.
-    Charge {
+    Charge(ChargeCall),
+    ProviderReply {
         req: u64,
-        key: Option<Key>,
-        op: OpId,
-        order_key: Key,
-        amount: u32,
-    },
-    Charged {
-        req: u64,
-        charge: ChargeId,
+        reply: ProviderReply,
     },
     /// The key store came back from a crash: connections to it broke.
     StoreRestarted,
@@ -108,6 +129,7 @@ pub enum Timer {
     Server(ServerTimer),
     Pg(PgTimer),
     Redis(RedisTimer),
+    Provider(ProviderTimer),
 }
 
 /// One entry of a node's write-ahead log.
@@ -115,8 +137,24 @@ pub enum Timer {
 pub enum Record {
     Boot,
     Key(postgres::KeyRow),
+    /// A key row deleted (released).
+    KeyGone {
+        rid: u32,
+    },
     Charge(ChargeRow),
+    /// The provider's memory of a keyed call.
+    Keyed(KeyedCall),
     Redis(redis::Entry),
+    /// The client app's pending payment: purchase `index`, under key generation `session` (the
+    /// key itself is durable only with `key_storage = persisted`).
+    ClientPending {
+        index: u32,
+        session: u32,
+    },
+    /// The client app finished purchase `index`.
+    ClientDone {
+        index: u32,
+    },
 }
 
 /// Every role of the payment path.
@@ -150,14 +188,14 @@ impl Actor for Node {
             (Node::Server(s), Msg::Request(req)) => s.on_request(ctx, from, req),
             (Node::Server(s), Msg::SqlReply { tx, reply }) => s.on_reply(ctx, tx, Reply::Sql(reply)),
             (Node::Server(s), Msg::RedisReply { req, reply }) => s.on_reply(ctx, req, Reply::Redis(reply)),
-            (Node::Server(s), Msg::Charged { req, charge }) => s.on_reply(ctx, req, Reply::Charged(charge)),
+            (Node::Server(s), Msg::ProviderReply { req, reply }) => s.on_reply(ctx, req, Reply::Provider(reply)),
             (Node::Server(s), Msg::StoreRestarted) => s.on_store_restarted(ctx),
-            (Node::Client(c), Msg::Response { op, attempt, status }) => c.on_response(ctx, op, attempt, status),
+            (Node::Client(c), Msg::Response { req, status }) => c.on_response(ctx, req, status),
             (Node::Postgres(p), Msg::Sql { tx, begin, sql, lock_timeout_us }) => p.on_sql(ctx, tx, begin, sql, lock_timeout_us),
-            (Node::Postgres(p), Msg::ServerRestarted { boot }) => p.on_server_restarted(ctx, boot),
+            (Node::Postgres(p), Msg::ServerRestarted { boot }) => p.on_server_restarted(ctx, from, boot),
             (Node::Redis(_), Msg::ServerRestarted { .. }) => {}
-            (Node::Redis(r), Msg::Redis { req, cmd }) => r.on_cmd(ctx, req, cmd),
-            (Node::Provider(p), Msg::Charge { req, key, op, order_key, amount }) => p.on_charge(ctx, req, key, op, order_key, amount),
+            (Node::Redis(r), Msg::Redis { req, cmd }) => r.on_cmd(ctx, from, req, cmd),
+            (Node::Provider(p), Msg::Charge(call)) => p.on_charge(ctx, from, call),
             (node, msg) => unreachable!("{msg:?} sent to {node:?}"),
         }
     }
@@ -168,13 +206,14 @@ impl Actor for Node {
             (Node::Server(s), Timer::Server(t)) => s.on_timer(ctx, t),
             (Node::Postgres(p), Timer::Pg(t)) => p.on_timer(ctx, t),
             (Node::Redis(r), Timer::Redis(t)) => r.on_timer(ctx, t),
+            (Node::Provider(p), Timer::Provider(t)) => p.on_timer(ctx, t),
             (node, t) => unreachable!("{t:?} fired on {node:?}"),
         }
     }
 
     fn on_crash(&mut self, durable: &[Record]) {
         match self {
-            Node::Client(c) => c.on_crash(),
+            Node::Client(c) => c.on_crash(durable),
             Node::Server(s) => s.on_crash(durable),
             Node::Postgres(p) => p.on_crash(durable),
             Node::Redis(r) => r.on_crash(durable),
@@ -188,12 +227,16 @@ pub struct PaymentModel {
     pub design: PaymentDesign,
     config: SimConfig,
     clients: u32,
-    ops: u32,
-    duplicates: u32,
-    amount: u32,
-    client_design: Shared<crate::knobs::ClientDesign>,
+    client_setup: Shared<client::Setup>,
     server_design: Shared<crate::knobs::ServerDesign>,
     store: Shared<KeyStore>,
+    provider: Shared<ProviderDesign>,
+    peers: Shared<Peers>,
+    /// The completer sweeps until here: the heal plus the liveness bound.
+    sweep_until_us: u64,
+    heal_at_us: u64,
+    settle_bound_us: u64,
+    liveness: bool,
 }
 
 impl PaymentModel {
@@ -201,23 +244,26 @@ impl PaymentModel {
     /// (`sim::HistoryView`; a wrong declaration silently merges states that judge differently):
     /// each node's own sequence of observations, never how different nodes' interleave.
     ///
-    /// Who observes what: a client (node 3..) reports `OpStarted`, `Sent`, `Received`, `TimedOut`
-    /// and `Settled`, only for its own operations (op = client * 1000 + index, key = op << 16 |
-    /// attempt or 0); the server reports `KeyClaimed` / `KeyReplayed` / `KeyRejected`; the store
-    /// or the provider reports `Charged`. What decides each verdict (`invariants::payment`):
+    /// Who observes what: a client reports `OpStarted`, `Sent`, `Received`, `TimedOut` and
+    /// `Settled`, only for its own operations (op = client * 10_000 + index, key = op << 16 | key
+    /// generation); a server or the completer reports `KeyClaimed` / `KeyReplayed` /
+    /// `KeyRejected` / `KeyReleased` / `KeyFailed` / `ResultStored`; the store or the provider
+    /// reports `Charged`. What decides each verdict (`invariants::payment`):
     /// - `exactly_once_charge`: more than one durable charge of an op — the final durable log
     ///   (`RunView::durable`, part of the state key); a `Settled { Succeeded { charge } }` whose
-    ///   charge is not the op's durable one — a fact of one client entry plus the final log; an
-    ///   `OpStarted` with no later `Settled` of that op — both on the op's own client, so "later"
-    ///   is that node's order. `RunView::end` follows from the final state.
+    ///   charge is not the op's durable one — a fact of one client entry plus the final log; the
+    ///   op's last `Settled` being a failure with no later `Received` 200 of its charge — all on
+    ///   the op's own client, so "last" and "later" are that node's order.
     /// - `mismatch_rejected`: a `Received` 200 paired with the latest earlier `Sent` of the same
-    ///   (op, attempt) — both on the op's own client: that node's order.
+    ///   (op, attempt, copy), and the first `Sent` of a charged key — on the op's own client.
     /// - `replay_fidelity`: whether two 200s for one key carry different (charge, amount) —
-    ///   "some pair differs" is "not all equal", which no order changes (and all of them are on
-    ///   the key's own client anyway).
+    ///   "some pair differs" is "not all equal", which no order changes.
+    /// - `settles`: an `OpStarted` with no later `Settled` of that op, and a `Settled` later than
+    ///   its bound after the op's latest start — the op's own client; the final key rows (the
+    ///   durable log); a `ResultStored` of a provider charge anywhere — order-free.
     ///
     /// Checkers run in a fixed order and whether each finds a violation is order-free, so the
-    /// verdict and the invariant named are a function of the per-node sequences and the final
+    /// verdict and the invariants named are a function of the per-node sequences and the final
     /// logs. Only the violation's *text* reads the global order (its `events` indices, which of
     /// several violations of one invariant is quoted, a `Charged` time, the fault summary from
     /// `RunView::stats`); a counterexample is a complete run, replayed, so its text is exact for
@@ -232,32 +278,97 @@ impl PaymentModel {
 
     pub fn new(s: &Scenario) -> Self {
         let w = &s.workload;
+        let d = s.payment.clone();
+        let has_completer = d.server.completer != Completer::None;
         let spec = |name: String, role: Role| {
             let t = &s.targets;
-            NodeSpec::new(name).crashable(t.crash.contains(&role)).pausable(t.pause.contains(&role)).lossy(t.lossy.contains(&role))
+            let active = role != Role::Completer || has_completer;
+            NodeSpec::new(name)
+                .crashable(active && t.crash.contains(&role))
+                .pausable(active && t.pause.contains(&role))
+                .lossy(active && t.lossy.contains(&role))
         };
         let mut nodes =
-            vec![spec("server".into(), Role::Server), spec("store".into(), Role::Store), spec("provider".into(), Role::Provider)];
+            vec![spec("store".into(), Role::Store), spec("provider".into(), Role::Provider), spec("completer".into(), Role::Completer)];
+        let instances = d.server.instances;
+        nodes.extend((0..instances).map(|i| spec(if instances == 1 { "server".into() } else { format!("server{i}") }, Role::Server)));
         nodes.extend((0..w.clients).map(|i| spec(format!("client{i}"), Role::Client)));
         let config = SimConfig { nodes, faults: s.faults.clone(), swarm: s.swarm, time_limit_us: s.time_limit_us };
-        let d = s.payment.clone();
-        PaymentModel {
-            client_design: Shared(d.client),
-            server_design: Shared(d.server),
-            store: Shared(d.store),
-            design: d,
-            config,
-            clients: w.clients,
+        let client_setup = client::Setup {
+            design: d.client,
             ops: w.operations_per_client,
             duplicates: w.duplicates,
             amount: w.amount,
+            repay_probability: w.repay_probability,
+            instances,
+            crashable: s.targets.crash.contains(&Role::Client),
+        };
+        PaymentModel {
+            client_setup: Shared(client_setup),
+            server_design: Shared(d.server),
+            store: Shared(d.store),
+            provider: Shared(d.provider),
+            peers: Shared(Peers { instances }),
+            sweep_until_us: s.faults.fault_phase_us + s.settle_bound_us,
+            heal_at_us: s.faults.fault_phase_us,
+            settle_bound_us: s.settle_bound_us,
+            liveness: s.liveness,
+            design: d,
+            config,
+            clients: w.clients,
         }
+    }
+
+    fn first_client(&self) -> NodeId {
+        self.peers.first_client()
+    }
+
+    fn postgres(&self) -> bool {
+        matches!(*self.store, KeyStore::Postgres { .. })
+    }
+
+    fn server(&self, node: NodeId) -> Server {
+        let role = if node == COMPLETER { server::Role::Completer { sweep_until_us: self.sweep_until_us } } else { server::Role::Instance };
+        Server::new(self.server_design, self.postgres(), node, role)
     }
 
     /// The charges an auditor finds: durable ledger rows, or the provider's records.
     fn charges(&self, run: &RunView<'_, Node>, out: &mut Vec<ChargeRow>) {
         let node = if self.design.server.charge == ChargeTarget::LocalLedger { STORE } else { PROVIDER };
         out.extend(run.durable(node).iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None }));
+    }
+
+    /// The keys an auditor finds in the key store after the run.
+    fn keys(&self, run: &RunView<'_, Node>, out: &mut Vec<KeyRecord>) {
+        thread_local!(static ROWS: std::cell::RefCell<(Vec<KeyRow>, Vec<(Key, redis::Value)>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
+        ROWS.with_borrow_mut(|(rows, values)| {
+            rows.clear();
+            values.clear();
+            if self.postgres() {
+                Postgres::keys_at(run.durable(STORE), rows);
+                out.extend(rows.iter().map(|r| {
+                    let end = match r.point {
+                        RecoveryPoint::Finished => KeyEnd::Finished { charge: r.charge.unwrap_or(0) },
+                        RecoveryPoint::Failed => KeyEnd::Failed,
+                        _ => KeyEnd::InFlight,
+                    };
+                    KeyRecord { key: r.key, op: (r.key >> 16) as OpId, end }
+                }));
+            } else {
+                // Judged at the liveness deadline: a claim whose lock TTL runs out by then is
+                // released by Redis itself.
+                Redis::keys_at(run.durable(STORE), run.stats.sim_time_us.max(self.sweep_until_us), values);
+                out.extend(values.iter().map(|&(key, v)| {
+                    let end = match v {
+                        redis::Value::Done { charge, .. } => KeyEnd::Finished { charge },
+                        redis::Value::Failed { .. } => KeyEnd::Failed,
+                        redis::Value::InFlight { .. } => KeyEnd::InFlight,
+                    };
+                    KeyRecord { key, op: (key >> 16) as OpId, end }
+                }));
+            }
+        });
     }
 }
 
@@ -269,58 +380,77 @@ impl Model for PaymentModel {
     }
 
     fn build(&self, nodes: &mut Vec<Node>) {
-        let postgres = matches!(*self.store, KeyStore::Postgres { .. });
-        nodes.push(Node::Server(Server::new(self.server_design, postgres)));
-        nodes.push(if postgres { Node::Postgres(Postgres::new(self.store)) } else { Node::Redis(Redis::new(self.store)) });
-        nodes.push(Node::Provider(Provider::default()));
+        nodes.push(if self.postgres() {
+            Node::Postgres(Postgres::new(self.store, self.peers))
+        } else {
+            Node::Redis(Redis::new(self.store, self.peers))
+        });
+        nodes.push(Node::Provider(Provider::new(self.provider)));
+        for node in COMPLETER..self.first_client() {
+            nodes.push(Node::Server(self.server(node)));
+        }
         for i in 0..self.clients {
-            nodes.push(Node::Client(Client::new(self.client_design, i, self.ops, self.duplicates, self.amount)));
+            nodes.push(Node::Client(Client::new(self.client_setup, i)));
         }
     }
 
     /// Reuses the previous run's actors (and their buffers) when they have the expected roles.
     fn rebuild(&self, nodes: &mut Vec<Node>) {
-        let postgres = matches!(*self.store, KeyStore::Postgres { .. });
-        let shaped = nodes.len() == FIRST_CLIENT + self.clients as usize
-            && matches!(nodes[SERVER], Node::Server(_))
+        let postgres = self.postgres();
+        let first_client = self.first_client();
+        let shaped = nodes.len() == first_client + self.clients as usize
             && matches!((&nodes[STORE], postgres), (Node::Postgres(_), true) | (Node::Redis(_), false))
             && matches!(nodes[PROVIDER], Node::Provider(_))
-            && nodes[FIRST_CLIENT..].iter().all(|n| matches!(n, Node::Client(_)));
+            && nodes[COMPLETER..first_client].iter().all(|n| matches!(n, Node::Server(_)))
+            && nodes[first_client..].iter().all(|n| matches!(n, Node::Client(_)));
         if !shaped {
             nodes.clear();
             return self.build(nodes);
         }
         for (i, node) in nodes.iter_mut().enumerate() {
             match node {
-                Node::Server(s) => s.reset(self.server_design, postgres),
-                Node::Postgres(p) => p.reset(self.store),
-                Node::Redis(r) => r.reset(self.store),
-                Node::Provider(p) => p.reset(),
-                Node::Client(c) => {
-                    let index = (i - FIRST_CLIENT) as u32;
-                    *c = Client::new(self.client_design, index, self.ops, self.duplicates, self.amount);
-                }
+                Node::Server(s) => s.reset_as(&self.server(i)),
+                Node::Postgres(p) => p.reset(self.store, self.peers),
+                Node::Redis(r) => r.reset(self.store, self.peers),
+                Node::Provider(p) => p.reset(self.provider),
+                Node::Client(c) => *c = Client::new(self.client_setup, (i - first_client) as u32),
             }
         }
     }
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
-        // A per-thread buffer: judging a run allocates nothing here once warm.
-        thread_local!(static CHARGES: std::cell::RefCell<Vec<ChargeRow>> = const { std::cell::RefCell::new(Vec::new()) });
-        CHARGES.with_borrow_mut(|charges| {
+        // Per-thread buffers: judging a run allocates nothing here once warm.
+        thread_local!(static BUF: std::cell::RefCell<(Vec<ChargeRow>, Vec<KeyRecord>)> =
+            const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
+        BUF.with_borrow_mut(|(charges, keys)| {
             charges.clear();
+            keys.clear();
             self.charges(run, charges);
-            self.judge(run, charges)
+            self.keys(run, keys);
+            self.judge(run, charges, keys)
         })
     }
 }
 
 impl PaymentModel {
-    fn judge(&self, run: &RunView<'_, Node>, charges: &[ChargeRow]) -> Verdict {
-        let verdict = payment::check(&PaymentRun { history: run.history, charges, end: run.end });
+    fn judge(&self, run: &RunView<'_, Node>, charges: &[ChargeRow], keys: &[KeyRecord]) -> Verdict {
+        let verdict = payment::check(&PaymentRun {
+            history: run.history,
+            charges,
+            keys,
+            provider: self.design.server.charge != ChargeTarget::LocalLedger,
+            end: run.end,
+            heal_at_us: self.heal_at_us,
+            settle_bound_us: self.settle_bound_us,
+            liveness: self.liveness,
+        });
         match verdict {
             Verdict::Violation(mut v) => {
-                v.message.push_str(&crate::scenario::fault_summary(run, &self.config.nodes));
+                let faults = crate::scenario::fault_summary(run, &self.config.nodes);
+                v.message.push_str(&faults);
+                for other in &mut v.also {
+                    other.message.push_str(&faults);
+                }
                 Verdict::Violation(v)
             }
             pass => pass,

@@ -8,10 +8,10 @@
 //! the key) is one message, as a pipelined query would be; charge ids come from a sequence that
 //! skips ahead after a crash instead of WAL-logging 32 values at a time.
 
-use super::{Msg, Node, Record, Shared, Timer, SERVER};
+use super::{owner, Msg, Node, Peers, Record, Shared, Timer};
 use crate::knobs::KeyStore;
 use invariants::{ChargeId, ChargeRow, Key, Obs, OpId};
-use sim::{Ctx, TimerId};
+use sim::{Ctx, NodeId, TimerId};
 
 /// Where a multi-phase request got to (Brandur's `recovery_point`).
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -19,6 +19,31 @@ pub enum RecoveryPoint {
     Started,
     ChargeCreated,
     Finished,
+    /// A failure stored as the key's result (`on_error = store_failure`).
+    Failed,
+}
+
+/// The clock a statement's lease times are read on: the database's `now()`, or a time the app
+/// server computed with its own clock (`lease_clock = app`).
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Lease {
+    pub lease_us: u64,
+    /// The app's clock reading; `Lease::DB_CLOCK`: the database's own.
+    pub clock_us: u64,
+}
+
+impl Lease {
+    pub const DB_CLOCK: u64 = u64::MAX;
+    fn now(self, db_now_us: u64) -> u64 {
+        if self.clock_us == Self::DB_CLOCK {
+            db_now_us
+        } else {
+            self.clock_us
+        }
+    }
+    fn until(self, db_now_us: u64) -> u64 {
+        self.now(db_now_us) + self.lease_us
+    }
 }
 
 /// A row of `idempotency_keys`.
@@ -33,6 +58,8 @@ pub struct KeyRow {
     pub point: RecoveryPoint,
     pub charge: Option<ChargeId>,
     pub locked_until_us: u64,
+    /// When the key was first claimed (`created_at`), on the database's clock.
+    pub created_us: u64,
 }
 
 /// One statement (or pipelined group) of a transaction.
@@ -43,7 +70,7 @@ pub enum Sql {
         key: Key,
         op: OpId,
         fp: u32,
-        locked_until_us: u64,
+        lease: Lease,
     },
     /// `SELECT * FROM idempotency_keys WHERE key = $1`.
     Select {
@@ -54,14 +81,14 @@ pub enum Sql {
         key: Key,
         op: OpId,
         fp: u32,
-        locked_until_us: u64,
+        lease: Lease,
         point: RecoveryPoint,
         charge: Option<ChargeId>,
     },
     /// `UPDATE .. SET locked_at = now() WHERE key = $1 AND locked_at < now() - lease`.
     TakeLock {
         key: Key,
-        locked_until_us: u64,
+        lease: Lease,
     },
     /// `INSERT INTO charges ..`, optionally with `UPDATE idempotency_keys SET recovery_point =
     /// to WHERE recovery_point = from` in the same transaction: an atomic phase. The `WHERE`
@@ -89,6 +116,30 @@ pub enum Sql {
     },
     Commit,
     Rollback,
+    /// Autocommit `DELETE FROM idempotency_keys WHERE key = $1 AND recovery_point <> 'finished'`
+    /// (`on_error = release_key`).
+    Release {
+        key: Key,
+    },
+    /// Autocommit upsert of a failed result unless the key finished (`on_error = store_failure`).
+    Fail {
+        key: Key,
+        op: OpId,
+        fp: u32,
+    },
+    /// The completer's autocommit query: the oldest key claimed before `claimed_before_us`,
+    /// neither finished nor failed, whose lease has expired.
+    FindStuck {
+        claimed_before_us: u64,
+        lease: Lease,
+    },
+}
+
+impl Sql {
+    /// Runs as its own transaction, committed at once.
+    fn autocommit(&self) -> bool {
+        matches!(self, Sql::Release { .. } | Sql::Fail { .. } | Sql::FindStuck { .. })
+    }
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -107,6 +158,8 @@ pub enum SqlReply {
     LockTimeout,
     /// The transaction is gone (the database restarted, or the server's connection reset).
     TxAborted,
+    /// `FindStuck`'s answer.
+    Stuck(Option<KeyRow>),
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -129,14 +182,19 @@ struct Tx {
 #[derive(Clone, Debug, Hash)]
 pub struct Postgres {
     cfg: Shared<KeyStore>,
+    peers: Shared<Peers>,
     keys: Vec<Version<KeyRow>>,
     charges: Vec<Version<ChargeRow>>,
     txs: Vec<Tx>,
+    /// Transactions rolled back before all their statements arrived (the server gave up on a
+    /// call and rolled back): a straggler statement must not begin them again. A real connection
+    /// is one ordered stream; this model's messages are not, so the store remembers.
+    aborted: Vec<u64>,
     next_rid: u32,
     next_charge: ChargeId,
     boots: u32,
-    /// The highest server incarnation seen; transactions of older ones are aborted.
-    server_boot: u32,
+    /// The highest incarnation seen of each server node; transactions of older ones are aborted.
+    server_boots: Vec<u32>,
     flush_armed: bool,
 }
 
@@ -149,17 +207,33 @@ pub enum PgTimer {
 }
 
 impl Postgres {
-    pub fn new(cfg: Shared<KeyStore>) -> Self {
+    pub fn new(cfg: Shared<KeyStore>, peers: Shared<Peers>) -> Self {
         Postgres {
             cfg,
+            peers,
             keys: Vec::new(),
             charges: Vec::new(),
             txs: Vec::new(),
+            aborted: Vec::new(),
             next_rid: 0,
             next_charge: 1,
             boots: 0,
-            server_boot: 0,
+            server_boots: Vec::new(),
             flush_armed: false,
+        }
+    }
+
+    /// The keys as an auditor finds them in what survived (`log`): each row's last version.
+    pub fn keys_at(log: &[Record], out: &mut Vec<KeyRow>) {
+        for r in log {
+            match *r {
+                Record::Key(row) => {
+                    out.retain(|k| k.rid != row.rid);
+                    out.push(row);
+                }
+                Record::KeyGone { rid } => out.retain(|k| k.rid != rid),
+                _ => {}
+            }
         }
     }
 
@@ -182,22 +256,24 @@ impl Postgres {
         // Sequences skip ahead after a crash, so a charge id is never reused.
         self.next_charge = self.next_charge.max(self.boots * 100_000 + 1);
         if self.boots > 1 {
-            // The server's connections broke: it learns so and fails what was waiting on us.
-            ctx.send(SERVER, Msg::StoreRestarted);
+            // The servers' connections broke: they learn so and fail what was waiting on us.
+            self.peers.tell_restart(ctx);
         }
     }
 
     /// Become `Postgres::new(cfg)`, keeping the buffers.
-    pub fn reset(&mut self, cfg: Shared<KeyStore>) {
-        let Postgres { cfg: c, keys, charges, txs, next_rid, next_charge, boots, server_boot, flush_armed } = self;
-        (*c, *next_rid, *next_charge, *boots, *server_boot, *flush_armed) = (cfg, 0, 1, 0, 0, false);
+    pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
+        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed } = self;
+        (*c, *p, *next_rid, *next_charge, *boots, *flush_armed) = (cfg, peers, 0, 1, 0, false);
         keys.clear();
         charges.clear();
         txs.clear();
+        aborted.clear();
+        server_boots.clear();
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
-        self.reset(self.cfg);
+        self.reset(self.cfg, self.peers);
         for r in durable {
             match *r {
                 Record::Boot => self.boots += 1,
@@ -206,6 +282,7 @@ impl Postgres {
                     self.keys.push(Version { row, created_by: None, deleted_by: None });
                     self.next_rid = self.next_rid.max(row.rid + 1);
                 }
+                Record::KeyGone { rid } => self.keys.retain(|v| v.row.rid != rid),
                 Record::Charge(c) => {
                     self.charges.push(Version { row: c, created_by: None, deleted_by: None });
                     self.next_charge = self.next_charge.max(c.charge + 1);
@@ -225,16 +302,23 @@ impl Postgres {
                 if let Some(t) = self.txs.iter_mut().find(|t| t.id == tx && t.waiting.is_some()) {
                     t.waiting = None;
                     t.lock_timer = None;
-                    ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::LockTimeout });
+                    ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::LockTimeout });
                 }
             }
         }
     }
 
-    /// The server restarted: its old connections are gone, and so are their transactions.
-    pub fn on_server_restarted(&mut self, ctx: &mut Ctx<'_, Node>, boot: u32) {
-        self.server_boot = self.server_boot.max(boot);
-        while let Some(t) = self.txs.iter().find(|t| ((t.id >> 32) as u32) < boot) {
+    fn server_boot(&self, node: NodeId) -> u32 {
+        self.server_boots.get(node).copied().unwrap_or(0)
+    }
+
+    /// Server `from` restarted: its old connections are gone, and so are their transactions.
+    pub fn on_server_restarted(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
+        if self.server_boots.len() <= from {
+            self.server_boots.resize(from + 1, 0);
+        }
+        self.server_boots[from] = self.server_boots[from].max(boot);
+        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) < boot) {
             let id = t.id;
             self.finish(ctx, id, false);
         }
@@ -242,13 +326,24 @@ impl Postgres {
 
     /// A statement of transaction `tx`; `begin` marks its first one.
     pub fn on_sql(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, begin: bool, sql: Sql, lock_timeout_us: u64) {
-        if ((tx >> 32) as u32) < self.server_boot {
+        if boot_of(tx) < self.server_boot(owner(tx)) {
             return; // From a server incarnation whose connection is gone.
         }
+        if sql.autocommit() {
+            let reply = self.autocommit(ctx, sql);
+            return ctx.send(owner(tx), Msg::SqlReply { tx, reply });
+        }
         let known = self.txs.iter().any(|t| t.id == tx);
+        if !known && sql == Sql::Rollback {
+            self.aborted.push(tx); // Its statements may still be on their way.
+            return;
+        }
+        if !known && self.aborted.contains(&tx) {
+            return ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::TxAborted });
+        }
         if !known && !begin {
             // The transaction is gone: the database restarted since it began.
-            return ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::TxAborted });
+            return ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::TxAborted });
         }
         if !known {
             self.txs.push(Tx { id: tx, waiting: None, lock_timer: None });
@@ -263,7 +358,7 @@ impl Postgres {
     /// Run a statement, or park it behind the transaction holding the row it needs.
     fn statement(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, sql: Sql, lock_timeout_us: u64) {
         match self.execute(ctx, tx, sql) {
-            Some(reply) => ctx.send(SERVER, Msg::SqlReply { tx, reply }),
+            Some(reply) => ctx.send(owner(tx), Msg::SqlReply { tx, reply }),
             None => {
                 let timer = (lock_timeout_us > 0).then(|| ctx.set_timer(lock_timeout_us, Timer::Pg(PgTimer::LockTimeout { tx })));
                 let t = self.txs.iter_mut().find(|t| t.id == tx).expect("tx exists");
@@ -294,7 +389,7 @@ impl Postgres {
         let now = ctx.now_us();
         match sql {
             Sql::Select { key } => Some(self.visible(tx, key).0.map_or(SqlReply::NotFound, |i| SqlReply::Found(self.keys[i].row))),
-            Sql::Claim { key, op, fp, locked_until_us } => {
+            Sql::Claim { key, op, fp, lease } => {
                 let (found, held) = self.visible(tx, key);
                 if held {
                     return None; // The unique index makes us wait for the other inserter.
@@ -302,10 +397,13 @@ impl Postgres {
                 if let Some(i) = found {
                     return Some(SqlReply::Found(self.keys[i].row));
                 }
-                self.insert(tx, KeyRow { rid: 0, key, op, fp, point: RecoveryPoint::Started, charge: None, locked_until_us });
+                let locked_until_us = lease.until(now);
+                let row = KeyRow { rid: 0, key, op, fp, point: RecoveryPoint::Started, charge: None, locked_until_us, created_us: now };
+                self.insert(tx, row);
                 Some(SqlReply::Inserted)
             }
-            Sql::Insert { key, op, fp, locked_until_us, point, charge } => {
+            Sql::Insert { key, op, fp, lease, point, charge } => {
+                let locked_until_us = lease.until(now);
                 if self.unique() {
                     let (found, held) = self.visible(tx, key);
                     if held {
@@ -315,7 +413,7 @@ impl Postgres {
                         return Some(SqlReply::UniqueViolation);
                     }
                 }
-                self.insert(tx, KeyRow { rid: 0, key, op, fp, point, charge, locked_until_us });
+                self.insert(tx, KeyRow { rid: 0, key, op, fp, point, charge, locked_until_us, created_us: now });
                 Some(SqlReply::Inserted)
             }
             Sql::InsertDone { key, op, fp, charge } => {
@@ -324,15 +422,17 @@ impl Postgres {
                     return None;
                 }
                 if !(self.unique() && found.is_some()) {
-                    let row = KeyRow { rid: 0, key, op, fp, point: RecoveryPoint::Finished, charge: Some(charge), locked_until_us: 0 };
+                    let point = RecoveryPoint::Finished;
+                    let row = KeyRow { rid: 0, key, op, fp, point, charge: Some(charge), locked_until_us: 0, created_us: now };
                     self.insert(tx, row);
                 }
                 Some(SqlReply::Inserted)
             }
-            Sql::TakeLock { key, locked_until_us } => self.update(tx, key, |row| {
-                let free = row.point != RecoveryPoint::Finished && row.locked_until_us <= now;
+            Sql::TakeLock { key, lease } => self.update(tx, key, |row| {
+                let open = !matches!(row.point, RecoveryPoint::Finished | RecoveryPoint::Failed);
+                let free = open && row.locked_until_us <= lease.now(now);
                 if free {
-                    row.locked_until_us = locked_until_us;
+                    row.locked_until_us = lease.until(now);
                 }
                 free
             }),
@@ -366,7 +466,61 @@ impl Postgres {
                 Some(SqlReply::Charged(row.charge))
             }
             Sql::Commit | Sql::Rollback => unreachable!("handled by finish"),
+            Sql::Release { .. } | Sql::Fail { .. } | Sql::FindStuck { .. } => unreachable!("autocommit"),
         }
+    }
+
+    /// The committed row of `key` that no transaction is changing, if any.
+    fn settled_row(&self, key: Key) -> Option<usize> {
+        self.keys.iter().position(|v| v.row.key == key && v.created_by.is_none() && v.deleted_by.is_none())
+    }
+
+    /// A statement that is its own transaction: it never waits (a row another transaction is
+    /// changing is left alone) and is durable as a COMMIT is.
+    fn autocommit(&mut self, ctx: &mut Ctx<'_, Node>, sql: Sql) -> SqlReply {
+        let now = ctx.now_us();
+        let reply = match sql {
+            Sql::Release { key } => match self.settled_row(key) {
+                Some(i) if self.keys[i].row.point != RecoveryPoint::Finished => {
+                    let rid = self.keys.remove(i).row.rid;
+                    ctx.write(Record::KeyGone { rid });
+                    SqlReply::Updated(true)
+                }
+                _ => SqlReply::Updated(false),
+            },
+            Sql::Fail { key, op, fp } => {
+                let held = self.keys.iter().any(|v| v.row.key == key && (v.created_by.is_some() || v.deleted_by.is_some()));
+                match self.settled_row(key) {
+                    Some(i) if self.keys[i].row.point == RecoveryPoint::Finished => SqlReply::Updated(false),
+                    Some(i) => {
+                        self.keys[i].row.point = RecoveryPoint::Failed;
+                        self.keys[i].row.locked_until_us = 0;
+                        ctx.write(Record::Key(self.keys[i].row));
+                        SqlReply::Updated(true)
+                    }
+                    None if held => SqlReply::Updated(false),
+                    None => {
+                        let point = RecoveryPoint::Failed;
+                        let row = KeyRow { rid: self.next_rid, key, op, fp, point, charge: None, locked_until_us: 0, created_us: now };
+                        self.next_rid += 1;
+                        self.keys.push(Version { row, created_by: None, deleted_by: None });
+                        ctx.write(Record::Key(row));
+                        SqlReply::Updated(true)
+                    }
+                }
+            }
+            Sql::FindStuck { claimed_before_us, lease } => {
+                let stuck = self.keys.iter().filter(|v| v.created_by.is_none() && v.deleted_by.is_none()).map(|v| v.row).find(|r| {
+                    !matches!(r.point, RecoveryPoint::Finished | RecoveryPoint::Failed)
+                        && r.created_us <= claimed_before_us
+                        && r.locked_until_us <= lease.now(now)
+                });
+                return SqlReply::Stuck(stuck);
+            }
+            _ => unreachable!("not an autocommit statement"),
+        };
+        self.durability(ctx);
+        reply
     }
 
     fn insert(&mut self, tx: u64, mut row: KeyRow) {
@@ -422,7 +576,7 @@ impl Postgres {
                 }
             });
             self.durability(ctx);
-            ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::Committed });
+            ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::Committed });
         } else {
             self.keys.retain(|v| v.created_by != Some(tx));
             self.charges.retain(|v| v.created_by != Some(tx));
@@ -431,7 +585,7 @@ impl Postgres {
                     v.deleted_by = None;
                 }
             });
-            ctx.send(SERVER, Msg::SqlReply { tx, reply: SqlReply::RolledBack });
+            ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::RolledBack });
         }
         self.wake(ctx);
     }
@@ -459,8 +613,13 @@ impl Postgres {
                 if let Some(timer) = self.txs[i].lock_timer.take() {
                     ctx.cancel_timer(timer);
                 }
-                ctx.send(SERVER, Msg::SqlReply { tx, reply });
+                ctx.send(owner(tx), Msg::SqlReply { tx, reply });
             }
         }
     }
+}
+
+/// The server incarnation that began transaction (or call) `id`.
+fn boot_of(id: u64) -> u32 {
+    (id >> 32) as u32 & 0xffff
 }

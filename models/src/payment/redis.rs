@@ -5,16 +5,26 @@
 //! `replica_failover`, a crash stands for a failover: the new primary holds what was replicated
 //! (every `replication_lag_us`), modelled as the log's durable part, whatever the AOF policy.
 
-use super::{Msg, Node, Record, Shared, Timer, SERVER};
+use super::{Msg, Node, Peers, Record, Shared, Timer};
 use crate::knobs::{AppendFsync, KeyStore};
 use invariants::{ChargeId, Key};
-use sim::Ctx;
+use sim::{Ctx, NodeId};
 
 /// What a key holds: in flight (with the payload fingerprint) or the stored response.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum Value {
-    InFlight { fp: u32 },
-    Done { fp: u32, charge: ChargeId, amount: u32 },
+    InFlight {
+        fp: u32,
+    },
+    Done {
+        fp: u32,
+        charge: ChargeId,
+        amount: u32,
+    },
+    /// A failure stored as the key's result.
+    Failed {
+        fp: u32,
+    },
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -32,6 +42,12 @@ pub enum RedisCmd {
         key: Key,
         value: Value,
     },
+    /// If the key is still in flight, delete it (`then: None`) or set it to `then` (a Lua
+    /// script: `GET`, then `DEL` or `SET`).
+    IfInFlight {
+        key: Key,
+        then: Option<Value>,
+    },
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -47,13 +63,15 @@ pub enum RedisReply {
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Entry {
     pub key: Key,
-    pub value: Value,
+    /// `None`: the key was deleted.
+    pub value: Option<Value>,
     pub expires_at_us: u64,
 }
 
 #[derive(Clone, Debug, Hash)]
 pub struct Redis {
     cfg: Shared<KeyStore>,
+    peers: Shared<Peers>,
     data: Vec<Entry>,
     boots: u32,
     flush_armed: bool,
@@ -66,32 +84,55 @@ pub enum RedisTimer {
 }
 
 impl Redis {
-    pub fn new(cfg: Shared<KeyStore>) -> Self {
-        Redis { cfg, data: Vec::new(), boots: 0, flush_armed: false }
+    pub fn new(cfg: Shared<KeyStore>, peers: Shared<Peers>) -> Self {
+        Redis { cfg, peers, data: Vec::new(), boots: 0, flush_armed: false }
     }
 
     fn params(&self) -> (AppendFsync, u64, bool, u64) {
-        let KeyStore::Redis { appendfsync, ttl_us, replica_failover, replication_lag_us } = *self.cfg else { unreachable!("redis config") };
+        let KeyStore::Redis { appendfsync, ttl_us, replica_failover, replication_lag_us, .. } = *self.cfg else {
+            unreachable!("redis config")
+        };
         (appendfsync, ttl_us, replica_failover, replication_lag_us)
+    }
+
+    /// The TTL a value gets: the lock TTL while in flight, the result TTL once it holds a result.
+    fn ttl_of(&self, v: Value) -> u64 {
+        let KeyStore::Redis { ttl_us, lock_ttl_us, .. } = *self.cfg else { unreachable!("redis config") };
+        match v {
+            Value::InFlight { .. } if lock_ttl_us > 0 => lock_ttl_us,
+            _ => ttl_us,
+        }
+    }
+
+    /// The keys as an auditor finds them at `now_us` in what survived (`log`): live ones only.
+    pub fn keys_at(log: &[Record], now_us: u64, out: &mut Vec<(Key, Value)>) {
+        for r in log {
+            if let Record::Redis(e) = *r {
+                out.retain(|(k, _)| *k != e.key);
+                if let Some(v) = e.value.filter(|_| e.expires_at_us > now_us) {
+                    out.push((e.key, v));
+                }
+            }
+        }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.boots += 1;
         if self.boots > 1 {
-            ctx.send(SERVER, Msg::StoreRestarted);
+            self.peers.tell_restart(ctx);
         }
     }
 
     /// Become `Redis::new(cfg)`, keeping the buffers.
-    pub fn reset(&mut self, cfg: Shared<KeyStore>) {
-        let Redis { cfg: c, data, boots, flush_armed } = self;
-        (*c, *boots, *flush_armed) = (cfg, 0, false);
+    pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
+        let Redis { cfg: c, peers: p, data, boots, flush_armed } = self;
+        (*c, *p, *boots, *flush_armed) = (cfg, peers, 0, false);
         data.clear();
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = self.boots;
-        self.reset(self.cfg);
+        self.reset(self.cfg, self.peers);
         self.boots = boots;
         for r in durable {
             if let Record::Redis(e) = *r {
@@ -106,32 +147,40 @@ impl Redis {
     }
 
     fn get(&self, key: Key, now_us: u64) -> Option<Value> {
-        self.data.iter().find(|e| e.key == key && e.expires_at_us > now_us).map(|e| e.value)
+        self.data.iter().find(|e| e.key == key && e.expires_at_us > now_us).and_then(|e| e.value)
     }
 
     fn put(&mut self, e: Entry) {
         self.data.retain(|d| d.key != e.key);
-        self.data.push(e);
+        if e.value.is_some() {
+            self.data.push(e);
+        }
     }
 
-    pub fn on_cmd(&mut self, ctx: &mut Ctx<'_, Node>, req: u64, cmd: RedisCmd) {
+    pub fn on_cmd(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, req: u64, cmd: RedisCmd) {
         let now = ctx.now_us();
-        let (_, ttl_us, _, _) = self.params();
         let reply = match cmd {
             RedisCmd::Get { key } => self.get(key, now).map_or(RedisReply::Nil, RedisReply::Exists),
             RedisCmd::SetNx { key, value } => match self.get(key, now) {
                 Some(v) => RedisReply::Exists(v),
                 None => {
-                    self.write(ctx, Entry { key, value, expires_at_us: now + ttl_us });
+                    self.write(ctx, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
                     RedisReply::Ok
                 }
             },
             RedisCmd::Set { key, value } => {
-                self.write(ctx, Entry { key, value, expires_at_us: now + ttl_us });
+                self.write(ctx, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
+                RedisReply::Ok
+            }
+            RedisCmd::IfInFlight { key, then } => {
+                if matches!(self.get(key, now), Some(Value::InFlight { .. })) {
+                    let expires_at_us = then.map_or(0, |v| now + self.ttl_of(v));
+                    self.write(ctx, Entry { key, value: then, expires_at_us });
+                }
                 RedisReply::Ok
             }
         };
-        ctx.send(SERVER, Msg::RedisReply { req, reply });
+        ctx.send(from, Msg::RedisReply { req, reply });
     }
 
     /// Apply a write and append it to the AOF; fsync now or arm the background flush.

@@ -1,14 +1,17 @@
 //! The server's idempotency layer. A request moves through Stripe's phases: claim the key,
 //! charge, store the result, respond. Each knob of `ServerDesign` changes how a phase is done:
 //! whether the claim is one atomic statement or a SELECT then an INSERT, whether the charge and
-//! the stored result share a transaction, what an in-flight key gets, how a takeover resumes.
+//! the stored result share a transaction, what an in-flight key gets, how a takeover resumes,
+//! what a timed-out or failed call does to the key (`on_error`). The completer (`completer.rs`)
+//! is this same handler run by a background node on keys nobody is working on.
 
-use super::postgres::{KeyRow, RecoveryPoint, Sql, SqlReply};
+use super::postgres::{KeyRow, Lease, RecoveryPoint, Sql, SqlReply};
+use super::provider::{ChargeCall, ProviderReply};
 use super::redis::{RedisCmd, RedisReply, Value};
 use super::{Msg, Node, Record, Request, Shared, Timer, PROVIDER, STORE};
-use crate::knobs::{ChargeTarget, Fingerprint, InFlight, KeyClaim, Recovery, ResultStorage, ServerDesign};
+use crate::knobs::{ChargeTarget, Fingerprint, InFlight, KeyClaim, LeaseClock, OnError, Recovery, Replay, ResultStorage, ServerDesign};
 use invariants::{ChargeId, Obs, Status};
-use sim::{Ctx, NodeId};
+use sim::{ChoiceKind, Ctx, NodeId, TimerId};
 
 /// How long a blocked request sleeps before looking at an in-flight key again.
 const POLL_US: u64 = 5_000;
@@ -17,7 +20,7 @@ const ACCEPT_QUEUE_MAX: usize = 256;
 
 /// Where a job is: what it waits for.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
-enum Step {
+pub(super) enum Step {
     /// The claim: Claim / Select (Postgres), SetNx / Get (Redis).
     Claim,
     /// SELECT-then-INSERT: the INSERT.
@@ -38,6 +41,8 @@ enum Step {
     CompleteCommit,
     /// `in_flight = block`: sleeping before claiming again.
     Poll,
+    /// The error path's statement (release the key or store the failure), then a 500.
+    ErrorPath,
 }
 
 /// What the key store said of the key, in one shape for both stores.
@@ -45,6 +50,7 @@ enum Step {
 struct Existing {
     fp: u32,
     done: bool,
+    failed: bool,
     charge: Option<ChargeId>,
     point: RecoveryPoint,
     locked_until_us: u64,
@@ -55,6 +61,7 @@ impl From<KeyRow> for Existing {
         Existing {
             fp: r.fp,
             done: r.point == RecoveryPoint::Finished,
+            failed: r.point == RecoveryPoint::Failed,
             charge: r.charge,
             point: r.point,
             locked_until_us: r.locked_until_us,
@@ -64,121 +71,201 @@ impl From<KeyRow> for Existing {
 
 impl From<Value> for Existing {
     fn from(v: Value) -> Self {
+        let open = Existing { fp: 0, done: false, failed: false, charge: None, point: RecoveryPoint::Started, locked_until_us: u64::MAX };
         match v {
-            Value::InFlight { fp } => Existing { fp, done: false, charge: None, point: RecoveryPoint::Started, locked_until_us: u64::MAX },
+            Value::InFlight { fp } => Existing { fp, ..open },
             Value::Done { fp, charge, .. } => {
-                Existing { fp, done: true, charge: Some(charge), point: RecoveryPoint::Finished, locked_until_us: 0 }
+                Existing { fp, done: true, charge: Some(charge), point: RecoveryPoint::Finished, locked_until_us: 0, ..open }
             }
+            Value::Failed { fp } => Existing { fp, failed: true, point: RecoveryPoint::Failed, locked_until_us: 0, ..open },
         }
     }
 }
 
 #[derive(Clone, Debug, Hash)]
-struct Job {
-    client: NodeId,
-    req: Request,
+pub(super) struct Job {
+    /// Who to answer; `None` for the completer's own work.
+    pub(super) client: Option<NodeId>,
+    pub(super) req: Request,
     /// The outstanding call: a transaction id (Postgres) or a request id (Redis, provider).
     call: u64,
     /// A transaction is open on `call`.
     in_tx: bool,
-    step: Step,
+    pub(super) step: Step,
     charge: Option<ChargeId>,
+    /// Bumped at every call: a timeout names the call it guards.
+    wait: u32,
+    timer: Option<TimerId>,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum ServerTimer {
-    Poll { slot: usize, call: u64 },
+    Poll {
+        slot: usize,
+        call: u64,
+    },
+    /// Call `wait` of the job in `slot` has had no answer for `call_timeout_us`.
+    CallTimeout {
+        slot: usize,
+        wait: u32,
+    },
+    /// The completer's next sweep.
+    Sweep,
+}
+
+/// What a server node is.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Role {
+    /// An instance behind the load balancer, serving client requests.
+    Instance,
+    /// The background completer (idle unless the design has one); it sweeps until this time.
+    Completer { sweep_until_us: u64 },
 }
 
 #[derive(Clone, Debug, Hash)]
 pub struct Server {
-    design: Shared<ServerDesign>,
+    pub(super) design: Shared<ServerDesign>,
     postgres: bool,
+    node: NodeId,
+    pub(super) role: Role,
+    /// How far this instance's clock runs ahead of true time (drawn at its first start; a clock
+    /// survives a process crash).
+    clock_offset_us: u64,
     boots: u32,
     next_call: u32,
-    jobs: Vec<Option<Job>>,
+    pub(super) jobs: Vec<Option<Job>>,
     queue: Vec<(NodeId, Request)>,
+    /// The last charge this instance made (`replay = last_charge_of_instance` builds replays
+    /// from it).
+    last_charge: Option<(ChargeId, u32)>,
+    /// The completer's outstanding sweep query.
+    pub(super) sweep_call: Option<u64>,
 }
 
 /// What came back from the store or the provider, routed to the job that waits for it.
 pub enum Reply {
     Sql(SqlReply),
     Redis(RedisReply),
-    Charged(ChargeId),
+    Provider(ProviderReply),
 }
 
 impl Server {
-    pub fn new(design: Shared<ServerDesign>, postgres: bool) -> Self {
+    pub fn new(design: Shared<ServerDesign>, postgres: bool, node: NodeId, role: Role) -> Self {
         let jobs = vec![None; design.workers as usize];
-        Server { design, postgres, boots: 0, next_call: 0, jobs, queue: Vec::new() }
+        let (boots, next_call, clock_offset_us) = (0, 0, 0);
+        Server {
+            design,
+            postgres,
+            node,
+            role,
+            clock_offset_us,
+            boots,
+            next_call,
+            jobs,
+            queue: Vec::new(),
+            last_charge: None,
+            sweep_call: None,
+        }
+    }
+
+    /// Become `like` (a fresh `Server::new`), keeping the buffers.
+    pub fn reset_as(&mut self, like: &Server) {
+        let Server { design, postgres, node, role, clock_offset_us, boots, next_call, jobs, queue, last_charge, sweep_call } = self;
+        (*design, *postgres, *node, *role, *clock_offset_us) = (like.design, like.postgres, like.node, like.role, like.clock_offset_us);
+        (*boots, *next_call, *last_charge, *sweep_call) = (0, 0, None, None);
+        jobs.clear();
+        jobs.resize(like.jobs.len(), None);
+        queue.clear();
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
+        if self.role != Role::Instance && self.design.completer == crate::knobs::Completer::None {
+            return; // The design has no completer: the node stays idle.
+        }
         // The boot count is durable: call ids of this incarnation never collide with older ones.
         ctx.write(Record::Boot);
         ctx.fsync();
         self.boots += 1;
+        let d = self.design;
+        if self.boots == 1 && d.lease_clock == LeaseClock::App && d.clock_skew_us > 0 {
+            self.clock_offset_us = ctx.choose(ChoiceKind::Model, d.clock_skew_us as u32 + 1) as u64;
+        }
         if self.boots > 1 && self.postgres {
             ctx.send(STORE, Msg::ServerRestarted { boot: self.boots });
         }
-    }
-
-    /// Become `Server::new(design, postgres)`, keeping the buffers.
-    pub fn reset(&mut self, design: Shared<ServerDesign>, postgres: bool) {
-        let Server { design: d, postgres: p, boots, next_call, jobs, queue } = self;
-        (*d, *p, *boots, *next_call) = (design, postgres, 0, 0);
-        jobs.clear();
-        jobs.resize(design.workers as usize, None);
-        queue.clear();
+        self.start_sweeping(ctx);
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
-        self.reset(self.design, self.postgres);
+        let like = Server { clock_offset_us: self.clock_offset_us, ..Server::new(self.design, self.postgres, self.node, self.role) };
+        self.reset_as(&like);
         self.boots = boots;
     }
 
     pub fn on_request(&mut self, ctx: &mut Ctx<'_, Node>, client: NodeId, req: Request) {
         match self.jobs.iter().position(Option::is_none) {
-            Some(slot) => self.start(ctx, slot, client, req),
+            Some(slot) => self.start(ctx, slot, Some(client), req),
             None if self.queue.len() < ACCEPT_QUEUE_MAX => self.queue.push((client, req)),
-            None => ctx
-                .send(client, Msg::Response { op: req.op, attempt: req.attempt, status: Status::Unavailable { retry_after_us: 100_000 } }),
+            None => ctx.send(client, Msg::Response { req, status: Status::Unavailable { retry_after_us: 100_000 } }),
         }
     }
 
     fn new_call(&mut self) -> u64 {
         self.next_call += 1;
-        (self.boots as u64) << 32 | self.next_call as u64
+        (self.node as u64) << 48 | ((self.boots & 0xffff) as u64) << 32 | self.next_call as u64
     }
 
-    fn start(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, client: NodeId, req: Request) {
-        self.jobs[slot] = Some(Job { client, req, call: 0, in_tx: false, step: Step::Claim, charge: None });
+    pub(super) fn start(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, client: Option<NodeId>, req: Request) {
+        let job = Job { client, req, call: 0, in_tx: false, step: Step::Claim, charge: None, wait: 0, timer: None };
+        self.jobs[slot] = Some(job);
         self.claim(ctx, slot);
+    }
+
+    /// This instance's clock.
+    fn clock_us(&self, ctx: &Ctx<'_, Node>) -> u64 {
+        ctx.now_us() + self.clock_offset_us
+    }
+
+    /// A lease from now, on the clock the design reads leases on.
+    pub(super) fn lease(&self, ctx: &Ctx<'_, Node>) -> Lease {
+        let clock_us = match self.design.lease_clock {
+            LeaseClock::Database => Lease::DB_CLOCK,
+            LeaseClock::App => self.clock_us(ctx),
+        };
+        Lease { lease_us: self.design.lease_us, clock_us }
     }
 
     /// Phase 1: claim the key (or, for `only_completed_keys`, look for a stored result).
     fn claim(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let d = self.design;
         let r = self.job(slot).req;
-        let lease = ctx.now_us() + d.lease_us;
+        let completer = self.job(slot).client.is_none();
+        let lease = self.lease(ctx);
         self.job(slot).step = Step::Claim;
         match (d.key_claim, d.result_storage) {
             (KeyClaim::SetNx, ResultStorage::OnlyCompletedKeys) => self.redis(ctx, slot, RedisCmd::Get { key: r.key }),
             (KeyClaim::SetNx, _) => self.redis(ctx, slot, RedisCmd::SetNx { key: r.key, value: Value::InFlight { fp: r.amount } }),
             (_, ResultStorage::OnlyCompletedKeys) | (KeyClaim::SelectThenInsert, _) => self.sql(ctx, slot, Sql::Select { key: r.key }),
-            (KeyClaim::InsertOnConflict, _) => {
-                self.sql(ctx, slot, Sql::Claim { key: r.key, op: r.op, fp: r.amount, locked_until_us: lease })
-            }
+            // The completer only looks: a key that is gone is not its to create.
+            (KeyClaim::InsertOnConflict, _) if completer => self.sql(ctx, slot, Sql::Select { key: r.key }),
+            (KeyClaim::InsertOnConflict, _) => self.sql(ctx, slot, Sql::Claim { key: r.key, op: r.op, fp: r.amount, lease }),
         }
     }
 
     /// A reply for call `call`; stale replies (the job moved on or is gone) are dropped.
     pub fn on_reply(&mut self, ctx: &mut Ctx<'_, Node>, call: u64, reply: Reply) {
+        if self.sweep_call == Some(call) {
+            return self.on_sweep_reply(ctx, reply);
+        }
         let Some(slot) = self.jobs.iter().position(|j| j.as_ref().is_some_and(|j| j.call == call && j.step != Step::Poll)) else { return };
+        if let Some(t) = self.job(slot).timer.take() {
+            ctx.cancel_timer(t);
+        }
         let step = self.job(slot).step;
         match (step, reply) {
-            (_, Reply::Sql(SqlReply::TxAborted)) => self.fail(ctx, slot),
+            (Step::ErrorPath, _) => self.finish(ctx, slot, Status::ServerError),
+            (_, Reply::Sql(SqlReply::TxAborted)) => self.error(ctx, slot),
             (Step::Claim | Step::InsertKey, Reply::Sql(SqlReply::Inserted) | Reply::Redis(RedisReply::Ok)) => {
                 self.claimed(ctx, slot, false)
             }
@@ -191,9 +278,13 @@ impl Server {
             }
             (Step::ClaimCommit, Reply::Sql(SqlReply::Committed)) => self.charge(ctx, slot),
             (Step::TakeLock, Reply::Sql(SqlReply::Updated(true))) => self.commit(ctx, slot, Step::TakeLockCommit),
-            (Step::TakeLock, Reply::Sql(SqlReply::Updated(false))) => self.reject(ctx, slot, Status::Conflict),
+            (Step::TakeLock, Reply::Sql(SqlReply::Updated(false))) => self.in_flight(ctx, slot),
             (Step::TakeLockCommit, Reply::Sql(SqlReply::Committed)) => self.claimed(ctx, slot, true),
-            (Step::Charge, Reply::Sql(SqlReply::Charged(c)) | Reply::Charged(c)) => self.charged(ctx, slot, c),
+            (Step::Charge, Reply::Sql(SqlReply::Charged(c)) | Reply::Provider(ProviderReply::Charged(c))) => self.charged(ctx, slot, c),
+            // The provider failed, or another call with our key is still running there: the
+            // outcome of the charge is unknown.
+            (Step::Charge, Reply::Provider(ProviderReply::Error | ProviderReply::KeyInUse)) => self.error(ctx, slot),
+            (Step::Charge, Reply::Provider(ProviderReply::Mismatch)) => self.reject(ctx, slot, Status::Mismatch),
             // Another holder of the key ran this phase first (a serialization failure).
             (Step::Charge, Reply::Sql(SqlReply::Updated(false))) => self.reject(ctx, slot, Status::Conflict),
             (Step::ChargeCommit | Step::RecordCommit, Reply::Sql(SqlReply::Committed)) => self.complete(ctx, slot),
@@ -204,7 +295,7 @@ impl Server {
             }
             (step, _) => {
                 debug_assert!(false, "unexpected reply in step {step:?}");
-                self.fail(ctx, slot)
+                self.error(ctx, slot)
             }
         }
     }
@@ -212,27 +303,50 @@ impl Server {
     /// The key store found the key: replay, refuse, wait, take over or proceed.
     fn found(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, e: Existing) {
         let d = self.design;
-        let req = self.job(slot).req;
+        let job = self.job(slot);
+        let (req, completer) = (job.req, job.client.is_none());
+        if completer && (e.done || e.failed) {
+            return self.drop_job(ctx, slot); // Someone else finished it meanwhile.
+        }
         if d.fingerprint == Fingerprint::Reject422 && e.fp != req.amount {
             return self.reject(ctx, slot, Status::Mismatch);
         }
+        if e.failed {
+            ctx.observe(Obs::KeyReplayed { key: req.key });
+            return self.finish(ctx, slot, Status::StoredError);
+        }
         if e.done {
             ctx.observe(Obs::KeyReplayed { key: req.key });
-            let status = Status::Ok { charge: e.charge.expect("a finished key has its charge"), amount: e.fp, replayed: true };
-            return self.finish(ctx, slot, status);
+            let charge = e.charge.expect("a finished key has its charge");
+            let charge = match d.replay {
+                Replay::StoredResponse => charge,
+                Replay::LastChargeOfInstance => self.last_charge.map_or(charge, |(c, _)| c),
+            };
+            return self.finish(ctx, slot, Status::Ok { charge, amount: e.fp, replayed: true });
         }
-        if d.recovery != Recovery::None && e.locked_until_us <= ctx.now_us() {
-            // The lease expired: the request that held it is presumed dead. Take the key over.
-            let locked_until_us = ctx.now_us() + d.lease_us;
+        // With the database's clock only the database can tell whether the lease expired: ask it
+        // (`TakeLock` updates nothing if not). With the app's, this instance's clock decides.
+        let expired = completer || d.lease_clock == LeaseClock::Database || e.locked_until_us <= self.clock_us(ctx);
+        if d.recovery != Recovery::None && expired {
             self.job(slot).charge =
                 if d.recovery == Recovery::RecoveryPoints && e.point == RecoveryPoint::ChargeCreated { e.charge } else { None };
             self.job(slot).step = Step::TakeLock;
-            return self.sql(ctx, slot, Sql::TakeLock { key: req.key, locked_until_us });
+            let lease = self.lease(ctx);
+            return self.sql(ctx, slot, Sql::TakeLock { key: req.key, lease });
         }
-        match d.in_flight {
+        self.in_flight(ctx, slot)
+    }
+
+    /// The key is held by another request: the design's in-flight policy.
+    fn in_flight(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+        if self.job(slot).client.is_none() {
+            return self.drop_job(ctx, slot); // Its holder is alive after all.
+        }
+        match self.design.in_flight {
             InFlight::Reject409 => self.reject(ctx, slot, Status::Conflict),
             InFlight::Proceed => {
                 self.end_tx(ctx, slot);
+                self.job(slot).charge = None;
                 self.charge(ctx, slot)
             }
             InFlight::Block => {
@@ -246,14 +360,17 @@ impl Server {
 
     fn not_found(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let d = self.design;
+        if self.job(slot).client.is_none() {
+            return self.drop_job(ctx, slot);
+        }
         if d.result_storage == ResultStorage::OnlyCompletedKeys {
             self.end_tx(ctx, slot);
             return self.charge(ctx, slot);
         }
         let r = self.job(slot).req;
-        let locked_until_us = ctx.now_us() + d.lease_us;
+        let lease = self.lease(ctx);
         self.job(slot).step = Step::InsertKey;
-        let insert = Sql::Insert { key: r.key, op: r.op, fp: r.amount, locked_until_us, point: RecoveryPoint::Started, charge: None };
+        let insert = Sql::Insert { key: r.key, op: r.op, fp: r.amount, lease, point: RecoveryPoint::Started, charge: None };
         self.sql(ctx, slot, insert);
     }
 
@@ -293,15 +410,17 @@ impl Server {
                 let call = self.new_call();
                 self.job(slot).call = call;
                 let key = (d.charge == ChargeTarget::KeyedProvider).then_some(r.key);
-                ctx.send(PROVIDER, Msg::Charge { req: call, key, op: r.op, order_key: r.key, amount: r.amount });
+                ctx.send(PROVIDER, Msg::Charge(ChargeCall { req: call, key, op: r.op, order_key: r.key, amount: r.amount }));
+                self.arm_timeout(ctx, slot);
             }
         }
     }
 
     fn charged(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, charge: ChargeId) {
         let d = self.design;
-        let key = self.job(slot).req.key;
+        let (key, amount) = (self.job(slot).req.key, self.job(slot).req.amount);
         self.job(slot).charge = Some(charge);
+        self.last_charge = Some((charge, amount));
         match (d.charge, d.recovery, d.result_storage) {
             (_, _, ResultStorage::SameTransaction) => self.commit(ctx, slot, Step::CompleteCommit),
             (ChargeTarget::LocalLedger, _, _) => self.commit(ctx, slot, Step::ChargeCommit),
@@ -332,26 +451,52 @@ impl Server {
     /// Phase 4: respond with the result just stored.
     fn succeed(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let j = self.job(slot);
-        let status = Status::Ok { charge: j.charge.expect("charged"), amount: j.req.amount, replayed: false };
-        self.respond(ctx, slot, status);
+        let charge = j.charge.expect("charged");
+        let (key, amount) = (j.req.key, j.req.amount);
+        ctx.observe(Obs::ResultStored { key, charge });
+        self.respond(ctx, slot, Status::Ok { charge, amount, replayed: false });
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Node>, t: ServerTimer) {
-        let ServerTimer::Poll { slot, call } = t;
-        if self.jobs[slot].as_ref().is_some_and(|j| j.call == call && j.step == Step::Poll) {
-            self.claim(ctx, slot);
+        match t {
+            ServerTimer::Poll { slot, call } => {
+                if self.jobs[slot].as_ref().is_some_and(|j| j.call == call && j.step == Step::Poll) {
+                    self.claim(ctx, slot);
+                }
+            }
+            ServerTimer::CallTimeout { slot, wait } => {
+                let Some(j) = self.jobs[slot].as_mut().filter(|j| j.wait == wait && j.timer.is_some() && j.step != Step::Poll) else {
+                    return;
+                };
+                j.timer = None;
+                if j.step == Step::ErrorPath {
+                    return self.finish(ctx, slot, Status::ServerError);
+                }
+                self.error(ctx, slot);
+            }
+            ServerTimer::Sweep => self.sweep(ctx),
         }
     }
 
     /// The key store restarted: every call waiting on it is lost.
     pub fn on_store_restarted(&mut self, ctx: &mut Ctx<'_, Node>) {
+        self.sweep_call = None;
         for slot in 0..self.jobs.len() {
             let waits_on_store = self.jobs[slot]
                 .as_ref()
                 .is_some_and(|j| j.step != Step::Poll && !(j.step == Step::Charge && self.design.charge != ChargeTarget::LocalLedger));
             if waits_on_store {
-                self.job(slot).in_tx = false;
-                self.fail(ctx, slot);
+                if let Some(t) = self.job(slot).timer.take() {
+                    ctx.cancel_timer(t);
+                }
+                // The transaction may have begun after the restart (a statement sent while the
+                // store was down reaches the new incarnation): roll it back either way; a
+                // transaction the crash already ended is unknown to the store, which ignores it.
+                if self.job(slot).step == Step::ErrorPath {
+                    self.finish(ctx, slot, Status::ServerError);
+                } else {
+                    self.error(ctx, slot);
+                }
             }
         }
     }
@@ -361,8 +506,34 @@ impl Server {
         self.finish(ctx, slot, status);
     }
 
-    fn fail(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        self.finish(ctx, slot, Status::ServerError);
+    /// A call timed out or failed, or the store's connection broke: the design's error path.
+    fn error(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+        self.end_tx(ctx, slot);
+        let r = self.job(slot).req;
+        if self.job(slot).client.is_none() {
+            return self.drop_job(ctx, slot); // The completer tries again at its next sweep.
+        }
+        let on_error = self.design.on_error;
+        self.job(slot).step = Step::ErrorPath;
+        match (on_error, self.postgres) {
+            (OnError::Leave, _) => self.finish(ctx, slot, Status::ServerError),
+            (OnError::ReleaseKey, pg) => {
+                ctx.observe(Obs::KeyReleased { key: r.key });
+                if pg {
+                    self.sql(ctx, slot, Sql::Release { key: r.key });
+                } else {
+                    self.redis(ctx, slot, RedisCmd::IfInFlight { key: r.key, then: None });
+                }
+            }
+            (OnError::StoreFailure, pg) => {
+                ctx.observe(Obs::KeyFailed { key: r.key });
+                if pg {
+                    self.sql(ctx, slot, Sql::Fail { key: r.key, op: r.op, fp: r.amount });
+                } else {
+                    self.redis(ctx, slot, RedisCmd::IfInFlight { key: r.key, then: Some(Value::Failed { fp: r.amount }) });
+                }
+            }
+        }
     }
 
     /// Respond, rolling back an open (read-only or abandoned) transaction without waiting.
@@ -373,11 +544,26 @@ impl Server {
 
     fn respond(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, status: Status) {
         let j = self.jobs[slot].take().expect("job");
-        ctx.send(j.client, Msg::Response { op: j.req.op, attempt: j.req.attempt, status });
+        if let Some(t) = j.timer {
+            ctx.cancel_timer(t);
+        }
+        match j.client {
+            Some(client) => ctx.send(client, Msg::Response { req: j.req, status }),
+            None => return self.after_completer_job(ctx),
+        }
         if !self.queue.is_empty() {
             let (client, req) = self.queue.remove(0);
-            self.start(ctx, slot, client, req);
+            self.start(ctx, slot, Some(client), req);
         }
+    }
+
+    /// Give a job up without an answer (the completer's work that turned out not to be needed).
+    fn drop_job(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+        self.end_tx(ctx, slot);
+        if let Some(t) = self.jobs[slot].take().and_then(|j| j.timer) {
+            ctx.cancel_timer(t);
+        }
+        self.after_completer_job(ctx);
     }
 
     fn end_tx(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
@@ -395,25 +581,52 @@ impl Server {
         self.job(slot).in_tx = false;
     }
 
-    /// Send a statement, beginning a transaction if none is open.
-    fn sql(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, sql: Sql) {
+    /// Send a statement, beginning a transaction if none is open (an autocommit statement is a
+    /// transaction of its own).
+    pub(super) fn sql(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, sql: Sql) {
+        let autocommit = matches!(sql, Sql::Release { .. } | Sql::Fail { .. });
         let begin = !self.job(slot).in_tx;
         if begin {
             let call = self.new_call();
             self.job(slot).call = call;
-            self.job(slot).in_tx = true;
+            self.job(slot).in_tx = !autocommit;
         }
         let lock_timeout_us = if self.design.in_flight == InFlight::Reject409 { self.design.lock_timeout_us } else { 0 };
         ctx.send(STORE, Msg::Sql { tx: self.job(slot).call, begin, sql, lock_timeout_us });
+        self.arm_timeout(ctx, slot);
     }
 
     fn redis(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, cmd: RedisCmd) {
         let call = self.new_call();
         self.job(slot).call = call;
         ctx.send(STORE, Msg::Redis { req: call, cmd });
+        self.arm_timeout(ctx, slot);
     }
 
-    fn job(&mut self, slot: usize) -> &mut Job {
+    /// Guard the call just sent with `call_timeout_us`.
+    fn arm_timeout(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+        let after_us = self.design.call_timeout_us;
+        if after_us == 0 {
+            return;
+        }
+        let j = self.job(slot);
+        if let Some(t) = j.timer.take() {
+            ctx.cancel_timer(t);
+        }
+        j.wait += 1;
+        let wait = j.wait;
+        let t = ctx.set_timer(after_us, Timer::Server(ServerTimer::CallTimeout { slot, wait }));
+        self.job(slot).timer = Some(t);
+    }
+
+    /// A completer's sweep query goes out as its own call (no job holds it).
+    pub(super) fn sweep_query(&mut self, ctx: &mut Ctx<'_, Node>, sql: Sql) {
+        let call = self.new_call();
+        self.sweep_call = Some(call);
+        ctx.send(STORE, Msg::Sql { tx: call, begin: true, sql, lock_timeout_us: 0 });
+    }
+
+    pub(super) fn job(&mut self, slot: usize) -> &mut Job {
         self.jobs[slot].as_mut().expect("a job in this slot")
     }
 }
