@@ -67,7 +67,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
     // provider (two hops of up to 21 ms plus up to 10 ms at the provider): one shorter fails most
     // calls, a misconfiguration, not a design.
     let call_timeout = prop_oneof![Just(0u64), 70_000..120_000u64];
-    let single_tx = (claim, in_flight.clone(), 1..9u32, 1_000..20_000u64, 1..5u32, call_timeout, any_error_path)
+    let single_tx = (claim, in_flight, 1..9u32, 1_000..20_000u64, 1..5u32, call_timeout, any_error_path)
         .prop_map(move |(c, f, w, l, n, t, e)| (ServerDesign { on_error: e, ..base(c, f, w, l, n, t) }, pg));
     // Redis with appendfsync always, a lock TTL and a keyed provider: a retry after the lock
     // expires calls the provider again with the same key. Releasing the key is safe too; storing

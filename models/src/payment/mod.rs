@@ -340,7 +340,8 @@ impl PaymentModel {
 
     /// The keys an auditor finds in the key store after the run.
     fn keys(&self, run: &RunView<'_, Node>, out: &mut Vec<KeyRecord>) {
-        thread_local!(static ROWS: std::cell::RefCell<(Vec<KeyRow>, Vec<(Key, redis::Value)>)> =
+        type Rows = (Vec<KeyRow>, Vec<(Key, redis::Value)>);
+        thread_local!(static ROWS: std::cell::RefCell<Rows> =
             const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
         ROWS.with_borrow_mut(|(rows, values)| {
             rows.clear();
