@@ -36,6 +36,11 @@ impl Server {
         if self.sweep_call.is_some() || self.jobs.iter().any(Option::is_some) {
             return;
         }
+        self.find_stuck(ctx, stuck_after_us);
+    }
+
+    /// Ask for the oldest key claimed more than `stuck_after_us` ago whose lease has expired.
+    fn find_stuck(&mut self, ctx: &mut Ctx<'_, Node>, stuck_after_us: u64) {
         let claimed_before_us = ctx.now_us().saturating_sub(stuck_after_us);
         let lease = Lease { clock_us: self.lease(ctx).clock_us, lease_us: 0 };
         self.sweep_query(ctx, Sql::FindStuck { claimed_before_us, lease });
@@ -52,9 +57,7 @@ impl Server {
     pub(super) fn after_completer_job(&mut self, ctx: &mut Ctx<'_, Node>) {
         if let Some((_, stuck_after_us, until_us)) = self.sweep_plan() {
             if ctx.now_us() < until_us && self.sweep_call.is_none() {
-                let claimed_before_us = ctx.now_us().saturating_sub(stuck_after_us);
-                let lease = Lease { clock_us: self.lease(ctx).clock_us, lease_us: 0 };
-                self.sweep_query(ctx, Sql::FindStuck { claimed_before_us, lease });
+                self.find_stuck(ctx, stuck_after_us);
             }
         }
     }
