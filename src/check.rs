@@ -151,8 +151,11 @@ pub struct ShortestJson {
 pub struct Summary {
     pub scenario: String,
     pub requests: u32,
-    /// Attempts per operation (the scenario's `max_attempts` caps `--attempts`).
-    pub attempts: u32,
+    /// Attempts per operation (the scenario's `max_attempts` caps `--attempts`); null on paths
+    /// without a retrying client.
+    pub attempts: Option<u32>,
+    /// The derived scenario's work in words.
+    pub work: String,
     pub semantics: Semantics,
     pub history: HistoryView,
     pub bounds: BoundsJson,
@@ -276,7 +279,8 @@ pub fn run(args: &Args) -> Result<Found> {
     let summary = Summary {
         scenario: s.name.clone(),
         requests: args.requests,
-        attempts: s.payment.client.max_attempts,
+        attempts: s.max_attempts(),
+        work: s.work_summary(),
         semantics: report.semantics,
         history: report.history,
         bounds: BoundsJson {
@@ -380,10 +384,8 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     let b = &sum.bounds;
     let _ = writeln!(
         o,
-        "check {} --exhaustive: 1 operation, {}, at most {}",
-        sum.scenario,
-        plural(sum.requests as u64, "request", "concurrent same-key requests"),
-        plural(sum.attempts as u64, "attempt", "attempts")
+        "check {} --exhaustive: {}",
+        sum.scenario, sum.work
     );
     let _ = writeln!(o, "  semantics:  {}", sum.semantics.describe());
     let history = match sum.history {

@@ -1,7 +1,6 @@
 //! `idemsim compare`: the same seeds against each design, side by side.
 
 use crate::{BadInput, Found, Result};
-use invariants::Obs;
 use models::Scenario;
 use serde::Serialize;
 use sim::Sim;
@@ -40,8 +39,17 @@ pub struct Row {
     pub any_violating_runs: u64,
     pub first_failing_seed: Option<u64>,
     pub first_invariant: Option<String>,
-    /// Attempts (requests sent, retries included) per operation started.
+    /// Attempts (requests sent, retries included) per operation started; on the outbox path,
+    /// deliveries to the consumer per committed order.
     pub mean_attempts_per_operation: f64,
+    /// Outbox path (null elsewhere): committed orders with no effect, all runs together.
+    pub lost: Option<u64>,
+    /// Effects beyond the first of an order.
+    pub duplicate: Option<u64>,
+    /// Effects of orders that never committed.
+    pub phantom: Option<u64>,
+    /// Effects applied before an earlier-committed effect of the same aggregate.
+    pub out_of_order: Option<u64>,
     pub mean_sim_time_ms: f64,
 }
 
@@ -68,25 +76,25 @@ struct Acc {
     attempts: u64,
     operations: u64,
     sim_time_us: u64,
+    events: Option<invariants::outbox::Tally>,
 }
 
 impl Acc {
     /// Run `seed` and count it, attempts per operation included (they need the history).
-    fn record(&mut self, sim: &mut Sim<models::payment::Node>, model: &models::payment::PaymentModel, seed: u64) {
+    fn record(&mut self, sim: &mut Sim<models::world::Node>, model: &models::world::World, seed: u64) {
         let o = sim.run_seed(model, seed);
         self.runs += 1;
         self.sim_time_us += o.stats.sim_time_us;
-        for e in sim.history() {
-            match e.obs {
-                Obs::OpStarted { .. } => self.operations += 1,
-                Obs::Sent { .. } => self.attempts += 1,
-                _ => {}
-            }
+        let t = model.tally(sim);
+        self.operations += t.operations;
+        self.attempts += t.attempts;
+        if let Some(e) = t.events {
+            self.add_events(e);
         }
         if let Some(v) = o.verdict.violation() {
             self.violating += 1;
-            self.safety += v.invariants().any(|i| !invariants::payment::is_liveness(i)) as u64;
-            self.liveness += v.invariants().any(invariants::payment::is_liveness) as u64;
+            self.safety += v.invariants().any(|i| !invariants::is_liveness(i)) as u64;
+            self.liveness += v.invariants().any(invariants::is_liveness) as u64;
             self.first_at(seed, &v.invariant);
         }
     }
@@ -98,7 +106,18 @@ impl Acc {
         }
     }
 
+    fn add_events(&mut self, e: invariants::outbox::Tally) {
+        let t = self.events.get_or_insert_with(Default::default);
+        t.lost += e.lost;
+        t.duplicate += e.duplicate;
+        t.phantom += e.phantom;
+        t.out_of_order += e.out_of_order;
+    }
+
     fn merge(&mut self, a: Acc) {
+        if let Some(e) = a.events {
+            self.add_events(e);
+        }
         self.runs += a.runs;
         self.violating += a.violating;
         self.safety += a.safety;
@@ -133,6 +152,10 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
         first_invariant: a.first.map(|f| f.1),
         mean_attempts_per_operation: div(a.attempts as f64, a.operations),
         mean_sim_time_ms: div(a.sim_time_us as f64 / 1000.0, a.runs),
+        lost: a.events.map(|e| e.lost),
+        duplicate: a.events.map(|e| e.duplicate),
+        phantom: a.events.map(|e| e.phantom),
+        out_of_order: a.events.map(|e| e.out_of_order),
     }
 }
 
@@ -159,10 +182,15 @@ fn pct(x: f64) -> String {
 }
 
 pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
-    let header =
-        ["scenario", "runs", "safety", "rate", "95% interval", "settles", "rate", "first failing seed", "attempts/op", "mean sim time"];
+    let events = rows.iter().any(|r| r.lost.is_some());
+    let mut header =
+        vec!["scenario", "runs", "safety", "rate", "95% interval", "settles", "rate", "first failing seed", "attempts/op", "mean sim time"];
+    if events {
+        header.extend(["lost", "duplicate", "phantom", "out of order"]);
+    }
+    let opt = |x: Option<u64>| x.map_or("-".to_string(), |n| n.to_string());
     let cells = |r: &Row| {
-        vec![
+        let mut c = vec![
             r.scenario.clone(),
             r.runs.to_string(),
             r.safety_violating_runs.to_string(),
@@ -173,7 +201,11 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             r.first_failing_seed.map_or("-".into(), |s| format!("{s} ({})", r.first_invariant.as_deref().unwrap_or(""))),
             format!("{:.2}", r.mean_attempts_per_operation),
             format!("{:.1} ms", r.mean_sim_time_ms),
-        ]
+        ];
+        if events {
+            c.extend([opt(r.lost), opt(r.duplicate), opt(r.phantom), opt(r.out_of_order)]);
+        }
+        c
     };
     let mut out = String::new();
     match format {
@@ -182,11 +214,12 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             out = serde_json::to_string_pretty(&v).expect("json") + "\n";
         }
         Format::Csv => {
-            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms\n");
+            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order\n");
+            let opt = |x: Option<u64>| x.map_or(String::new(), |n| n.to_string());
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3}",
+                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{}",
                     r.scenario,
                     r.runs,
                     r.safety_violating_runs,
@@ -198,13 +231,18 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                     r.first_failing_seed.map_or(String::new(), |s| s.to_string()),
                     r.first_invariant.as_deref().unwrap_or(""),
                     r.mean_attempts_per_operation,
-                    r.mean_sim_time_ms
+                    r.mean_sim_time_ms,
+                    opt(r.lost),
+                    opt(r.duplicate),
+                    opt(r.phantom),
+                    opt(r.out_of_order)
                 );
             }
         }
         Format::Markdown => {
             let _ = writeln!(out, "| {} |", header.join(" | "));
-            let _ = writeln!(out, "|{}", ["---|", "---:|", "---:|", "---:|", "---:|", "---:|", "---:|", "---|", "---:|", "---:|"].concat());
+            let align: String = (0..header.len()).map(|i| if i == 0 || i == 7 { "---|" } else { "---:|" }).collect();
+            let _ = writeln!(out, "|{align}");
             for r in rows {
                 let _ = writeln!(
                     out,
@@ -232,15 +270,17 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 }
                 l.trim_end().to_string()
             };
-            let _ = writeln!(out, "{}", line(&header.map(String::from)));
+            let _ = writeln!(out, "{}", line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>()));
             for r in &body {
                 let _ = writeln!(out, "{}", line(r));
             }
             let _ = writeln!(
                 out,
-                "(seeds {}..{} for every design; safety: runs breaking exactly_once_charge, mismatch_rejected or replay_fidelity, \
-                 interval 95% Wilson; settles: runs breaking liveness)",
-                seeds.start, seeds.end
+                "(seeds {}..{} for every design; safety: runs breaking a safety invariant (exactly_once_charge, mismatch_rejected, \
+                 replay_fidelity, effectively_once_event, per_aggregate_order), interval 95% Wilson; settles: runs breaking liveness{})",
+                seeds.start,
+                seeds.end,
+                if events { "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order" } else { "" }
             );
         }
     }

@@ -18,8 +18,8 @@
 //! removing any client, operation or duplicate, makes the violation disappear: the result is
 //! 1-minimal. [`check_minimal`] checks exactly that.
 
-use models::payment::{Node, PaymentModel};
-use models::{Scenario, Workload};
+use models::world::{Node, World};
+use models::Scenario;
 use serde::Serialize;
 use sim::{ChoiceKind, Semantics, Sim};
 use std::collections::BTreeMap;
@@ -66,7 +66,7 @@ impl Cand {
         self.kinds.iter().zip(&self.tape).filter(|(k, v)| k.is_fault() && **v != 0).count()
     }
     fn size(&self) -> Size {
-        let w = &self.scenario.workload;
+        let w = self.scenario.work_size();
         let mut faults = BTreeMap::new();
         for (k, v) in self.kinds.iter().zip(&self.tape) {
             if k.is_fault() && *v != 0 {
@@ -75,7 +75,7 @@ impl Cand {
         }
         Size {
             clients: w.clients,
-            operations: w.clients * w.operations_per_client,
+            operations: w.operations,
             duplicates: w.duplicates,
             faults,
             events: self.events,
@@ -153,7 +153,7 @@ impl Runner {
         Runner { sim, runs: 0 }
     }
 
-    fn eval(&mut self, scenario: &Scenario, model: &PaymentModel, tape: Option<&[u32]>, seed: u64) -> Cand {
+    fn eval(&mut self, scenario: &Scenario, model: &World, tape: Option<&[u32]>, seed: u64) -> Cand {
         self.runs += 1;
         let outcome = match tape {
             Some(t) => self.sim.run_tape(model, t),
@@ -197,26 +197,6 @@ pub struct Shrunk {
     pub complete: bool,
 }
 
-fn smaller_workloads(w: &Workload) -> Vec<Workload> {
-    let mut out = Vec::new();
-    let steps = |cur: u32, min: u32| {
-        let mut v = vec![min, min.max(cur / 2), cur.saturating_sub(1).max(min)];
-        v.retain(|&x| x < cur);
-        v.dedup();
-        v
-    };
-    for c in steps(w.clients, 1) {
-        out.push(Workload { clients: c, ..w.clone() });
-    }
-    for o in steps(w.operations_per_client, 1) {
-        out.push(Workload { operations_per_client: o, ..w.clone() });
-    }
-    for d in steps(w.duplicates, 0) {
-        out.push(Workload { duplicates: d, ..w.clone() });
-    }
-    out
-}
-
 /// Shrink the run of `scenario` under `tape` (a seed's tape is what `Scenario::record` returns).
 /// `None` if that run violates nothing.
 pub fn shrink(scenario: &Scenario, tape: &[u32]) -> Option<Shrunk> {
@@ -234,8 +214,7 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
 
     // 1. A smaller workload, with the same tape or a fresh seed.
     'workload: loop {
-        for w in smaller_workloads(&cur.scenario.workload) {
-            let s = Scenario { workload: w, ..cur.scenario.clone() };
+        for s in cur.scenario.smaller() {
             let model = s.model();
             let c = r.eval(&s, &model, Some(&cur.tape), 0);
             if same(&c) {
@@ -270,8 +249,7 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
             i += 1;
         }
         // 3. The workload, with this tape.
-        for w in smaller_workloads(&cur.scenario.workload) {
-            let s = Scenario { workload: w, ..cur.scenario.clone() };
+        for s in cur.scenario.smaller() {
             let c = r.tape(&s, &cur.tape);
             if same(&c) {
                 cur = c;
@@ -337,8 +315,9 @@ pub struct Minimality {
     pub faults: Vec<(usize, ChoiceKind)>,
     /// Faults whose removal keeps the violation.
     pub removable_faults: Vec<(usize, ChoiceKind)>,
-    /// Smaller workloads (one client, operation or duplicate fewer) that keep the violation.
-    pub removable_operations: Vec<Workload>,
+    /// Smaller workloads (one client, operation, duplicate, order or aggregate fewer) that keep
+    /// the violation.
+    pub removable_operations: Vec<models::shape::WorkSize>,
 }
 
 /// Re-run the counterexample with each remaining fault removed (every variant of [`removals`]),
@@ -361,16 +340,9 @@ pub fn check_minimal_in(semantics: Semantics, scenario: &Scenario, tape: &[u32],
             }
         }
     }
-    let w = &scenario.workload;
-    let fewer = [
-        (w.clients > 1).then(|| Workload { clients: w.clients - 1, ..w.clone() }),
-        (w.operations_per_client > 1).then(|| Workload { operations_per_client: w.operations_per_client - 1, ..w.clone() }),
-        (w.duplicates > 0).then(|| Workload { duplicates: w.duplicates - 1, ..w.clone() }),
-    ];
-    for w in fewer.into_iter().flatten() {
-        let s = Scenario { workload: w.clone(), ..scenario.clone() };
+    for s in scenario.one_less() {
         if violates(&r.tape(&s, &base.tape)) {
-            m.removable_operations.push(w);
+            m.removable_operations.push(s.work_size());
         }
     }
     m
@@ -435,10 +407,11 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
             z.faults.iter().map(|(k, v)| format!("{v} {}", plural_kind(k, *v))).collect::<Vec<_>>().join(", ")
         }
     };
+    let [clients, operations, duplicates] = s.scenario.work_labels();
     let rows = [
-        ("clients", b.clients.to_string(), a.clients.to_string()),
-        ("operations", b.operations.to_string(), a.operations.to_string()),
-        ("duplicates", b.duplicates.to_string(), a.duplicates.to_string()),
+        (clients, b.clients.to_string(), a.clients.to_string()),
+        (operations, b.operations.to_string(), a.operations.to_string()),
+        (duplicates, b.duplicates.to_string(), a.duplicates.to_string()),
         ("faults", b.fault_count().to_string(), a.fault_count().to_string()),
         ("events", b.events.to_string(), a.events.to_string()),
         ("choices", b.choices.to_string(), a.choices.to_string()),

@@ -89,9 +89,9 @@ fn a_check_counterexample_replays_and_shrinks_in_its_semantics() {
     let seed = SeedFile::load(&file).unwrap();
     assert_eq!((seed.semantics, seed.backend, seed.seed), (Semantics::Untimed, Backend::Native, None));
     assert_eq!(seed.tape.as_deref().map(|t| t.len()), Some(f["tape"].as_array().unwrap().len()));
-    let w = &seed.scenario.workload;
+    let w = seed.scenario.workload();
     assert_eq!((seed.scenario.name.as_str(), w.clients, w.operations_per_client, w.duplicates), (BUG, 1, 1, 0));
-    assert_eq!(seed.scenario.payment.client.max_attempts, 2);
+    assert_eq!(seed.scenario.payment().client.max_attempts, 2);
     assert!(std::fs::read_to_string(&file).unwrap().contains("semantics = \"untimed\""));
     let rec = seed.record(false).unwrap();
     assert_eq!(rec.outcome.history_hash, f["history_hash"].as_u64().unwrap(), "the file replays the very run");

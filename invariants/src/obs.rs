@@ -10,6 +10,17 @@ pub type OpId = u32;
 pub type Key = u64;
 /// A charge as the ledger or payment provider numbers it.
 pub type ChargeId = u32;
+/// An order of the outbox path (also its event's message id: one `order.created` per order).
+pub type OrderId = u32;
+
+/// An `order.created` event as it travels from the order service to the consumer. The order id
+/// is the message id (Debezium's outbox `id` header) consumers deduplicate by; the aggregate id
+/// is the partition key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Event {
+    pub order: OrderId,
+    pub aggregate: u32,
+}
 
 /// An HTTP-like response status as the client sees it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,5 +194,37 @@ pub enum Obs {
     /// A charge was applied (committed at the ledger or made by the provider).
     Charged {
         row: ChargeRow,
+    },
+    /// Outbox path: the order database committed an order (with its outbox row, if the design
+    /// writes one).
+    OrderCommitted {
+        event: Event,
+    },
+    /// The broker appended an event to a partition, from producer node `producer`.
+    Published {
+        event: Event,
+        partition: u32,
+        offset: u32,
+        producer: u32,
+    },
+    /// The consumer received the event at `partition`/`offset` from the broker.
+    Delivered {
+        event: Event,
+        partition: u32,
+        offset: u32,
+    },
+    /// The consumer's database committed the event's effect (the projection row).
+    Applied {
+        event: Event,
+    },
+    /// The consumer skipped the event as already processed (its dedup record exists).
+    Deduplicated {
+        event: Event,
+    },
+    /// The broker deleted the event by retention before the consumer group had consumed it.
+    Expired {
+        event: Event,
+        partition: u32,
+        offset: u32,
     },
 }

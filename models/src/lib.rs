@@ -5,9 +5,12 @@
 //! the command line uses: explore, replay and judge any scenario.
 
 pub mod knobs;
+pub mod outbox;
 pub mod payment;
 pub mod presets;
 pub mod run;
 pub mod scenario;
+pub mod shape;
+pub mod world;
 
 pub use scenario::{Expect, Role, Scenario, Targets, Workload};

@@ -1,7 +1,9 @@
 //! Running a scenario: the one surface the command line, the tests and the benchmarks use.
 
+use crate::outbox::OutboxModel;
 use crate::payment::PaymentModel;
-use crate::scenario::{Scenario, Workload};
+use crate::scenario::{Path, Scenario, Workload};
+use crate::world::World;
 use serde::{Deserialize, Serialize};
 use sim::{
     Bounds, Choice, Counterexample, ExhaustiveOptions, ExhaustiveReport, ExploreReport, HistoryView, Outcome, Semantics, Sim, TraceEvent,
@@ -69,8 +71,12 @@ impl FromStr for Backend {
 }
 
 impl Scenario {
-    pub fn model(&self) -> PaymentModel {
-        PaymentModel::new(self)
+    /// The runnable world of this scenario's path.
+    pub fn model(&self) -> World {
+        match self.path() {
+            Path::Payment => World::Payment(PaymentModel::new(self)),
+            Path::Outbox => World::Outbox(OutboxModel::new(self, self.outbox())),
+        }
     }
 
     /// Run seeds `seeds` on `threads` threads.
@@ -183,20 +189,11 @@ impl Scenario {
             return Err("attempts = 0: use 1 (no retries) or more".into());
         }
         let mut s = self.clone();
-        let attempts = attempts.min(s.payment.client.max_attempts);
-        s.description = format!(
-            "{} (exhaustive: 1 client, 1 operation, {requests} concurrent same-key requests, at most {attempts} attempts)",
-            s.description
-        );
         s.swarm = false;
-        // One operation of one user, who does not pay again (a second payment is a second
-        // operation), on one server instance: each instance more multiplies the runs by the load
-        // balancer's choices; `explore` covers several.
-        s.workload = Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, repay_probability: 0.0, ..s.workload };
-        s.payment.server.instances = 1;
-        s.payment.server.call_timeout_us = 0;
-        s.liveness = false;
-        s.payment.client.max_attempts = attempts;
+        match s.path() {
+            Path::Payment => s.exhaustive_payment(requests, attempts),
+            Path::Outbox => s.exhaustive_outbox(requests)?,
+        }
         let f = &mut s.faults;
         for p in [
             &mut f.loss_probability,
@@ -211,6 +208,55 @@ impl Scenario {
         f.delay_us_max = 2_000;
         s.validate()?;
         Ok(s)
+    }
+
+    fn exhaustive_payment(&mut self, requests: u32, attempts: u32) {
+        let s = self;
+        let attempts = attempts.min(s.payment().client.max_attempts);
+        s.description = format!(
+            "{} (exhaustive: 1 client, 1 operation, {requests} concurrent same-key requests, at most {attempts} attempts)",
+            s.description
+        );
+        // One operation of one user, who does not pay again (a second payment is a second
+        // operation), on one server instance: each instance more multiplies the runs by the load
+        // balancer's choices; `explore` covers several.
+        let w = s.workload().clone();
+        s.workload = Some(Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, repay_probability: 0.0, ..w });
+        let p = s.payment_mut();
+        p.server.instances = 1;
+        p.server.call_timeout_us = 0;
+        p.client.max_attempts = attempts;
+        s.liveness = false;
+    }
+
+    /// The outbox path's small scenario: `orders` orders of one aggregate (for an outbox:
+    /// `requests` is the number of orders), one relay, and pollers that give up soon after the
+    /// heal: in the untimed semantics every poll is a choice point, so the liveness window is cut
+    /// to what one round trip through relay, broker and consumer needs.
+    fn exhaustive_outbox(&mut self, orders: u32) -> Result<(), String> {
+        if orders > 4 {
+            return Err(format!("{orders} orders: an exhaustive outbox check takes 1 to 4 (--requests)"));
+        }
+        let s = self;
+        s.description = format!("{} (exhaustive: {orders} order(s) of one aggregate, one relay)", s.description);
+        let o = s.outbox_mut();
+        o.orders.count = orders;
+        o.orders.aggregates = 1;
+        o.relay.instances = 1;
+        o.broker.partitions = 1;
+        // Pollers back off fast and stop soon after the heal: each poll is a handful of events
+        // the search must interleave with everything else.
+        for (poll_us, idle_us) in [(&mut o.relay.poll_interval_us, &mut o.relay.idle_poll_us_max), (&mut o.consumer.poll_interval_us, &mut o.consumer.idle_poll_us_max)] {
+            *poll_us = (*poll_us).max(200_000);
+            *idle_us = 10_000_000;
+        }
+        // Every call's timeout may fire before its answer (any delivery may be postponed), and each
+        // retry is one more message to interleave: long timeouts keep the retries few.
+        for t in [&mut o.service.call_timeout_us, &mut o.relay.call_timeout_us, &mut o.consumer.call_timeout_us, &mut o.broker.producer_timeout_us] {
+            *t = (*t).max(400_000);
+        }
+        s.settle_bound_us = s.settle_bound_us.min(1_000_000);
+        Ok(())
     }
 
     /// Options for an exhaustive check of a payment scenario within `bounds`: untimed (sound for
@@ -238,10 +284,11 @@ impl Scenario {
     /// with its timeline by `record_in(report.semantics, &Source::Tape(tape), true)`.
     pub fn check_exhaustive(&self, opts: &ExhaustiveOptions, progress: Option<&AtomicU64>) -> ExhaustiveReport {
         let mut opts = opts.clone();
+        let model = self.model();
         if opts.history == HistoryView::Ignored {
-            opts.history = PaymentModel::HISTORY_VIEW;
+            opts.history = model.history_view();
         }
-        sim::check_exhaustive(&self.model(), &opts, progress)
+        sim::check_exhaustive(&model, &opts, progress)
     }
 
     /// The violating run with the fewest events within `opts`, and the search that proves no

@@ -1,20 +1,35 @@
 //! A scenario: a design, a workload and a fault profile, as a preset or a TOML file.
 
 use crate::knobs::PaymentDesign;
+use crate::outbox::design::OutboxDesign;
 use serde::{Deserialize, Serialize};
 use sim::{Actor, FaultKind, FaultNote, FaultProfile, NodeSpec, RunView};
 use std::fmt;
 
-/// A role in the payment path; fault targets name roles.
+/// A role of a path; fault targets name roles (a role a path does not have is ignored).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Payment: the client app.
     Client,
+    /// Payment: an app server instance.
     Server,
+    /// The primary database: the key store (payment), the order database (outbox).
     Store,
+    /// Payment: the payment provider.
     Provider,
-    /// The background completer (when the design has one).
+    /// Payment: the background completer (when the design has one).
     Completer,
+    /// Outbox: the order service.
+    Service,
+    /// Outbox: an outbox relay instance.
+    Relay,
+    /// Outbox: the broker.
+    Broker,
+    /// Outbox: the consumer.
+    Consumer,
+    /// Outbox: the consumer's database (and its separate dedup store, if any).
+    ConsumerStore,
 }
 
 /// Which roles each kind of fault may hit.
@@ -35,11 +50,14 @@ impl Default for Targets {
         // payment provider, the completer and the client app itself. The server-store link is a
         // TCP connection within a data centre (broken by a crash, never lossy); the client and
         // provider links cross the internet.
-        let everyone = vec![Role::Client, Role::Server, Role::Store, Role::Provider, Role::Completer];
+        // On the outbox path: the order service, its database, the relays, the broker, the
+        // consumer and the consumer's database all crash and pause; the links to the broker cross
+        // the network and lose, duplicate and partition; database connections do not.
+        use Role::*;
         Targets {
-            crash: everyone,
-            pause: vec![Role::Server, Role::Store, Role::Provider, Role::Completer],
-            lossy: vec![Role::Client, Role::Server, Role::Provider],
+            crash: vec![Client, Server, Store, Provider, Completer, Service, Relay, Broker, Consumer, ConsumerStore],
+            pause: vec![Server, Store, Provider, Completer, Service, Relay, Broker, Consumer, ConsumerStore],
+            lossy: vec![Client, Server, Provider, Service, Relay, Broker, Consumer],
         }
     }
 }
@@ -90,7 +108,7 @@ pub enum Expect {
     Violation(String),
 }
 
-pub const INVARIANTS: [&str; 4] = invariants::payment::ALL;
+pub const INVARIANTS: [&str; 6] = invariants::ALL;
 
 impl TryFrom<String> for Expect {
     type Error = String;
@@ -120,6 +138,14 @@ impl fmt::Display for Expect {
     }
 }
 
+/// The paths a scenario can exercise; each has its own design table, models, invariants and
+/// presets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    Payment,
+    Outbox,
+}
+
 /// A complete, self-contained scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,8 +170,16 @@ pub struct Scenario {
     /// Draw a fresh fault profile per seed, from zero up to (at least) these rates.
     #[serde(default)]
     pub swarm: bool,
-    pub workload: Workload,
-    pub payment: PaymentDesign,
+    /// The payment path's clients (required there; the outbox path's orders are
+    /// `outbox.orders`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
+    /// The payment path's design. Exactly one path table is present in a scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentDesign>,
+    /// The outbox path's design.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<OutboxDesign>,
     #[serde(default)]
     pub faults: FaultProfile,
     #[serde(default)]
@@ -164,9 +198,54 @@ impl Scenario {
         toml::to_string(self).expect("a scenario always serializes")
     }
 
+    /// Which path this scenario exercises.
+    pub fn path(&self) -> Path {
+        if self.outbox.is_some() {
+            Path::Outbox
+        } else {
+            Path::Payment
+        }
+    }
+
+    /// The payment design (a payment scenario; validation guarantees one of each).
+    pub fn payment(&self) -> &PaymentDesign {
+        self.payment.as_ref().expect("a payment scenario has a [payment] table")
+    }
+    pub fn payment_mut(&mut self) -> &mut PaymentDesign {
+        self.payment.as_mut().expect("a payment scenario has a [payment] table")
+    }
+    pub fn workload(&self) -> &Workload {
+        self.workload.as_ref().expect("a payment scenario has a [workload] table")
+    }
+    pub fn workload_mut(&mut self) -> &mut Workload {
+        self.workload.as_mut().expect("a payment scenario has a [workload] table")
+    }
+    pub fn outbox(&self) -> &OutboxDesign {
+        self.outbox.as_ref().expect("an outbox scenario has an [outbox] table")
+    }
+    pub fn outbox_mut(&mut self) -> &mut OutboxDesign {
+        self.outbox.as_mut().expect("an outbox scenario has an [outbox] table")
+    }
+
     /// Refuse impossible settings, naming the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
-        let w = &self.workload;
+        match (&self.payment, &self.outbox) {
+            (Some(_), Some(_)) => {
+                return Err("a scenario has exactly one path table: [payment] or [outbox], not both".into());
+            }
+            (None, None) => return Err("missing the path table: add [payment] (with [workload]) or [outbox]".into()),
+            (None, Some(o)) => {
+                if self.workload.is_some() {
+                    return Err("[workload] belongs to the payment path; an outbox scenario places outbox.orders: remove [workload]".into());
+                }
+                o.validate()?;
+                return self.validate_common();
+            }
+            (Some(_), None) => {}
+        }
+        let Some(w) = &self.workload else {
+            return Err("missing [workload]: a payment scenario needs workload.clients and workload.operations_per_client".into());
+        };
         if !(1..=60).contains(&w.clients) {
             return Err(format!("workload.clients = {}: use 1 to 60", w.clients));
         }
@@ -180,7 +259,12 @@ impl Scenario {
             return Err(format!("workload.repay_probability = {}: use a probability from 0.0 to 1.0", w.repay_probability));
         }
         // The knobs name their section `design.`; in a scenario file it is the `payment` table.
-        self.payment.validate().map_err(|e| e.replace("design.", "payment."))?;
+        self.payment().validate().map_err(|e| e.replace("design.", "payment."))?;
+        self.validate_common()
+    }
+
+    /// The checks every path shares: faults and timing.
+    fn validate_common(&self) -> Result<(), String> {
         self.faults.validate()?;
         if self.faults.fault_phase_us.saturating_add(self.settle_bound_us) >= self.time_limit_us {
             return Err(format!(

@@ -19,46 +19,47 @@ fn bug_zoo() -> Vec<Scenario> {
 /// The same preset with its one bad knob set right.
 fn fixed(s: &Scenario) -> Scenario {
     let mut s = s.clone();
-    let (c, srv) = (&mut s.payment.client, &mut s.payment.server);
-    match s.name.as_str() {
-        "payment/key-per-attempt" => c.key = KeyPolicy::PerOperation,
+    let name = s.name.clone();
+    let p = s.payment_mut();
+    match name.as_str() {
+        "payment/key-per-attempt" => p.client.key = KeyPolicy::PerOperation,
         // The correct Redis design: appendfsync always, and a claim that is a lock with a TTL
         // in front of a provider called with our key, so a claim left behind frees itself.
-        "payment/setnx-everysec" | "payment/setnx-no-fsync" => s.payment = presets::setnx_always(),
+        "payment/setnx-everysec" | "payment/setnx-no-fsync" => *p = presets::setnx_always(),
         "payment/select-then-insert" => {
-            if let KeyStore::Postgres { unique_constraint, .. } = &mut s.payment.store {
+            if let KeyStore::Postgres { unique_constraint, .. } = &mut p.store {
                 *unique_constraint = true;
             }
         }
-        "payment/no-inflight-check" => srv.result_storage = ResultStorage::SameTransaction,
+        "payment/no-inflight-check" => p.server.result_storage = ResultStorage::SameTransaction,
         // With the fingerprint the changed retry gets 422; a user told 422 for a purchase whose
         // first attempt was charged is told it failed, so the client must keep its payload too.
         "payment/no-fingerprint" => {
-            srv.fingerprint = Fingerprint::Reject422;
-            c.retry_changes_payload = false;
+            p.server.fingerprint = Fingerprint::Reject422;
+            p.client.retry_changes_payload = false;
         }
-        "payment/result-separate-write" => srv.recovery = Recovery::RecoveryPoints,
+        "payment/result-separate-write" => p.server.recovery = Recovery::RecoveryPoints,
         "payment/ttl-shorter-than-retries" => {
-            if let KeyStore::Redis { ttl_us, .. } = &mut s.payment.store {
+            if let KeyStore::Redis { ttl_us, .. } = &mut p.store {
                 *ttl_us = 86_400_000_000;
             }
         }
         "payment/async-commit" => {
-            if let KeyStore::Postgres { synchronous_commit, .. } = &mut s.payment.store {
+            if let KeyStore::Postgres { synchronous_commit, .. } = &mut p.store {
                 *synchronous_commit = true;
             }
         }
-        "payment/lease-shorter-than-pause" | "payment/release-key-on-timeout" => srv.charge = ChargeTarget::KeyedProvider,
+        "payment/lease-shorter-than-pause" | "payment/release-key-on-timeout" => p.server.charge = ChargeTarget::KeyedProvider,
         // A completer finishes what a dead request left; the client keeps asking long enough to
         // hear the result.
         "payment/no-completer" => {
-            srv.completer = Completer::Sweep { every_us: 100_000, stuck_after_us: 200_000 };
-            c.max_attempts = 20;
+            p.server.completer = Completer::Sweep { every_us: 100_000, stuck_after_us: 200_000 };
+            p.client.max_attempts = 20;
         }
-        "payment/provider-window-shorter-than-retries" => s.payment.provider.key_retention_us = 86_400_000_000,
-        "payment/lease-check-with-skew" => srv.lease_clock = LeaseClock::Database,
-        "payment/in-memory-key" => c.key_storage = KeyStorage::Persisted,
-        "payment/replays-other-result" => srv.replay = Replay::StoredResponse,
+        "payment/provider-window-shorter-than-retries" => p.provider.key_retention_us = 86_400_000_000,
+        "payment/lease-check-with-skew" => p.server.lease_clock = LeaseClock::Database,
+        "payment/in-memory-key" => p.client.key_storage = KeyStorage::Persisted,
+        "payment/replays-other-result" => p.server.replay = Replay::StoredResponse,
         other => panic!("no fix known for {other}: add one here"),
     }
     s.validate().expect("the fixed design is valid");
@@ -73,12 +74,12 @@ fn without_trigger(s: &Scenario) -> Scenario {
     let no_retries = |s: &mut Scenario| {
         s.faults =
             sim::FaultProfile { delay_us_min: s.faults.delay_us_min, delay_us_max: s.faults.delay_us_max, ..sim::FaultProfile::default() };
-        s.workload.duplicates = 0;
-        s.payment.client.timeout_us = 1_000_000;
+        s.workload_mut().duplicates = 0;
+        s.payment_mut().client.timeout_us = 1_000_000;
     };
     let no_concurrency = |s: &mut Scenario| {
-        s.payment.client.timeout_us = 1_000_000;
-        s.workload.duplicates = 0;
+        s.payment_mut().client.timeout_us = 1_000_000;
+        s.workload_mut().duplicates = 0;
         s.faults.duplicate_probability = 0.0;
         s.faults.crash_probability = 0.0;
         s.faults.pause_probability = 0.0;
@@ -86,8 +87,8 @@ fn without_trigger(s: &Scenario) -> Scenario {
     // A provider that answers at once and never fails, and nothing that crashes or pauses: no
     // call's outcome is ever in doubt.
     let quiet = |s: &mut Scenario| {
-        s.payment.provider.latency_us = 0;
-        s.payment.provider.error_probability = 0.0;
+        s.payment_mut().provider.latency_us = 0;
+        s.payment_mut().provider.error_probability = 0.0;
         s.targets = Targets { crash: vec![], pause: vec![], lossy: vec![Role::Client, Role::Server] };
     };
     match s.name.as_str() {
@@ -113,12 +114,12 @@ fn without_trigger(s: &Scenario) -> Scenario {
         // stops asking.
         "payment/no-completer" => {
             quiet(&mut s);
-            s.payment.client.max_attempts = 20;
+            s.payment_mut().client.max_attempts = 20;
         }
         // A provider call repeated after the provider's window: only a call whose outcome was in
         // doubt is repeated.
         "payment/provider-window-shorter-than-retries" => quiet(&mut s),
-        "payment/lease-check-with-skew" => s.payment.server.clock_skew_us = 0,
+        "payment/lease-check-with-skew" => s.payment_mut().server.clock_skew_us = 0,
         "payment/in-memory-key" => s.targets.crash.clear(),
         other => panic!("no trigger known for {other}: add one here"),
     }

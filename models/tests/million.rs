@@ -21,8 +21,10 @@ fn main() -> ExitCode {
         ("payment/no-fingerprint", invariants::payment::MISMATCH_REJECTED),
         ("payment/replays-other-result", invariants::payment::REPLAY_FIDELITY),
         ("payment/no-completer", invariants::payment::SETTLES),
+        ("outbox/no-inbox", invariants::outbox::EFFECTIVELY_ONCE_EVENT),
+        ("outbox/concurrent-relays", invariants::outbox::PER_AGGREGATE_ORDER),
     ];
-    assert_eq!(canaries.len(), invariants::payment::ALL.len(), "a canary for every invariant");
+    assert_eq!(canaries.len(), invariants::ALL.len(), "a canary for every invariant");
     for (name, invariant) in canaries {
         let canary = presets::get(name).expect("preset");
         let caught = canary.explore(0..1_000, threads, None);

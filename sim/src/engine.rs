@@ -219,6 +219,10 @@ impl<A: Actor> Sim<A> {
     pub fn nodes(&self) -> &[A] {
         &self.nodes
     }
+    /// The records of `node` that survived the last run's crashes (what an auditor reads).
+    pub fn durable(&self, node: NodeId) -> &[A::Record] {
+        self.stores[node].durable()
+    }
     /// The fault profile the last run used (drawn per seed in swarm mode).
     pub fn faults(&self) -> &FaultProfile {
         &self.faults

@@ -7,20 +7,22 @@
 pub mod client;
 pub mod completer;
 pub mod postgres;
+pub mod presets;
 pub mod provider;
 pub mod redis;
 pub mod server;
 
 use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
 use crate::scenario::{Role, Scenario};
-use client::{Client, ClientTimer};
+use client::Client;
 use invariants::payment::{self, PaymentRun};
-use invariants::{ChargeRow, Key, KeyEnd, KeyRecord, Obs, OpId, Status};
-use postgres::{KeyRow, PgTimer, Postgres, RecoveryPoint, Sql, SqlReply};
-use provider::{ChargeCall, KeyedCall, Provider, ProviderReply, ProviderTimer};
-use redis::{Redis, RedisCmd, RedisReply, RedisTimer};
-use server::{Reply, Server, ServerTimer};
-use sim::{Actor, Ctx, HistoryView, Model, NodeId, NodeSpec, RunView, SimConfig, Verdict};
+use invariants::{ChargeRow, Key, KeyEnd, KeyRecord, OpId};
+use postgres::{KeyRow, Postgres, RecoveryPoint};
+use provider::Provider;
+use redis::Redis;
+use server::Server;
+pub use crate::world::{Msg, Node, Record, Timer};
+use sim::{Ctx, HistoryView, Model, NodeId, NodeSpec, RunView, SimConfig, Verdict};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
@@ -35,19 +37,26 @@ pub fn owner(call: u64) -> NodeId {
     (call >> 48) as NodeId
 }
 
-/// Who a store tells that it restarted: the completer and every server instance.
+/// Who a store tells that it restarted: the nodes holding connections to it (on the payment
+/// path: the completer and every server instance).
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Peers {
     pub instances: u32,
+    /// Nodes `notify.0..notify.1` hold connections to this store.
+    pub notify: (NodeId, NodeId),
 }
 
 impl Peers {
+    /// The payment path's key store: its clients are the completer and the server instances.
+    pub fn payment(instances: u32) -> Peers {
+        Peers { instances, notify: (COMPLETER, FIRST_SERVER + instances as usize) }
+    }
     pub fn first_client(&self) -> NodeId {
         FIRST_SERVER + self.instances as usize
     }
     /// The store came back: every connection to it broke.
     pub fn tell_restart(&self, ctx: &mut Ctx<'_, Node>) {
-        for node in COMPLETER..self.first_client() {
+        for node in self.notify.0..self.notify.1 {
             ctx.send(node, Msg::StoreRestarted);
         }
     }
@@ -78,148 +87,6 @@ pub struct Request {
     /// The Idempotency-Key header.
     pub key: Key,
     pub amount: u32,
-}
-
-/// 16-byte aligned: every copy of a message (out buffer, event queue, handler argument) then
-/// moves the same 16-byte chunks, so no load straddles two earlier narrower stores (a
-/// store-to-load forwarding stall; they were the hottest instructions of the benchmark).
-#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
-#[repr(align(16))]
-pub enum Msg {
-    Request(Request),
-    Response {
-        req: Request,
-        status: Status,
-    },
-    Sql {
-        tx: u64,
-        begin: bool,
-        sql: Sql,
-        lock_timeout_us: u64,
-    },
-    SqlReply {
-        tx: u64,
-        reply: SqlReply,
-    },
-    Redis {
-        req: u64,
-        cmd: RedisCmd,
-    },
-    RedisReply {
-        req: u64,
-        reply: RedisReply,
-    },
-    /// To the provider: charge `amount` for `op`, with the call's idempotency key if any.
-    Charge(ChargeCall),
-    ProviderReply {
-        req: u64,
-        reply: ProviderReply,
-    },
-    /// The key store came back from a crash: connections to it broke.
-    StoreRestarted,
-    /// The server came back from a crash: its connections broke.
-    ServerRestarted {
-        boot: u32,
-    },
-}
-
-#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
-pub enum Timer {
-    Client(ClientTimer),
-    Server(ServerTimer),
-    Pg(PgTimer),
-    Redis(RedisTimer),
-    Provider(ProviderTimer),
-}
-
-/// One entry of a node's write-ahead log.
-#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
-pub enum Record {
-    Boot,
-    Key(postgres::KeyRow),
-    /// A key row deleted (released).
-    KeyGone {
-        rid: u32,
-    },
-    Charge(ChargeRow),
-    /// The provider's memory of a keyed call.
-    Keyed(KeyedCall),
-    Redis(redis::Entry),
-    /// The client app's pending payment: purchase `index`, under key generation `session` (the
-    /// key itself is durable only with `key_storage = persisted`).
-    ClientPending {
-        index: u32,
-        session: u32,
-    },
-    /// The client app finished purchase `index`.
-    ClientDone {
-        index: u32,
-    },
-}
-
-/// Every role of the payment path.
-#[derive(Clone, Debug, Hash)]
-pub enum Node {
-    Client(Client),
-    Server(Server),
-    Postgres(Postgres),
-    Redis(Redis),
-    Provider(Provider),
-}
-
-impl Actor for Node {
-    type Msg = Msg;
-    type Timer = Timer;
-    type Obs = Obs;
-    type Record = Record;
-
-    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
-        match self {
-            Node::Client(c) => c.on_start(ctx),
-            Node::Server(s) => s.on_start(ctx),
-            Node::Postgres(p) => p.on_start(ctx),
-            Node::Redis(r) => r.on_start(ctx),
-            Node::Provider(_) => {}
-        }
-    }
-
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
-        match (self, msg) {
-            (Node::Server(s), Msg::Request(req)) => s.on_request(ctx, from, req),
-            (Node::Server(s), Msg::SqlReply { tx, reply }) => s.on_reply(ctx, tx, Reply::Sql(reply)),
-            (Node::Server(s), Msg::RedisReply { req, reply }) => s.on_reply(ctx, req, Reply::Redis(reply)),
-            (Node::Server(s), Msg::ProviderReply { req, reply }) => s.on_reply(ctx, req, Reply::Provider(reply)),
-            (Node::Server(s), Msg::StoreRestarted) => s.on_store_restarted(ctx),
-            (Node::Client(c), Msg::Response { req, status }) => c.on_response(ctx, req, status),
-            (Node::Postgres(p), Msg::Sql { tx, begin, sql, lock_timeout_us }) => p.on_sql(ctx, tx, begin, sql, lock_timeout_us),
-            (Node::Postgres(p), Msg::ServerRestarted { boot }) => p.on_server_restarted(ctx, from, boot),
-            (Node::Redis(_), Msg::ServerRestarted { .. }) => {}
-            (Node::Redis(r), Msg::Redis { req, cmd }) => r.on_cmd(ctx, from, req, cmd),
-            (Node::Provider(p), Msg::Charge(call)) => p.on_charge(ctx, from, call),
-            (node, msg) => unreachable!("{msg:?} sent to {node:?}"),
-        }
-    }
-
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Timer) {
-        match (self, timer) {
-            (Node::Client(c), Timer::Client(t)) => c.on_timer(ctx, t),
-            (Node::Server(s), Timer::Server(t)) => s.on_timer(ctx, t),
-            (Node::Postgres(p), Timer::Pg(t)) => p.on_timer(ctx, t),
-            (Node::Redis(r), Timer::Redis(t)) => r.on_timer(ctx, t),
-            (Node::Provider(p), Timer::Provider(t)) => p.on_timer(ctx, t),
-            (node, t) => unreachable!("{t:?} fired on {node:?}"),
-        }
-    }
-
-    fn on_crash(&mut self, durable: &[Record]) {
-        match self {
-            Node::Client(c) => c.on_crash(durable),
-            Node::Server(s) => s.on_crash(durable),
-            Node::Postgres(p) => p.on_crash(durable),
-            Node::Redis(r) => r.on_crash(durable),
-            Node::Provider(p) => p.on_crash(durable),
-        }
-    }
 }
 
 /// A payment scenario ready to run.
@@ -277,8 +144,8 @@ impl PaymentModel {
     pub const HISTORY_VIEW: HistoryView = HistoryView::PerNode;
 
     pub fn new(s: &Scenario) -> Self {
-        let w = &s.workload;
-        let d = s.payment.clone();
+        let w = s.workload();
+        let d = s.payment().clone();
         let has_completer = d.server.completer != Completer::None;
         let spec = |name: String, role: Role| {
             let t = &s.targets;
@@ -308,7 +175,7 @@ impl PaymentModel {
             server_design: Shared(d.server),
             store: Shared(d.store),
             provider: Shared(d.provider),
-            peers: Shared(Peers { instances }),
+            peers: Shared(Peers::payment(instances)),
             sweep_until_us: s.faults.fault_phase_us + s.settle_bound_us,
             heal_at_us: s.faults.fault_phase_us,
             settle_bound_us: s.settle_bound_us,
@@ -415,6 +282,7 @@ impl Model for PaymentModel {
                 Node::Redis(r) => r.reset(self.store, self.peers),
                 Node::Provider(p) => p.reset(self.provider),
                 Node::Client(c) => *c = Client::new(self.client_setup, (i - first_client) as u32),
+                other => unreachable!("{other:?} on the payment path"),
             }
         }
     }
@@ -445,17 +313,22 @@ impl PaymentModel {
             settle_bound_us: self.settle_bound_us,
             liveness: self.liveness,
         });
-        match verdict {
-            Verdict::Violation(mut v) => {
-                let faults = crate::scenario::fault_summary(run, &self.config.nodes);
-                v.message.push_str(&faults);
-                for other in &mut v.also {
-                    other.message.push_str(&faults);
-                }
-                Verdict::Violation(v)
+        with_faults(verdict, run, &self.config.nodes)
+    }
+}
+
+/// A verdict whose messages end with the faults of the run (named with `nodes`' names).
+pub fn with_faults(verdict: Verdict, run: &RunView<'_, Node>, nodes: &[NodeSpec]) -> Verdict {
+    match verdict {
+        Verdict::Violation(mut v) => {
+            let faults = crate::scenario::fault_summary(run, nodes);
+            v.message.push_str(&faults);
+            for other in &mut v.also {
+                other.message.push_str(&faults);
             }
-            pass => pass,
+            Verdict::Violation(v)
         }
+        pass => pass,
     }
 }
 

@@ -10,7 +10,8 @@
 
 use super::{owner, Msg, Node, Peers, Record, Shared, Timer};
 use crate::knobs::KeyStore;
-use invariants::{ChargeId, ChargeRow, Key, Obs, OpId};
+use crate::outbox::tables::{Applied, OutboxRow, Tables};
+use invariants::{ChargeId, ChargeRow, Event, Key, Obs, OpId};
 use sim::{Ctx, NodeId, TimerId};
 
 /// Where a multi-phase request got to (Brandur's `recovery_point`).
@@ -133,12 +134,44 @@ pub enum Sql {
         claimed_before_us: u64,
         lease: Lease,
     },
+    /// Outbox path: `INSERT INTO orders ..`, and with `outbox` the outbox row, in this
+    /// transaction.
+    InsertOrder {
+        event: Event,
+        outbox: bool,
+    },
+    /// `SELECT * FROM outbox WHERE NOT sent ORDER BY id LIMIT $1`: autocommit, or with `claim`
+    /// `FOR UPDATE SKIP LOCKED` in this transaction. One `Row` reply per row, or `NoRows`.
+    PollOutbox {
+        limit: u8,
+        claim: bool,
+    },
+    /// `UPDATE outbox SET sent = true WHERE id = $1`: autocommit, or in the claim's transaction.
+    MarkSent {
+        id: u32,
+        claim: bool,
+    },
+    /// The consumer's autocommit transaction: `INSERT INTO inbox` (primary key; a conflict means
+    /// the message was processed and nothing is applied) and/or the effect.
+    Apply {
+        event: Event,
+        inbox: bool,
+        effect: bool,
+    },
 }
 
 impl Sql {
     /// Runs as its own transaction, committed at once.
     fn autocommit(&self) -> bool {
-        matches!(self, Sql::Release { .. } | Sql::Fail { .. } | Sql::FindStuck { .. })
+        matches!(
+            self,
+            Sql::Release { .. }
+                | Sql::Fail { .. }
+                | Sql::FindStuck { .. }
+                | Sql::PollOutbox { claim: false, .. }
+                | Sql::MarkSent { claim: false, .. }
+                | Sql::Apply { .. }
+        )
     }
 }
 
@@ -160,6 +193,18 @@ pub enum SqlReply {
     TxAborted,
     /// `FindStuck`'s answer.
     Stuck(Option<KeyRow>),
+    /// `PollOutbox`: row `index` of the `of` rows found (each its own message).
+    Row {
+        row: OutboxRow,
+        index: u8,
+        of: u8,
+    },
+    /// `PollOutbox` found nothing to send.
+    NoRows,
+    /// Internal: the statement sent its own replies.
+    NoReply,
+    /// `Apply`: applied, or a duplicate the inbox refused.
+    Applied(Applied),
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -196,6 +241,8 @@ pub struct Postgres {
     /// The highest incarnation seen of each server node; transactions of older ones are aborted.
     server_boots: Vec<u32>,
     flush_armed: bool,
+    /// The outbox path's tables (empty on the payment path).
+    tables: Tables,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -220,6 +267,7 @@ impl Postgres {
             boots: 0,
             server_boots: Vec::new(),
             flush_armed: false,
+            tables: Tables::default(),
         }
     }
 
@@ -263,13 +311,14 @@ impl Postgres {
 
     /// Become `Postgres::new(cfg)`, keeping the buffers.
     pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
-        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed } = self;
+        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed, tables } = self;
         (*c, *p, *next_rid, *next_charge, *boots, *flush_armed) = (cfg, peers, 0, 1, 0, false);
         keys.clear();
         charges.clear();
         txs.clear();
         aborted.clear();
         server_boots.clear();
+        tables.clear();
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
@@ -287,7 +336,7 @@ impl Postgres {
                     self.charges.push(Version { row: c, created_by: None, deleted_by: None });
                     self.next_charge = self.next_charge.max(c.charge + 1);
                 }
-                _ => {}
+                ref r => self.tables.replay(r),
             }
         }
     }
@@ -330,8 +379,11 @@ impl Postgres {
             return; // From a server incarnation whose connection is gone.
         }
         if sql.autocommit() {
-            let reply = self.autocommit(ctx, sql);
-            return ctx.send(owner(tx), Msg::SqlReply { tx, reply });
+            let reply = self.autocommit(ctx, tx, sql);
+            if reply != SqlReply::NoReply {
+                ctx.send(owner(tx), Msg::SqlReply { tx, reply });
+            }
+            return;
         }
         let known = self.txs.iter().any(|t| t.id == tx);
         if !known && sql == Sql::Rollback {
@@ -357,6 +409,9 @@ impl Postgres {
 
     /// Run a statement, or park it behind the transaction holding the row it needs.
     fn statement(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, sql: Sql, lock_timeout_us: u64) {
+        if let Sql::PollOutbox { limit, .. } = sql {
+            return self.tables.poll(ctx, tx, limit, true); // SKIP LOCKED never waits.
+        }
         match self.execute(ctx, tx, sql) {
             Some(reply) => ctx.send(owner(tx), Msg::SqlReply { tx, reply }),
             None => {
@@ -465,8 +520,17 @@ impl Postgres {
                 self.charges.push(Version { row, created_by: Some(tx), deleted_by: None });
                 Some(SqlReply::Charged(row.charge))
             }
+            Sql::InsertOrder { event, outbox } => {
+                self.tables.insert_order(tx, event, outbox);
+                Some(SqlReply::Inserted)
+            }
+            Sql::MarkSent { id, .. } => {
+                self.tables.mark_sent(ctx, Some(tx), id);
+                Some(SqlReply::Updated(true))
+            }
             Sql::Commit | Sql::Rollback => unreachable!("handled by finish"),
-            Sql::Release { .. } | Sql::Fail { .. } | Sql::FindStuck { .. } => unreachable!("autocommit"),
+            Sql::PollOutbox { .. } => unreachable!("handled by statement"),
+            Sql::Release { .. } | Sql::Fail { .. } | Sql::FindStuck { .. } | Sql::Apply { .. } => unreachable!("autocommit"),
         }
     }
 
@@ -477,7 +541,7 @@ impl Postgres {
 
     /// A statement that is its own transaction: it never waits (a row another transaction is
     /// changing is left alone) and is durable as a COMMIT is.
-    fn autocommit(&mut self, ctx: &mut Ctx<'_, Node>, sql: Sql) -> SqlReply {
+    fn autocommit(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, sql: Sql) -> SqlReply {
         let now = ctx.now_us();
         let reply = match sql {
             Sql::Release { key } => match self.settled_row(key) {
@@ -517,6 +581,16 @@ impl Postgres {
                 });
                 return SqlReply::Stuck(stuck);
             }
+            Sql::PollOutbox { limit, .. } => {
+                // A plain SELECT: no locks, nothing to make durable; the rows are the replies.
+                self.tables.poll(ctx, tx, limit, false);
+                return SqlReply::NoReply;
+            }
+            Sql::MarkSent { id, .. } => {
+                self.tables.mark_sent(ctx, None, id);
+                SqlReply::Updated(true)
+            }
+            Sql::Apply { event, inbox, effect } => SqlReply::Applied(self.tables.apply(ctx, event, inbox, effect)),
             _ => unreachable!("not an autocommit statement"),
         };
         self.durability(ctx);
@@ -575,11 +649,13 @@ impl Postgres {
                     v.created_by = None;
                 }
             });
+            self.tables.commit(ctx, tx);
             self.durability(ctx);
             ctx.send(owner(tx), Msg::SqlReply { tx, reply: SqlReply::Committed });
         } else {
             self.keys.retain(|v| v.created_by != Some(tx));
             self.charges.retain(|v| v.created_by != Some(tx));
+            self.tables.rollback(tx);
             self.keys.iter_mut().for_each(|v| {
                 if v.deleted_by == Some(tx) {
                     v.deleted_by = None;

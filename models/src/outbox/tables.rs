@@ -1,0 +1,189 @@
+//! The outbox path's tables inside the Postgres-like store: `orders` and `outbox` in the order
+//! database; `inbox` and the projection (`effects`) in the consumer's. Rows written in a
+//! transaction are invisible to others until COMMIT and vanish on ROLLBACK; a claim (`FOR UPDATE
+//! SKIP LOCKED`) locks rows until its transaction ends.
+//!
+//! Departure from PostgreSQL, on purpose: `SELECT .. FOR UPDATE SKIP LOCKED` locks whole rows of
+//! `outbox` only; nothing else here takes row locks, since no other statement of the path
+//! updates a row another transaction may hold.
+
+use crate::world::{Msg, Node, Record};
+use invariants::{Event, Obs, OrderId};
+use sim::Ctx;
+
+/// A row of the `outbox` table (Debezium's layout: id, aggregatetype = "order", aggregateid,
+/// type = "order.created", payload = the order; only what the model reads is kept).
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// From a sequence, in insert order.
+    pub id: u32,
+    pub event: Event,
+}
+
+/// A write of an open transaction, applied at COMMIT.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+enum Pending {
+    Order { event: Event, outbox: Option<u32> },
+    MarkSent { id: u32 },
+}
+
+#[derive(Clone, Debug, Default, Hash)]
+pub struct Tables {
+    orders: Vec<Event>,
+    /// Committed outbox rows and whether they were marked sent.
+    outbox: Vec<(OutboxRow, bool)>,
+    inbox: Vec<OrderId>,
+    effects: Vec<Event>,
+    pending: Vec<(u64, Pending)>,
+    /// Outbox row ids locked by a claiming transaction.
+    locks: Vec<(u64, u32)>,
+    /// The last outbox id handed out.
+    next_id: u32,
+}
+
+/// What the consumer's autocommit `Apply` did.
+#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    /// The inbox already holds the message: nothing applied.
+    Duplicate,
+}
+
+impl Tables {
+    pub fn clear(&mut self) {
+        let Tables { orders, outbox, inbox, effects, pending, locks, next_id } = self;
+        orders.clear();
+        outbox.clear();
+        inbox.clear();
+        effects.clear();
+        pending.clear();
+        locks.clear();
+        *next_id = 0;
+    }
+
+    /// Rebuild from one durable record (after a crash).
+    pub fn replay(&mut self, r: &Record) {
+        match *r {
+            Record::Order(e) => self.orders.push(e),
+            Record::Outbox(row) => {
+                self.outbox.push((row, false));
+                self.next_id = self.next_id.max(row.id);
+            }
+            Record::OutboxSent { id } => self.outbox.iter_mut().filter(|(r, _)| r.id == id).for_each(|(_, s)| *s = true),
+            Record::Inbox { order } => self.inbox.push(order),
+            Record::Effect(e) => self.effects.push(e),
+            _ => {}
+        }
+    }
+
+    /// `INSERT INTO orders ..` (and the outbox row) in transaction `tx`.
+    pub fn insert_order(&mut self, tx: u64, event: Event, outbox: bool) {
+        let id = outbox.then(|| {
+            self.next_id += 1; // ids from 1, in insert order
+            self.next_id
+        });
+        self.pending.push((tx, Pending::Order { event, outbox: id }));
+    }
+
+    /// The unsent committed rows, oldest first, up to `limit`; with `claim`, skipping rows
+    /// another transaction holds and locking the rest for `tx`. Sends one reply per row (row
+    /// `index` of `of`), or `NoRows`.
+    pub fn poll(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, limit: u8, claim: bool) {
+        use crate::payment::postgres::SqlReply;
+        let free = |locks: &[(u64, u32)], id: u32| !claim || !locks.iter().any(|&(t, l)| l == id && t != tx);
+        let of = self.outbox.iter().filter(|(r, sent)| !sent && free(&self.locks, r.id)).take(limit as usize).count() as u8;
+        let to = crate::payment::owner(tx);
+        if of == 0 {
+            return ctx.send(to, Msg::SqlReply { tx, reply: SqlReply::NoRows });
+        }
+        let mut index = 0;
+        for i in 0..self.outbox.len() {
+            let (row, sent) = self.outbox[i];
+            if index == of {
+                break;
+            }
+            if sent || !free(&self.locks, row.id) {
+                continue;
+            }
+            if claim && !self.locks.contains(&(tx, row.id)) {
+                self.locks.push((tx, row.id));
+            }
+            ctx.send(to, Msg::SqlReply { tx, reply: SqlReply::Row { row, index, of } });
+            index += 1;
+        }
+    }
+
+    /// `UPDATE outbox SET sent = true WHERE id = $1`: in `tx` (a claim), or at once.
+    pub fn mark_sent(&mut self, ctx: &mut Ctx<'_, Node>, tx: Option<u64>, id: u32) {
+        match tx {
+            Some(tx) => self.pending.push((tx, Pending::MarkSent { id })),
+            None => self.apply_mark(ctx, id),
+        }
+    }
+
+    fn apply_mark(&mut self, ctx: &mut Ctx<'_, Node>, id: u32) {
+        if let Some((_, sent)) = self.outbox.iter_mut().find(|(r, sent)| r.id == id && !*sent) {
+            *sent = true;
+            ctx.write(Record::OutboxSent { id });
+        }
+    }
+
+    /// The consumer's transaction: the inbox row (a primary-key conflict means the message was
+    /// processed: nothing is applied) and/or the effect, committed at once.
+    pub fn apply(&mut self, ctx: &mut Ctx<'_, Node>, event: Event, inbox: bool, effect: bool) -> Applied {
+        if inbox {
+            if self.inbox.contains(&event.order) {
+                return Applied::Duplicate;
+            }
+            self.inbox.push(event.order);
+            ctx.write(Record::Inbox { order: event.order });
+        }
+        if effect {
+            self.effects.push(event);
+            ctx.write(Record::Effect(event));
+            ctx.observe(Obs::Applied { event });
+        }
+        Applied::Done
+    }
+
+    /// COMMIT of `tx`: its writes become visible and go to the WAL; its locks are released.
+    pub fn commit(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].0 != tx {
+                i += 1;
+                continue;
+            }
+            match self.pending.remove(i).1 {
+                Pending::Order { event, outbox } => {
+                    self.orders.push(event);
+                    ctx.write(Record::Order(event));
+                    if let Some(id) = outbox {
+                        let row = OutboxRow { id, event };
+                        self.outbox.push((row, false));
+                        ctx.write(Record::Outbox(row));
+                    }
+                    ctx.observe(Obs::OrderCommitted { event });
+                }
+                Pending::MarkSent { id } => self.apply_mark(ctx, id),
+            }
+        }
+        self.locks.retain(|&(t, _)| t != tx);
+    }
+
+    /// ROLLBACK (or an abort) of `tx`.
+    pub fn rollback(&mut self, tx: u64) {
+        self.pending.retain(|&(t, _)| t != tx);
+        self.locks.retain(|&(t, _)| t != tx);
+    }
+
+    /// The committed orders an auditor finds in `log`, in commit order.
+    pub fn orders_at(log: &[Record], out: &mut Vec<Event>) {
+        out.extend(log.iter().filter_map(|r| if let Record::Order(e) = r { Some(*e) } else { None }));
+    }
+
+    /// The effects an auditor finds in `log`, in the order they were applied.
+    pub fn effects_at(log: &[Record], out: &mut Vec<Event>) {
+        out.extend(log.iter().filter_map(|r| if let Record::Effect(e) = r { Some(*e) } else { None }));
+    }
+}
