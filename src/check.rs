@@ -382,11 +382,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     let mut o = String::new();
     let b = &sum.bounds;
-    let _ = writeln!(
-        o,
-        "check {} --exhaustive: {}",
-        sum.scenario, sum.work
-    );
+    let _ = writeln!(o, "check {} --exhaustive: {}", sum.scenario, sum.work);
     let _ = writeln!(o, "  semantics:  {}", sum.semantics.describe());
     let history = match sum.history {
         HistoryView::PerNode => "per-node",

@@ -280,7 +280,11 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                  replay_fidelity, effectively_once_event, per_aggregate_order), interval 95% Wilson; settles: runs breaking liveness{})",
                 seeds.start,
                 seeds.end,
-                if events { "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order" } else { "" }
+                if events {
+                    "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -246,7 +246,9 @@ fn shrink_gives_a_1_minimal_counterexample_that_replays() {
     let tape = shrunk.tape.clone().expect("a shrunk file has a tape");
     let original = idemsim::seedfile::SeedFile::load(&file).unwrap();
     let w = shrunk.scenario.workload();
-    assert!(w.clients * w.operations_per_client <= original.scenario.workload().clients * original.scenario.workload().operations_per_client);
+    assert!(
+        w.clients * w.operations_per_client <= original.scenario.workload().clients * original.scenario.workload().operations_per_client
+    );
     // It still fails the same way...
     let rec = shrunk.scenario.record(&shrunk.source(), false);
     assert_eq!(rec.outcome.verdict.violation().unwrap().invariant, "exactly_once_charge");

@@ -13,14 +13,8 @@ pub mod payment;
 pub use obs::{Begin, ChargeId, ChargeRow, Event, Key, KeyEnd, KeyRecord, Obs, OpId, OrderId, Settle, Status};
 
 /// Every invariant of every path, safety first within each path.
-pub const ALL: [&str; 6] = [
-    payment::ALL[0],
-    payment::ALL[1],
-    payment::ALL[2],
-    payment::ALL[3],
-    outbox::EFFECTIVELY_ONCE_EVENT,
-    outbox::PER_AGGREGATE_ORDER,
-];
+pub const ALL: [&str; 6] =
+    [payment::ALL[0], payment::ALL[1], payment::ALL[2], payment::ALL[3], outbox::EFFECTIVELY_ONCE_EVENT, outbox::PER_AGGREGATE_ORDER];
 
 /// Is `invariant` a liveness property (judged after the heal phase) rather than a safety one?
 pub fn is_liveness(invariant: &str) -> bool {

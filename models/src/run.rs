@@ -246,13 +246,21 @@ impl Scenario {
         o.broker.partitions = 1;
         // Pollers back off fast and stop soon after the heal: each poll is a handful of events
         // the search must interleave with everything else.
-        for (poll_us, idle_us) in [(&mut o.relay.poll_interval_us, &mut o.relay.idle_poll_us_max), (&mut o.consumer.poll_interval_us, &mut o.consumer.idle_poll_us_max)] {
+        for (poll_us, idle_us) in [
+            (&mut o.relay.poll_interval_us, &mut o.relay.idle_poll_us_max),
+            (&mut o.consumer.poll_interval_us, &mut o.consumer.idle_poll_us_max),
+        ] {
             *poll_us = (*poll_us).max(200_000);
             *idle_us = 10_000_000;
         }
         // Every call's timeout may fire before its answer (any delivery may be postponed), and each
         // retry is one more message to interleave: long timeouts keep the retries few.
-        for t in [&mut o.service.call_timeout_us, &mut o.relay.call_timeout_us, &mut o.consumer.call_timeout_us, &mut o.broker.producer_timeout_us] {
+        for t in [
+            &mut o.service.call_timeout_us,
+            &mut o.relay.call_timeout_us,
+            &mut o.consumer.call_timeout_us,
+            &mut o.broker.producer_timeout_us,
+        ] {
             *t = (*t).max(400_000);
         }
         s.settle_bound_us = s.settle_bound_us.min(1_000_000);

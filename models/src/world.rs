@@ -254,9 +254,10 @@ impl Actor for Node {
     }
 }
 
-
 /// A scenario of any path, ready to run: the one `Model` the command line, the tests and the
 /// benchmarks drive.
+// Built once per exploration and only borrowed after: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum World {
     Payment(crate::payment::PaymentModel),
     Outbox(crate::outbox::OutboxModel),

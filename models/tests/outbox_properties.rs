@@ -26,7 +26,10 @@ fn relay() -> impl Strategy<Value = RelayDesign> {
 }
 
 fn consumer() -> impl Strategy<Value = ConsumerDesign> {
-    let outage = prop_oneof![Just(None), (0..300_000u64, 1..1_500_000u64).prop_map(|(start_us, duration_us)| Some(Outage { start_us, duration_us }))];
+    let outage = prop_oneof![
+        Just(None),
+        (0..300_000u64, 1..1_500_000u64).prop_map(|(start_us, duration_us)| Some(Outage { start_us, duration_us }))
+    ];
     (2_000..30_000u64, 50_000..500_000u64, 10_000..80_000u64, outage).prop_map(|(poll_interval_us, idle, call_timeout_us, outage)| {
         ConsumerDesign {
             dedup: Dedup::Inbox,
@@ -55,12 +58,10 @@ fn faults() -> impl Strategy<Value = sim::FaultProfile> {
 }
 
 fn correct_outbox() -> impl Strategy<Value = Scenario> {
-    let orders = (1..=12u32, 1..=4u32, 1_000..40_000u64).prop_map(|(count, a, interval_us)| Orders { count, aggregates: a.min(count), interval_us });
-    let broker = (1..=4u32, any::<bool>(), 10_000..60_000u64).prop_map(|(partitions, idempotent_producer, producer_timeout_us)| BrokerDesign {
-        partitions,
-        idempotent_producer,
-        producer_timeout_us,
-        retention_us: 0,
+    let orders =
+        (1..=12u32, 1..=4u32, 1_000..40_000u64).prop_map(|(count, a, interval_us)| Orders { count, aggregates: a.min(count), interval_us });
+    let broker = (1..=4u32, any::<bool>(), 10_000..60_000u64).prop_map(|(partitions, idempotent_producer, producer_timeout_us)| {
+        BrokerDesign { partitions, idempotent_producer, producer_timeout_us, retention_us: 0 }
     });
     (orders, 10_000..80_000u64, relay(), broker, consumer(), faults(), any::<bool>()).prop_map(
         |(orders, service_timeout_us, mut relay, broker, consumer, faults, long_retention)| {

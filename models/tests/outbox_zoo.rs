@@ -94,7 +94,10 @@ fn every_outbox_bug_is_caught_by_its_invariant() {
         };
         let m = &first.violation.message;
         assert!(m.contains(about) && m.contains(kind), "{}: the message does not say what happened: {m}", s.name);
-        println!("{:40} caught in {:5} of {SEEDS} runs, first at seed {}: {:?}", s.name, r.by_invariant[expected], first.seed, r.by_invariant);
+        println!(
+            "{:40} caught in {:5} of {SEEDS} runs, first at seed {}: {:?}",
+            s.name, r.by_invariant[expected], first.seed, r.by_invariant
+        );
     }
 }
 

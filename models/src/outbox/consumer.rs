@@ -25,9 +25,16 @@ pub struct ConsumerSetup {
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum ConsumerTimer {
     /// Fetch partition `p` again (after an empty fetch).
-    Poll { p: u32, epoch: u32 },
+    Poll {
+        p: u32,
+        epoch: u32,
+    },
     /// The call `call` of partition `p` went unanswered: send it again.
-    Retry { p: u32, call: u32, epoch: u32 },
+    Retry {
+        p: u32,
+        call: u32,
+        epoch: u32,
+    },
     OutageStart,
     OutageEnd,
 }
@@ -42,7 +49,10 @@ enum Step {
     Dedup(Event),
     Apply(Event),
     /// Committing `offset`; then (offset before effect) applying `then`.
-    Commit { offset: u32, then: Option<Event> },
+    Commit {
+        offset: u32,
+        then: Option<Event>,
+    },
     /// Waiting for a poll timer.
     Rest,
     Stopped,

@@ -26,7 +26,9 @@ pub struct RelaySetup {
 pub enum RelayTimer {
     Poll,
     /// A database call went unanswered for `call_timeout_us`.
-    CallTimeout { call: u64 },
+    CallTimeout {
+        call: u64,
+    },
     /// Resend the unacknowledged messages.
     Resend,
 }
@@ -38,7 +40,9 @@ enum Phase {
     Polling,
     Publishing,
     /// Waiting for `left` marks (then the commit, with claims).
-    Marking { left: u32 },
+    Marking {
+        left: u32,
+    },
     Committing,
 }
 

@@ -25,9 +25,13 @@ pub struct ServiceSetup {
 pub enum ServiceTimer {
     /// Time to place the next order.
     Place,
-    CallTimeout { call: u64 },
+    CallTimeout {
+        call: u64,
+    },
     /// Resend the unacknowledged publish.
-    Resend { call: u64 },
+    Resend {
+        call: u64,
+    },
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod server;
 
 use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
 use crate::scenario::{Role, Scenario};
+pub use crate::world::{Msg, Node, Record, Timer};
 use client::Client;
 use invariants::payment::{self, PaymentRun};
 use invariants::{ChargeRow, Key, KeyEnd, KeyRecord, OpId};
@@ -21,7 +22,6 @@ use postgres::{KeyRow, Postgres, RecoveryPoint};
 use provider::Provider;
 use redis::Redis;
 use server::Server;
-pub use crate::world::{Msg, Node, Record, Timer};
 use sim::{Ctx, HistoryView, Model, NodeId, NodeSpec, RunView, SimConfig, Verdict};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;

@@ -311,7 +311,8 @@ impl Postgres {
 
     /// Become `Postgres::new(cfg)`, keeping the buffers.
     pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
-        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed, tables } = self;
+        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed, tables } =
+            self;
         (*c, *p, *next_rid, *next_charge, *boots, *flush_armed) = (cfg, peers, 0, 1, 0, false);
         keys.clear();
         charges.clear();

@@ -302,4 +302,3 @@ pub fn bench_five_charges() -> Scenario {
     s.targets = Targets { crash: vec![Role::Store], pause: vec![], lossy: vec![Role::Client, Role::Server] };
     s
 }
-
