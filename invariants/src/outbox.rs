@@ -30,6 +30,10 @@ pub struct OutboxRun<'a> {
     /// The design promises per-aggregate order (events keyed by aggregate id into one partition,
     /// one ordered stream per partition). Off for a design that does not promise it.
     pub ordered: bool,
+    /// `committed` holds the operations charged, not orders committed: the checkout chain,
+    /// where each paid operation's order must be fulfilled exactly once, and nothing may be
+    /// fulfilled without a durable charge.
+    pub charged: bool,
 }
 
 /// What went wrong in one run, counted (for `compare`).
@@ -121,6 +125,14 @@ pub fn effectively_once_event(run: &OutboxRun<'_>) -> Option<Violation> {
         let n = run.effects.iter().filter(|e| e.order == c.order).count();
         let what = match n {
             1 => continue,
+            0 if run.charged => format!(
+                "lost fulfilment: operation {} was charged, but its order's event (message id {}) was never applied by the end of \
+                 the run at {}, {} after the heal{cut}",
+                c.order,
+                c.order,
+                ms(run.end_us),
+                ms(run.end_us.saturating_sub(run.heal_at_us))
+            ),
             0 => format!(
                 "lost event: order {} (message id {}, aggregate {}) committed, but its event was never applied by the end of the run \
                  at {}, {} after the heal{cut}",
@@ -136,8 +148,9 @@ pub fn effectively_once_event(run: &OutboxRun<'_>) -> Option<Violation> {
         return Some(Violation::new(EFFECTIVELY_ONCE_EVENT, message, order_events(h, c.order)));
     }
     let phantom = run.effects.iter().find(|e| !run.committed.iter().any(|c| c.order == e.order))?;
+    let never = if run.charged { "its operation has no durable charge" } else { "the order never committed" };
     let message = format!(
-        "phantom event: order {} (message id {}, aggregate {}) was applied, but the order never committed. Its event: {}. ",
+        "phantom event: order {} (message id {}, aggregate {}) was applied, but {never}. Its event: {}. ",
         phantom.order,
         phantom.order,
         phantom.aggregate,
@@ -193,7 +206,7 @@ mod tests {
     }
 
     fn run<'a>(committed: &'a [Event], effects: &'a [Event]) -> OutboxRun<'a> {
-        OutboxRun { history: &[], committed, effects, end: RunEnd::Quiescent, end_us: 0, heal_at_us: 0, ordered: true }
+        OutboxRun { history: &[], committed, effects, end: RunEnd::Quiescent, end_us: 0, heal_at_us: 0, ordered: true, charged: false }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! # models — the designs idemsim holds to their invariants
 //!
-//! Actors for every design variant ([`payment`]), the knobs that select them ([`knobs`]), the
+//! Actors for every design variant of each path ([`payment`], [`outbox`], and the whole
+//! [`chain`]), the knobs that select them ([`knobs`]), the
 //! scenario format ([`scenario`]) and the preset catalogue ([`presets`]). [`run`] is the surface
 //! the command line uses: explore, replay and judge any scenario.
 
+pub mod chain;
 pub mod knobs;
 pub mod outbox;
 pub mod payment;

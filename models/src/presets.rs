@@ -1,6 +1,6 @@
 //! The preset catalogue of every path: the correct designs and the bug zoo, each with the
 //! verdict it is expected to get. Each path keeps its presets beside its models
-//! (`payment::presets`, `outbox::presets`). Names are fixed: scripts and the seed corpus depend
+//! (`payment::presets`, `outbox::presets`, `chain::presets`). Names are fixed: scripts and the seed corpus depend
 //! on them.
 
 use crate::scenario::Scenario;
@@ -10,10 +10,11 @@ const MS: u64 = 1_000;
 
 pub use crate::payment::presets::{bench_five_charges, setnx_always};
 
-/// Every preset: the payment path's, then the outbox path's.
+/// Every preset: the payment path's, then the outbox path's, then the whole chain.
 pub fn all() -> Vec<Scenario> {
     let mut v = crate::payment::presets::all();
     v.extend(crate::outbox::presets::all());
+    v.extend(crate::chain::presets::all());
     v
 }
 

@@ -1,5 +1,6 @@
 //! A scenario: a design, a workload and a fault profile, as a preset or a TOML file.
 
+use crate::chain::design::ChainDesign;
 use crate::knobs::PaymentDesign;
 use crate::outbox::design::OutboxDesign;
 use serde::{Deserialize, Serialize};
@@ -144,6 +145,8 @@ impl fmt::Display for Expect {
 pub enum Path {
     Payment,
     Outbox,
+    /// The checkout chain: the payment path whose paid orders go on through the outbox tail.
+    Chain,
 }
 
 /// A complete, self-contained scenario.
@@ -180,6 +183,10 @@ pub struct Scenario {
     /// The outbox path's design.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbox: Option<OutboxDesign>,
+    /// The checkout chain: with `[workload]` and `[payment]`, what carries each paid order on to
+    /// fulfilment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainDesign>,
     #[serde(default)]
     pub faults: FaultProfile,
     #[serde(default)]
@@ -202,6 +209,8 @@ impl Scenario {
     pub fn path(&self) -> Path {
         if self.outbox.is_some() {
             Path::Outbox
+        } else if self.chain.is_some() {
+            Path::Chain
         } else {
             Path::Payment
         }
@@ -226,12 +235,24 @@ impl Scenario {
     pub fn outbox_mut(&mut self) -> &mut OutboxDesign {
         self.outbox.as_mut().expect("an outbox scenario has an [outbox] table")
     }
+    pub fn chain(&self) -> &ChainDesign {
+        self.chain.as_ref().expect("a chain scenario has a [chain] table")
+    }
+    pub fn chain_mut(&mut self) -> &mut ChainDesign {
+        self.chain.as_mut().expect("a chain scenario has a [chain] table")
+    }
 
     /// Refuse impossible settings, naming the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
+        if self.chain.is_some() && (self.outbox.is_some() || self.payment.is_none()) {
+            return Err("[chain] extends the payment path: a chain scenario has [workload], [payment] and [chain], and no [outbox]".into());
+        }
         match (&self.payment, &self.outbox) {
             (Some(_), Some(_)) => {
-                return Err("a scenario has exactly one path table: [payment] or [outbox], not both".into());
+                return Err(
+                    "a scenario has exactly one path table: [payment] or [outbox], not both (the whole chain is [payment] with [chain])"
+                        .into(),
+                );
             }
             (None, None) => return Err("missing the path table: add [payment] (with [workload]) or [outbox]".into()),
             (None, Some(o)) => {
@@ -260,6 +281,9 @@ impl Scenario {
         }
         // The knobs name their section `design.`; in a scenario file it is the `payment` table.
         self.payment().validate().map_err(|e| e.replace("design.", "payment."))?;
+        if let Some(c) = &self.chain {
+            c.validate()?;
+        }
         self.validate_common()
     }
 

@@ -26,7 +26,7 @@ fn steps(cur: u32, min: u32) -> Vec<u32> {
 impl Scenario {
     pub fn work_size(&self) -> WorkSize {
         match self.path() {
-            Path::Payment => {
+            Path::Payment | Path::Chain => {
                 let w = self.workload();
                 WorkSize { clients: w.clients, operations: w.clients * w.operations_per_client, duplicates: w.duplicates }
             }
@@ -47,7 +47,7 @@ impl Scenario {
             out.push(s);
         };
         match self.path() {
-            Path::Payment => {
+            Path::Payment | Path::Chain => {
                 let w = self.workload().clone();
                 for c in steps(w.clients, 1) {
                     with(&|s| s.workload_mut().clients = c);
@@ -88,7 +88,7 @@ impl Scenario {
             }
         };
         match self.path() {
-            Path::Payment => {
+            Path::Payment | Path::Chain => {
                 let w = self.workload().clone();
                 with(w.clients > 1, &|s| s.workload_mut().clients -= 1);
                 with(w.operations_per_client > 1, &|s| s.workload_mut().operations_per_client -= 1);
@@ -110,14 +110,14 @@ impl Scenario {
     /// What `WorkSize`'s three numbers count on this path, for tables.
     pub fn work_labels(&self) -> [&'static str; 3] {
         match self.path() {
-            Path::Payment => ["clients", "operations", "duplicates"],
+            Path::Payment | Path::Chain => ["clients", "operations", "duplicates"],
             Path::Outbox => ["aggregates", "orders", "duplicates"],
         }
     }
 
     /// Attempts per operation of the client, where the path has one (payment).
     pub fn max_attempts(&self) -> Option<u32> {
-        (self.path() == Path::Payment).then(|| self.payment().client.max_attempts)
+        (self.path() != Path::Outbox).then(|| self.payment().client.max_attempts)
     }
 
     /// The work of this scenario in words, for headers ("1 operation, 2 concurrent same-key
@@ -125,14 +125,21 @@ impl Scenario {
     pub fn work_summary(&self) -> String {
         let n = |k: u32, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
         match self.path() {
-            Path::Payment => {
+            Path::Payment | Path::Chain => {
                 let w = self.workload();
+                let relays = match &self.chain {
+                    Some(c) if c.write == crate::outbox::design::OrderWrite::Outbox => {
+                        format!(", then {}", n(c.relay.instances, "relay", "relays"))
+                    }
+                    Some(_) => ", then a dual write".into(),
+                    None => String::new(),
+                };
                 format!(
                     "{}, {}, at most {}",
                     n(w.clients * w.operations_per_client, "operation", "operations"),
                     n(w.duplicates + 1, "request", "concurrent same-key requests"),
                     n(self.payment().client.max_attempts, "attempt", "attempts")
-                )
+                ) + &relays
             }
             Path::Outbox => {
                 let o = self.outbox();

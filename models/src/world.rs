@@ -207,6 +207,7 @@ impl Actor for Node {
             (Node::Server(s), Msg::RedisReply { req, reply }) => s.on_reply(ctx, req, Reply::Redis(reply)),
             (Node::Server(s), Msg::ProviderReply { req, reply }) => s.on_reply(ctx, req, Reply::Provider(reply)),
             (Node::Server(s), Msg::StoreRestarted) => s.on_store_restarted(ctx),
+            (Node::Server(s), Msg::ProduceAck { pid, partition, seq, ok }) => s.on_ack(ctx, pid, partition, seq, ok),
             (Node::Client(c), Msg::Response { req, status }) => c.on_response(ctx, req, status),
             (Node::Postgres(p), Msg::Sql { tx, begin, sql, lock_timeout_us }) => p.on_sql(ctx, tx, begin, sql, lock_timeout_us),
             (Node::Postgres(p), Msg::ServerRestarted { boot }) => p.on_server_restarted(ctx, from, boot),
@@ -261,6 +262,8 @@ impl Actor for Node {
 pub enum World {
     Payment(crate::payment::PaymentModel),
     Outbox(crate::outbox::OutboxModel),
+    /// The checkout chain: the payment world whose servers hand paid orders to the outbox tail.
+    Chain(crate::chain::ChainModel),
 }
 
 impl World {
@@ -270,6 +273,7 @@ impl World {
         match self {
             World::Payment(_) => crate::payment::PaymentModel::HISTORY_VIEW,
             World::Outbox(_) => crate::outbox::OutboxModel::HISTORY_VIEW,
+            World::Chain(_) => crate::chain::ChainModel::HISTORY_VIEW,
         }
     }
 
@@ -277,7 +281,10 @@ impl World {
     pub fn tally(&self, sim: &sim::Sim<Node>) -> Tally {
         let mut t = Tally::default();
         match self {
-            World::Payment(_) => {
+            World::Payment(_) | World::Chain(_) => {
+                if let World::Chain(m) = self {
+                    t.events = Some(m.tally(|n| sim.durable(n)));
+                }
                 for e in sim.history() {
                     match e.obs {
                         Obs::OpStarted { .. } => t.operations += 1,
@@ -304,11 +311,12 @@ impl World {
 /// One run's work and damage, counted.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
-    /// Payment: operations started. Outbox: orders committed.
+    /// Payment and chain: operations started. Outbox: orders committed.
     pub operations: u64,
     /// Payment: requests sent (retries and copies included). Outbox: deliveries to the consumer.
     pub attempts: u64,
-    /// Outbox: lost, duplicate, phantom and out-of-order effects; `None` on paths without events.
+    /// Outbox: lost, duplicate, phantom and out-of-order effects (chain: fulfilments of charged
+    /// operations); `None` on paths without events.
     pub events: Option<invariants::outbox::Tally>,
 }
 
@@ -319,24 +327,28 @@ impl sim::Model for World {
         match self {
             World::Payment(m) => m.config(),
             World::Outbox(m) => m.config(),
+            World::Chain(m) => m.config(),
         }
     }
     fn build(&self, nodes: &mut Vec<Node>) {
         match self {
             World::Payment(m) => m.build(nodes),
             World::Outbox(m) => m.build(nodes),
+            World::Chain(m) => m.build(nodes),
         }
     }
     fn rebuild(&self, nodes: &mut Vec<Node>) {
         match self {
             World::Payment(m) => m.rebuild(nodes),
             World::Outbox(m) => m.rebuild(nodes),
+            World::Chain(m) => m.rebuild(nodes),
         }
     }
     fn check(&self, run: &sim::RunView<'_, Node>) -> sim::Verdict {
         match self {
             World::Payment(m) => m.check(run),
             World::Outbox(m) => m.check(run),
+            World::Chain(m) => m.check(run),
         }
     }
 }

@@ -47,7 +47,14 @@ impl Layout {
     fn new(relays: u32) -> Layout {
         Layout { order_db: 0, broker: 1, projection_db: 2, dedup_db: 3, consumer: 4, service: 5, first_relay: 6, relays }
     }
-    fn end(&self) -> NodeId {
+    /// The checkout chain's tail from node `base` on (`chain/`): its orders database is
+    /// `order_db` (the key store, or `base`), and it has no order service (`service` is out of
+    /// range).
+    pub fn chain(base: NodeId, order_db: NodeId, relays: u32) -> Layout {
+        let (broker, projection_db, dedup_db, consumer) = (base + 1, base + 2, base + 3, base + 4);
+        Layout { order_db, broker, projection_db, dedup_db, consumer, service: NodeId::MAX, first_relay: base + 5, relays }
+    }
+    pub fn end(&self) -> NodeId {
         self.first_relay + self.relays as usize
     }
 }
@@ -108,8 +115,8 @@ impl OutboxModel {
             layout,
             order_db: Shared(postgres(d.store.synchronous_commit)),
             consumer_db: Shared(postgres(true)),
-            order_peers: Shared(Peers { instances: 0, notify: (layout.service, layout.end()) }),
-            consumer_peers: Shared(Peers { instances: 0, notify: (layout.consumer, layout.consumer + 1) }),
+            order_peers: Shared(Peers { instances: 0, notify: (layout.service, layout.end()), also: (0, 0) }),
+            consumer_peers: Shared(Peers::consumer(layout)),
             broker: Shared(b),
             service: Shared(ServiceSetup {
                 design: d.service,
@@ -188,23 +195,40 @@ impl Model for OutboxModel {
     }
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
-        thread_local!(static BUF: std::cell::RefCell<(Vec<Event>, Vec<Event>)> =
-            const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
-        BUF.with_borrow_mut(|(committed, effects)| {
-            committed.clear();
-            effects.clear();
-            Tables::orders_at(run.durable(self.layout.order_db), committed);
-            Tables::effects_at(run.durable(self.layout.projection_db), effects);
-            let verdict = outbox::check(&OutboxRun {
-                history: run.history,
-                committed,
-                effects,
-                end: run.end,
-                end_us: run.stats.sim_time_us,
-                heal_at_us: self.heal_at_us,
-                ordered: true,
-            });
-            crate::payment::with_faults(verdict, run, &self.config.nodes)
-        })
+        let committed = |out: &mut Vec<Event>| Tables::orders_at(run.durable(self.layout.order_db), out);
+        let verdict = judge_events(run, committed, self.layout.projection_db, self.heal_at_us, false);
+        crate::payment::with_faults(verdict, run, &self.config.nodes)
     }
+}
+
+/// The event checkers on a finished run: `committed` fills what must be applied exactly once
+/// (in commit order); the effects are those in node `projection`'s durable log. `charged`: what
+/// must be applied is the charged operations (the checkout chain), and per-aggregate order is
+/// not promised there.
+pub fn judge_events(
+    run: &RunView<'_, Node>,
+    committed: impl FnOnce(&mut Vec<Event>),
+    projection: NodeId,
+    heal_at_us: u64,
+    charged: bool,
+) -> Verdict {
+    // Per-thread buffers: judging a run allocates nothing here once warm.
+    thread_local!(static BUF: std::cell::RefCell<(Vec<Event>, Vec<Event>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
+    BUF.with_borrow_mut(|(must, effects)| {
+        must.clear();
+        effects.clear();
+        committed(must);
+        Tables::effects_at(run.durable(projection), effects);
+        outbox::check(&OutboxRun {
+            history: run.history,
+            committed: must,
+            effects,
+            end: run.end,
+            end_us: run.stats.sim_time_us,
+            heal_at_us,
+            ordered: !charged,
+            charged,
+        })
+    })
 }

@@ -49,6 +49,7 @@ fn scenario(name: &str, description: &str, expect: Expect, outbox: OutboxDesign)
         workload: None,
         payment: None,
         outbox: Some(outbox),
+        chain: None,
         faults: full_faults(),
         targets: Targets::default(),
     }

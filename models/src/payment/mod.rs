@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod completer;
+mod handoff;
 pub mod postgres;
 pub mod presets;
 pub mod provider;
@@ -42,21 +43,27 @@ pub fn owner(call: u64) -> NodeId {
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Peers {
     pub instances: u32,
-    /// Nodes `notify.0..notify.1` hold connections to this store.
+    /// Nodes `notify.0..notify.1` hold connections to this store,
     pub notify: (NodeId, NodeId),
+    /// and so do nodes `also.0..also.1` (the checkout chain's relays).
+    pub also: (NodeId, NodeId),
 }
 
 impl Peers {
     /// The payment path's key store: its clients are the completer and the server instances.
     pub fn payment(instances: u32) -> Peers {
-        Peers { instances, notify: (COMPLETER, FIRST_SERVER + instances as usize) }
+        Peers { instances, notify: (COMPLETER, FIRST_SERVER + instances as usize), also: (0, 0) }
+    }
+    /// A consumer's database: the consumer holds the only connection.
+    pub fn consumer(layout: crate::outbox::Layout) -> Peers {
+        Peers { instances: 0, notify: (layout.consumer, layout.consumer + 1), also: (0, 0) }
     }
     pub fn first_client(&self) -> NodeId {
         FIRST_SERVER + self.instances as usize
     }
     /// The store came back: every connection to it broke.
     pub fn tell_restart(&self, ctx: &mut Ctx<'_, Node>) {
-        for node in self.notify.0..self.notify.1 {
+        for node in (self.notify.0..self.notify.1).chain(self.also.0..self.also.1) {
             ctx.send(node, Msg::StoreRestarted);
         }
     }
@@ -104,6 +111,8 @@ pub struct PaymentModel {
     heal_at_us: u64,
     settle_bound_us: u64,
     liveness: bool,
+    /// The checkout chain's hand-off, when this payment world is the chain's front half.
+    chain: Option<Shared<crate::chain::ChainLink>>,
 }
 
 impl PaymentModel {
@@ -180,29 +189,51 @@ impl PaymentModel {
             heal_at_us: s.faults.fault_phase_us,
             settle_bound_us: s.settle_bound_us,
             liveness: s.liveness,
+            chain: None,
             design: d,
             config,
             clients: w.clients,
         }
     }
 
-    fn first_client(&self) -> NodeId {
+    pub fn first_client(&self) -> NodeId {
         self.peers.first_client()
     }
 
-    fn postgres(&self) -> bool {
+    /// The nodes of this world: the key store, provider, completer, servers and clients.
+    pub fn end(&self) -> NodeId {
+        self.first_client() + self.clients as usize
+    }
+
+    /// This world as the checkout chain's front half: its servers hand each paid order on over
+    /// `link`, and nodes `also` (the relays) hold connections to the key store too.
+    pub fn chained(mut self, link: crate::chain::ChainLink, also: (NodeId, NodeId)) -> Self {
+        self.chain = Some(Shared(link));
+        self.peers.0.also = also;
+        self
+    }
+
+    pub fn postgres(&self) -> bool {
         matches!(*self.store, KeyStore::Postgres { .. })
     }
 
     fn server(&self, node: NodeId) -> Server {
         let role = if node == COMPLETER { server::Role::Completer { sweep_until_us: self.sweep_until_us } } else { server::Role::Instance };
-        Server::new(self.server_design, self.postgres(), node, role)
+        Server::new(self.server_design, self.postgres(), node, role, self.chain)
     }
 
     /// The charges an auditor finds: durable ledger rows, or the provider's records.
     fn charges(&self, run: &RunView<'_, Node>, out: &mut Vec<ChargeRow>) {
-        let node = if self.design.server.charge == ChargeTarget::LocalLedger { STORE } else { PROVIDER };
-        out.extend(run.durable(node).iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None }));
+        out.extend(charges_in(run.durable(self.charge_node())));
+    }
+
+    /// The node whose durable log holds the charges: the ledger's store, or the provider.
+    pub fn charge_node(&self) -> NodeId {
+        if self.design.server.charge == ChargeTarget::LocalLedger {
+            STORE
+        } else {
+            PROVIDER
+        }
     }
 
     /// The keys an auditor finds in the key store after the run.
@@ -264,16 +295,30 @@ impl Model for PaymentModel {
 
     /// Reuses the previous run's actors (and their buffers) when they have the expected roles.
     fn rebuild(&self, nodes: &mut Vec<Node>) {
+        if nodes.len() != self.end() || !self.reset(nodes) {
+            nodes.clear();
+            self.build(nodes);
+        }
+    }
+
+    fn check(&self, run: &RunView<'_, Node>) -> Verdict {
+        with_faults(self.verdict(run), run, &self.config.nodes)
+    }
+}
+
+impl PaymentModel {
+    /// Reset `nodes` (this world's, first in the slice) to a fresh build's, keeping their
+    /// buffers; false (nothing changed) when they do not have this world's roles.
+    pub fn reset(&self, nodes: &mut [Node]) -> bool {
         let postgres = self.postgres();
         let first_client = self.first_client();
-        let shaped = nodes.len() == first_client + self.clients as usize
-            && matches!((&nodes[STORE], postgres), (Node::Postgres(_), true) | (Node::Redis(_), false))
+        let nodes = &mut nodes[..self.end()];
+        let shaped = matches!((&nodes[STORE], postgres), (Node::Postgres(_), true) | (Node::Redis(_), false))
             && matches!(nodes[PROVIDER], Node::Provider(_))
             && nodes[COMPLETER..first_client].iter().all(|n| matches!(n, Node::Server(_)))
             && nodes[first_client..].iter().all(|n| matches!(n, Node::Client(_)));
         if !shaped {
-            nodes.clear();
-            return self.build(nodes);
+            return false;
         }
         for (i, node) in nodes.iter_mut().enumerate() {
             match node {
@@ -285,9 +330,11 @@ impl Model for PaymentModel {
                 other => unreachable!("{other:?} on the payment path"),
             }
         }
+        true
     }
 
-    fn check(&self, run: &RunView<'_, Node>) -> Verdict {
+    /// The payment checkers' verdict, its messages without the fault summary.
+    pub fn verdict(&self, run: &RunView<'_, Node>) -> Verdict {
         // Per-thread buffers: judging a run allocates nothing here once warm.
         thread_local!(static BUF: std::cell::RefCell<(Vec<ChargeRow>, Vec<KeyRecord>)> =
             const { std::cell::RefCell::new((Vec::new(), Vec::new())) });
@@ -303,7 +350,7 @@ impl Model for PaymentModel {
 
 impl PaymentModel {
     fn judge(&self, run: &RunView<'_, Node>, charges: &[ChargeRow], keys: &[KeyRecord]) -> Verdict {
-        let verdict = payment::check(&PaymentRun {
+        payment::check(&PaymentRun {
             history: run.history,
             charges,
             keys,
@@ -312,9 +359,13 @@ impl PaymentModel {
             heal_at_us: self.heal_at_us,
             settle_bound_us: self.settle_bound_us,
             liveness: self.liveness,
-        });
-        with_faults(verdict, run, &self.config.nodes)
+        })
     }
+}
+
+/// The charges recorded in a durable log (a ledger's or the provider's).
+pub fn charges_in(log: &[Record]) -> impl Iterator<Item = ChargeRow> + '_ {
+    log.iter().filter_map(|r| if let Record::Charge(c) = r { Some(*c) } else { None })
 }
 
 /// A verdict whose messages end with the faults of the run (named with `nodes`' names).

@@ -97,9 +97,10 @@ fn scenario(name: &str, description: &str, expect: Expect, payment: PaymentDesig
         settle_bound_us: 10_000 * MS,
         liveness: true,
         swarm: false,
-        workload: Some(Workload { clients: 2, operations_per_client: 4, duplicates: 1, amount: 100, repay_probability: 0.5 }),
+        workload: Some(workload()),
         payment: Some(payment),
         outbox: None,
+        chain: None,
         faults: full_faults(),
         targets: Targets::default(),
     }
@@ -128,9 +129,20 @@ pub fn setnx_always() -> PaymentDesign {
     design(client(), server, store)
 }
 
+/// `payment/durable-on-conflict`'s design (the checkout chain's front half).
+pub fn durable_on_conflict() -> PaymentDesign {
+    design(client(), durable_server(), postgres(true, true))
+}
+
+/// The workload of every payment preset: two users paying four times each, every first
+/// request fired twice (a double click).
+pub fn workload() -> Workload {
+    Workload { clients: 2, operations_per_client: 4, duplicates: 1, amount: 100, repay_probability: 0.5 }
+}
+
 /// The payment presets, correct designs first, then the bug zoo in DESIGN.md's order.
 pub fn all() -> Vec<Scenario> {
-    let durable = || design(client(), durable_server(), postgres(true, true));
+    let durable = durable_on_conflict;
     let mut v = vec![
         scenario(
             "payment/durable-on-conflict",

@@ -9,6 +9,7 @@ use super::postgres::{KeyRow, Lease, RecoveryPoint, Sql, SqlReply};
 use super::provider::{ChargeCall, ProviderReply};
 use super::redis::{RedisCmd, RedisReply, Value};
 use super::{Msg, Node, Record, Request, Shared, Timer, PROVIDER, STORE};
+use crate::chain::ChainLink;
 use crate::knobs::{ChargeTarget, Fingerprint, InFlight, KeyClaim, LeaseClock, OnError, Recovery, Replay, ResultStorage, ServerDesign};
 use invariants::{ChargeId, Obs, Status};
 use sim::{ChoiceKind, Ctx, NodeId, TimerId};
@@ -43,6 +44,15 @@ pub(super) enum Step {
     Poll,
     /// The error path's statement (release the key or store the failure), then a 500.
     ErrorPath,
+    /// Checkout chain (`handoff.rs`): the order row (and its outbox row) inserted.
+    Order,
+    /// The order's own transaction committing (a Redis key store: the orders database).
+    OrderCommit,
+    /// A dual write's publish of the order's event, waiting for the broker's ack.
+    Publish {
+        partition: u32,
+        seq: u32,
+    },
 }
 
 /// What the key store said of the key, in one shape for both stores.
@@ -89,13 +99,17 @@ pub(super) struct Job {
     pub(super) req: Request,
     /// The outstanding call: a transaction id (Postgres) or a request id (Redis, provider).
     call: u64,
-    /// A transaction is open on `call`.
+    /// A transaction is open on `call`, on node `db`.
     in_tx: bool,
+    db: NodeId,
+    /// Checkout chain, Redis key store: the order is committed (and published), the result not
+    /// yet stored.
+    pub(super) ordered: bool,
     pub(super) step: Step,
     charge: Option<ChargeId>,
     /// Bumped at every call: a timeout names the call it guards.
-    wait: u32,
-    timer: Option<TimerId>,
+    pub(super) wait: u32,
+    pub(super) timer: Option<TimerId>,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -111,6 +125,11 @@ pub enum ServerTimer {
     },
     /// The completer's next sweep.
     Sweep,
+    /// Checkout chain: resend the job in `slot`'s unacknowledged publish (its `wait`-th).
+    Resend {
+        slot: usize,
+        wait: u32,
+    },
 }
 
 /// What a server node is.
@@ -125,13 +144,13 @@ pub enum Role {
 #[derive(Clone, Debug, Hash)]
 pub struct Server {
     pub(super) design: Shared<ServerDesign>,
-    postgres: bool,
-    node: NodeId,
+    pub(super) postgres: bool,
+    pub(super) node: NodeId,
     pub(super) role: Role,
     /// How far this instance's clock runs ahead of true time (drawn at its first start; a clock
     /// survives a process crash).
     clock_offset_us: u64,
-    boots: u32,
+    pub(super) boots: u32,
     next_call: u32,
     pub(super) jobs: Vec<Option<Job>>,
     queue: Vec<(NodeId, Request)>,
@@ -140,6 +159,11 @@ pub struct Server {
     last_charge: Option<(ChargeId, u32)>,
     /// The completer's outstanding sweep query.
     pub(super) sweep_call: Option<u64>,
+    /// Checkout chain: where the paid order goes (`None` on the payment path).
+    pub(super) chain: Option<Shared<ChainLink>>,
+    /// Checkout chain, dual write: the next sequence number per partition of this incarnation's
+    /// producer session.
+    pub(super) seq: Vec<u32>,
 }
 
 /// What came back from the store or the provider, routed to the job that waits for it.
@@ -150,8 +174,9 @@ pub enum Reply {
 }
 
 impl Server {
-    pub fn new(design: Shared<ServerDesign>, postgres: bool, node: NodeId, role: Role) -> Self {
+    pub fn new(design: Shared<ServerDesign>, postgres: bool, node: NodeId, role: Role, chain: Option<Shared<ChainLink>>) -> Self {
         let jobs = vec![None; design.workers as usize];
+        let seq = vec![1; chain.map_or(0, |c| c.partitions as usize)];
         let (boots, next_call, clock_offset_us) = (0, 0, 0);
         Server {
             design,
@@ -165,13 +190,19 @@ impl Server {
             queue: Vec::new(),
             last_charge: None,
             sweep_call: None,
+            chain,
+            seq,
         }
     }
 
     /// Become `like` (a fresh `Server::new`), keeping the buffers.
     pub fn reset_as(&mut self, like: &Server) {
-        let Server { design, postgres, node, role, clock_offset_us, boots, next_call, jobs, queue, last_charge, sweep_call } = self;
+        let Server { design, postgres, node, role, clock_offset_us, boots, next_call, jobs, queue, last_charge, sweep_call, chain, seq } =
+            self;
         (*design, *postgres, *node, *role, *clock_offset_us) = (like.design, like.postgres, like.node, like.role, like.clock_offset_us);
+        *chain = like.chain;
+        seq.clear();
+        seq.extend_from_slice(&like.seq);
         (*boots, *next_call, *last_charge, *sweep_call) = (0, 0, None, None);
         jobs.clear();
         jobs.resize(like.jobs.len(), None);
@@ -193,12 +224,16 @@ impl Server {
         if self.boots > 1 && self.postgres {
             ctx.send(STORE, Msg::ServerRestarted { boot: self.boots });
         }
+        if self.boots > 1 {
+            self.tell_orders_db_restarted(ctx);
+        }
         self.start_sweeping(ctx);
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
-        let like = Server { clock_offset_us: self.clock_offset_us, ..Server::new(self.design, self.postgres, self.node, self.role) };
+        let fresh = Server::new(self.design, self.postgres, self.node, self.role, self.chain);
+        let like = Server { clock_offset_us: self.clock_offset_us, ..fresh };
         self.reset_as(&like);
         self.boots = boots;
     }
@@ -211,13 +246,14 @@ impl Server {
         }
     }
 
-    fn new_call(&mut self) -> u64 {
+    pub(super) fn new_call(&mut self) -> u64 {
         self.next_call += 1;
         (self.node as u64) << 48 | ((self.boots & 0xffff) as u64) << 32 | self.next_call as u64
     }
 
     pub(super) fn start(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, client: Option<NodeId>, req: Request) {
-        let job = Job { client, req, call: 0, in_tx: false, step: Step::Claim, charge: None, wait: 0, timer: None };
+        let job =
+            Job { client, req, call: 0, in_tx: false, db: STORE, ordered: false, step: Step::Claim, charge: None, wait: 0, timer: None };
         self.jobs[slot] = Some(job);
         self.claim(ctx, slot);
     }
@@ -289,10 +325,11 @@ impl Server {
             (Step::Charge, Reply::Sql(SqlReply::Updated(false))) => self.reject(ctx, slot, Status::Conflict),
             (Step::ChargeCommit | Step::RecordCommit, Reply::Sql(SqlReply::Committed)) => self.complete(ctx, slot),
             (Step::Record, Reply::Sql(SqlReply::Updated(true))) => self.commit(ctx, slot, Step::RecordCommit),
-            (Step::Complete, Reply::Sql(SqlReply::Updated(true) | SqlReply::Inserted)) => self.commit(ctx, slot, Step::CompleteCommit),
-            (Step::Complete, Reply::Redis(RedisReply::Ok)) | (Step::CompleteCommit, Reply::Sql(SqlReply::Committed)) => {
-                self.succeed(ctx, slot)
-            }
+            (Step::Complete, Reply::Sql(SqlReply::Updated(true) | SqlReply::Inserted)) => self.commit_result(ctx, slot),
+            (Step::Complete, Reply::Redis(RedisReply::Ok)) => self.succeed(ctx, slot),
+            (Step::CompleteCommit, Reply::Sql(SqlReply::Committed)) => self.result_committed(ctx, slot),
+            (Step::Order, Reply::Sql(SqlReply::Inserted)) => self.order_inserted(ctx, slot),
+            (Step::OrderCommit, Reply::Sql(SqlReply::Committed)) => self.order_committed(ctx, slot),
             (step, _) => {
                 debug_assert!(false, "unexpected reply in step {step:?}");
                 self.error(ctx, slot)
@@ -422,7 +459,7 @@ impl Server {
         self.job(slot).charge = Some(charge);
         self.last_charge = Some((charge, amount));
         match (d.charge, d.recovery, d.result_storage) {
-            (_, _, ResultStorage::SameTransaction) => self.commit(ctx, slot, Step::CompleteCommit),
+            (_, _, ResultStorage::SameTransaction) => self.commit_result(ctx, slot),
             (ChargeTarget::LocalLedger, _, _) => self.commit(ctx, slot, Step::ChargeCommit),
             (_, Recovery::RecoveryPoints, _) => {
                 self.job(slot).step = Step::Record;
@@ -434,10 +471,14 @@ impl Server {
     }
 
     /// Phase 3: store the result.
-    fn complete(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+    pub(super) fn complete(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let d = self.design;
         let j = self.job(slot);
         let (r, charge) = (j.req, j.charge.expect("charged before completing"));
+        if self.order_first(ctx, slot) {
+            return; // Checkout chain on Redis: the order commits first, then `complete` again.
+        }
+        let j = self.job(slot);
         j.step = Step::Complete;
         match (d.key_claim, d.result_storage) {
             (KeyClaim::SetNx, _) => {
@@ -449,7 +490,7 @@ impl Server {
     }
 
     /// Phase 4: respond with the result just stored.
-    fn succeed(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+    pub(super) fn succeed(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let j = self.job(slot);
         let charge = j.charge.expect("charged");
         let (key, amount) = (j.req.key, j.req.amount);
@@ -475,6 +516,7 @@ impl Server {
                 self.error(ctx, slot);
             }
             ServerTimer::Sweep => self.sweep(ctx),
+            ServerTimer::Resend { slot, wait } => self.resend(ctx, slot, wait),
         }
     }
 
@@ -482,9 +524,11 @@ impl Server {
     pub fn on_store_restarted(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.sweep_call = None;
         for slot in 0..self.jobs.len() {
-            let waits_on_store = self.jobs[slot]
-                .as_ref()
-                .is_some_and(|j| j.step != Step::Poll && !(j.step == Step::Charge && self.design.charge != ChargeTarget::LocalLedger));
+            let waits_on_store = self.jobs[slot].as_ref().is_some_and(|j| {
+                j.step != Step::Poll
+                    && !matches!(j.step, Step::Publish { .. })
+                    && !(j.step == Step::Charge && self.design.charge != ChargeTarget::LocalLedger)
+            });
             if waits_on_store {
                 if let Some(t) = self.job(slot).timer.take() {
                     ctx.cancel_timer(t);
@@ -570,12 +614,12 @@ impl Server {
         let j = self.job(slot);
         if j.in_tx {
             j.in_tx = false;
-            let tx = j.call;
-            ctx.send(STORE, Msg::Sql { tx, begin: false, sql: Sql::Rollback, lock_timeout_us: 0 });
+            let (tx, db) = (j.call, j.db);
+            ctx.send(db, Msg::Sql { tx, begin: false, sql: Sql::Rollback, lock_timeout_us: 0 });
         }
     }
 
-    fn commit(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, then: Step) {
+    pub(super) fn commit(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, then: Step) {
         self.job(slot).step = then;
         self.sql(ctx, slot, Sql::Commit);
         self.job(slot).in_tx = false;
@@ -584,15 +628,22 @@ impl Server {
     /// Send a statement, beginning a transaction if none is open (an autocommit statement is a
     /// transaction of its own).
     pub(super) fn sql(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, sql: Sql) {
+        self.sql_on(ctx, slot, STORE, sql)
+    }
+
+    /// `sql` on database `db` (the key store, or the checkout chain's orders database); a
+    /// statement of an open transaction goes where the transaction is.
+    pub(super) fn sql_on(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, db: NodeId, sql: Sql) {
         let autocommit = matches!(sql, Sql::Release { .. } | Sql::Fail { .. });
         let begin = !self.job(slot).in_tx;
         if begin {
             let call = self.new_call();
-            self.job(slot).call = call;
-            self.job(slot).in_tx = !autocommit;
+            let j = self.job(slot);
+            (j.call, j.db, j.in_tx) = (call, db, !autocommit);
         }
         let lock_timeout_us = if self.design.in_flight == InFlight::Reject409 { self.design.lock_timeout_us } else { 0 };
-        ctx.send(STORE, Msg::Sql { tx: self.job(slot).call, begin, sql, lock_timeout_us });
+        let j = self.job(slot);
+        ctx.send(j.db, Msg::Sql { tx: j.call, begin, sql, lock_timeout_us });
         self.arm_timeout(ctx, slot);
     }
 
@@ -606,16 +657,19 @@ impl Server {
     /// Guard the call just sent with `call_timeout_us`.
     fn arm_timeout(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
         let after_us = self.design.call_timeout_us;
-        if after_us == 0 {
-            return;
+        if after_us > 0 {
+            self.arm(ctx, slot, after_us, |slot, wait| ServerTimer::CallTimeout { slot, wait });
         }
+    }
+
+    /// Replace the job's timer by `timer(slot, wait)` in `after_us`, `wait` naming this call.
+    pub(super) fn arm(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, after_us: u64, timer: fn(usize, u32) -> ServerTimer) {
         let j = self.job(slot);
         if let Some(t) = j.timer.take() {
             ctx.cancel_timer(t);
         }
         j.wait += 1;
-        let wait = j.wait;
-        let t = ctx.set_timer(after_us, Timer::Server(ServerTimer::CallTimeout { slot, wait }));
+        let t = ctx.set_timer(after_us, Timer::Server(timer(slot, j.wait)));
         self.job(slot).timer = Some(t);
     }
 
