@@ -12,6 +12,7 @@ pub mod presets;
 pub mod provider;
 pub mod redis;
 pub mod server;
+pub mod sql;
 
 use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
 use crate::scenario::{Role, Scenario};
