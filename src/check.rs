@@ -6,7 +6,7 @@
 use crate::seedfile::SeedFile;
 use crate::{program, shell_quote, BadInput, Found, Result};
 use models::run::Source;
-use models::{Expect, Scenario};
+use models::{Expect, Role, Scenario};
 use serde::Serialize;
 use sim::{Bounds, Counterexample, ExhaustiveOptions, HistoryView, Semantics};
 use std::collections::BTreeMap;
@@ -24,6 +24,14 @@ pub enum History {
     PerNode,
     /// The global order of observations is part of a state (always sound; no reduction).
     Ordered,
+}
+
+/// `--semantics`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SemanticsArg {
+    Untimed,
+    Bounded,
+    Timed,
 }
 
 /// `idemsim check`'s flags.
@@ -66,10 +74,21 @@ pub struct Args {
     /// Stop after N runs (the search is then not exhausted: not a proof) [default: no limit].
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u64>,
-    /// The timed semantics (the model's delays and fault times, enumerated) instead of the
-    /// untimed one (any pending delivery may happen next; timers in deadline order).
+    /// How time is explored: untimed (any pending delivery may happen next; timers in deadline
+    /// order), bounded (as untimed, but a message arrives at most delay_us_max after its send
+    /// and no timer fires past that deadline: every timed run is one of its runs) or timed (the
+    /// model's delays and fault times, enumerated) [default: untimed for payment, bounded for
+    /// outbox, whose pollers make the untimed search endless].
+    #[arg(long, value_enum, value_name = "S", conflicts_with = "timed")]
+    pub semantics: Option<SemanticsArg>,
+    /// Short for --semantics timed.
     #[arg(long)]
     pub timed: bool,
+    /// Crash only these roles (comma-separated, from the scenario's targets.crash), e.g.
+    /// `--crash relay,consumer --crashes 2`; each node still crashes at most
+    /// faults.crashes_per_node_max times (1 in every preset) [default: every role in targets.crash].
+    #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+    pub crash: Vec<String>,
     /// Do not merge runs that reach a state already explored.
     #[arg(long)]
     pub no_prune: bool,
@@ -206,9 +225,6 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
         max_values: args.values,
         max_runs: args.max_runs.unwrap_or(u64::MAX),
     });
-    if args.timed {
-        o.semantics = Semantics::Timed;
-    }
     o.prune_states = !args.no_prune;
     o.reduction = !args.no_reduce;
     if args.history == History::Ordered {
@@ -216,6 +232,35 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
     }
     o.stop_at_first = args.stop_at_first;
     Ok(o)
+}
+
+/// The semantics asked for, or the path's default (`Path::exhaustive_semantics`).
+fn semantics(args: &Args, s: &Scenario) -> Semantics {
+    match (args.timed, args.semantics) {
+        (true, _) | (_, Some(SemanticsArg::Timed)) => Semantics::Timed,
+        (_, Some(SemanticsArg::Untimed)) => Semantics::Untimed,
+        (_, Some(SemanticsArg::Bounded)) => Semantics::Bounded,
+        (false, None) => s.path().exhaustive_semantics(),
+    }
+}
+
+/// `--crash ROLES`: narrow the crash targets to these roles, each one the scenario crashes.
+fn crash_only(s: &mut Scenario, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let name_of = |r: &Role| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let crashed: Vec<String> = s.targets.crash.iter().filter(|r| s.path().roles().contains(r)).map(name_of).collect();
+    let mut roles = Vec::new();
+    for n in names {
+        let role = serde_json::from_value::<Role>(serde_json::Value::String(n.clone())).ok();
+        match role {
+            Some(r) if s.targets.crash.contains(&r) && s.path().roles().contains(&r) => roles.push(r),
+            _ => return Err(bad("--crash", n, &format!("{} crashes only {} (targets.crash of its roles)", s.name, crashed.join(", ")))),
+        }
+    }
+    s.targets.crash = roles;
+    Ok(())
 }
 
 /// The scenario the search runs: SCENARIO shrunk to `--requests` concurrent same-key requests
@@ -256,7 +301,10 @@ pub fn run(args: &Args) -> Result<Found> {
     }
     let scenario = crate::input::load_scenario(&args.scenario)?;
     let opts = options(args)?;
-    let s = derive(&scenario, args.requests, args.attempts)?;
+    let mut opts = opts;
+    let mut s = derive(&scenario, args.requests, args.attempts)?;
+    opts.semantics = semantics(args, &s);
+    crash_only(&mut s, &args.crash)?;
     note_idle_bounds(&s, &opts.bounds);
     let started = Instant::now();
     let (report, found, shortest) = with_spinner(|p| {

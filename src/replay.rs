@@ -66,8 +66,7 @@ impl RunInput {
                 }
                 let run_on = backend.unwrap_or(file.backend);
                 if run_on == Backend::Madsim && file.tape.is_some() {
-                    let what =
-                        if file.semantics == Semantics::Untimed { "an untimed tape (from `idemsim check`)" } else { "a choice tape" };
+                    let what = if file.semantics != Semantics::Timed { "an untimed tape (from `idemsim check`)" } else { "a choice tape" };
                     return Err(BadInput(format!(
                         "{input} holds {what}, which replays only on the native backend: drop --backend madsim (madsim replays a seed: `idemsim replay SCENARIO --seed S --backend madsim`)"
                     )));
@@ -101,8 +100,8 @@ impl RunInput {
             Source::Seed(s) => format!("seed {s}"),
             Source::Tape(t) => format!("a tape of {} choices", t.len()),
         };
-        if self.semantics == Semantics::Untimed {
-            s.push_str(", untimed");
+        if self.semantics != Semantics::Timed {
+            s.push_str(&format!(", {}", crate::seedfile::semantics_name(self.semantics)));
         }
         if self.backend != Backend::Native {
             s.push_str(&format!(", on {}", self.backend));

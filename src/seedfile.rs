@@ -38,7 +38,7 @@ pub struct SeedFile {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// How the tape reads time: `timed` (explore, shrink; the default, so older files stay
-    /// valid) or `untimed` (a counterexample of `check --exhaustive`). A tape replays only in the
+    /// valid), `untimed` or `bounded` (a counterexample of `check --exhaustive`). A tape replays only in the
     /// semantics it was recorded in.
     #[serde(default = "timed", skip_serializing_if = "is_timed")]
     pub semantics: Semantics,
@@ -65,6 +65,7 @@ pub fn semantics_name(s: Semantics) -> &'static str {
     match s {
         Semantics::Timed => "timed",
         Semantics::Untimed => "untimed",
+        Semantics::Bounded => "bounded",
     }
 }
 

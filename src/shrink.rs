@@ -420,7 +420,10 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
     let wb = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
     let wa = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(5);
     let mut o = String::new();
-    let untimed = if input.semantics == Semantics::Untimed { " (untimed, as `check` found it)" } else { "" };
+    let untimed = match input.semantics {
+        Semantics::Timed => String::new(),
+        other => format!(" ({}, as `check` found it)", crate::seedfile::semantics_name(other)),
+    };
     let _ = writeln!(o, "shrink {}{untimed}: {}", input.origin, s.invariant);
     let _ = writeln!(o, "  {:14}  {:>wb$}  {:>wa$}", "", "before", "after");
     for (name, before, after) in rows {
@@ -436,7 +439,8 @@ pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>,
             n => format!("removing any one of the {n} remaining faults"),
         };
         let tail = if minimal.faults.is_empty() { "; removing" } else { ", or" };
-        let _ = writeln!(o, "1-minimal: {faults}{tail} any client, operation or duplicate makes the violation disappear.");
+        let units = s.scenario.work_units();
+        let _ = writeln!(o, "1-minimal: {faults}{tail} any {units} makes the violation disappear.");
     } else {
         let _ = writeln!(
             o,

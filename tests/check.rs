@@ -194,6 +194,44 @@ fn check_bad_input_names_the_flag() {
         .stdout(predicate::str::contains("--exhaustive").and(predicate::str::contains("untimed")));
 }
 
+#[test]
+fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
+    let dir = TempDir::new().unwrap();
+    let base = ["check", "outbox/no-inbox", "--exhaustive", "--requests", "1", "--crash", "consumer", "--crashes", "1"];
+    let out =
+        idemsim().args(base).args(["--stop-at-first", "--json", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    let v = json(&out);
+    assert_eq!(v["semantics"].as_str(), Some("bounded"), "the outbox path's default: {v}");
+    let f = &v["first_violation"];
+    assert_eq!(f["invariant"], "effectively_once_event");
+    assert!(f["message"].as_str().unwrap().contains("consumer crashed"), "{f}");
+    let file = PathBuf::from(f["seed_file"].as_str().unwrap());
+    let seed = SeedFile::load(&file).unwrap();
+    assert_eq!(seed.semantics, Semantics::Bounded);
+    assert_eq!(seed.scenario.targets.crash, vec![models::Role::Consumer], "the file holds the narrowed scenario");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("semantics = \"bounded\""));
+    idemsim()
+        .arg("replay")
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(", bounded").and(predicate::str::contains("VIOLATION of effectively_once_event")));
+    // Asked for, the untimed semantics is used (here cut short: its search does not end).
+    let out = idemsim().args(base).args(["--semantics", "untimed", "--max-runs", "50", "--json"]).assert().get_output().stdout.clone();
+    assert_eq!(json(&out)["semantics"].as_str(), Some("untimed"));
+    // A role the path does not have, or one the scenario does not crash, is named with the fix.
+    idemsim()
+        .args(["check", "outbox/no-inbox", "--exhaustive", "--crash", "provider"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--crash provider").and(predicate::str::contains("relay")));
+    idemsim()
+        .args(["check", GOOD, "--exhaustive", "--semantics", "sometimes"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--semantics"));
+}
+
 // ---- the madsim backend ----
 
 #[test]

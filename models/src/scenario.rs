@@ -149,6 +149,29 @@ pub enum Path {
     Chain,
 }
 
+impl Path {
+    /// The roles this path's nodes play (what fault targets may name).
+    pub fn roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Path::Payment => &[Client, Server, Store, Provider, Completer],
+            Path::Outbox => &[Store, Service, Relay, Broker, Consumer, ConsumerStore],
+            Path::Chain => &[Client, Server, Store, Provider, Completer, Relay, Broker, Consumer, ConsumerStore],
+        }
+    }
+
+    /// Where an exhaustive check looks by default. Payment: untimed, the strongest (any delivery
+    /// may be postponed past any timer). Outbox: bounded, because its relay and consumer poll
+    /// on timers: untimed, every message could be postponed past any number of polls, and the
+    /// search does not end even for one order with no fault.
+    pub fn exhaustive_semantics(self) -> sim::Semantics {
+        match self {
+            Path::Outbox => sim::Semantics::Bounded,
+            Path::Payment | Path::Chain => sim::Semantics::Untimed,
+        }
+    }
+}
+
 /// A complete, self-contained scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

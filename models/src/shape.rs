@@ -115,6 +115,14 @@ impl Scenario {
         }
     }
 
+    /// What `one_less` can remove, in words ("removing any ... makes the violation disappear").
+    pub fn work_units(&self) -> &'static str {
+        match self.path() {
+            Path::Payment | Path::Chain => "client, operation or duplicate",
+            Path::Outbox => "aggregate or order",
+        }
+    }
+
     /// Attempts per operation of the client, where the path has one (payment).
     pub fn max_attempts(&self) -> Option<u32> {
         (self.path() != Path::Outbox).then(|| self.payment().client.max_attempts)

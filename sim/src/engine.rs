@@ -160,6 +160,8 @@ pub struct Sim<A: Actor> {
     fault_log: Vec<FaultNote>,
     /// Untimed (asynchronous) semantics, for the exhaustive explorer: see `set_untimed`.
     untimed: bool,
+    /// Untimed within the delay bound: see `set_bounded`.
+    bounded: bool,
     /// Driven runs: which of `ties` may run next, and what the driver is told about them.
     eligible: Vec<usize>,
     infos: Vec<EventInfo>,
@@ -193,6 +195,7 @@ impl<A: Actor> Sim<A> {
             trace: None,
             fault_log: Vec::new(),
             untimed: false,
+            bounded: false,
             eligible: Vec::new(),
             infos: Vec::new(),
             seq: 0,
@@ -278,6 +281,7 @@ impl<A: Actor> Sim<A> {
     fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
         let cfg = model.config();
         self.queue.clear();
+        self.ties.clear();
         model.rebuild(&mut self.nodes);
         assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
         self.rt.clear();
@@ -637,7 +641,8 @@ impl<A: Actor> Sim<A> {
     fn delay(&mut self) -> u64 {
         if self.untimed {
             // Any pending delivery may run next (see `next_untimed`): the delay is not drawn.
-            return 0;
+            // Bounded: the message is due by its deadline, the longest delay.
+            return if self.bounded { self.faults.delay_us_max } else { 0 };
         }
         let (lo, hi) = (self.faults.delay_us_min, self.faults.delay_us_max);
         lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64

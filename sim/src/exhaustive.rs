@@ -67,18 +67,25 @@ pub enum Semantics {
     /// Asynchronous: any pending delivery may happen next; timers fire in deadline order.
     #[default]
     Untimed,
+    /// Asynchronous within the delay bound: a message may be delivered at any moment up to
+    /// `delay_us_max` after its send, and no timer fires past an undelivered message's deadline.
+    Bounded,
 }
 
 impl Semantics {
     /// Put a simulator in this semantics (a tape replays only in the semantics it was found in).
     pub fn apply<A: crate::Actor>(self, sim: &mut Sim<A>) {
-        sim.set_untimed(self == Semantics::Untimed);
+        sim.set_untimed(self != Semantics::Timed);
+        sim.set_bounded(self == Semantics::Bounded);
     }
     /// One line for reports.
     pub fn describe(self) -> &'static str {
         match self {
             Semantics::Timed => "timed: the model's delays and fault times, enumerated",
             Semantics::Untimed => "untimed (asynchronous): any pending delivery may happen next; timers ordered by deadline",
+            Semantics::Bounded => {
+                "bounded (asynchronous within the delay bound): a message may arrive any time up to delay_us_max after its send; no timer fires past an undelivered message's deadline"
+            }
         }
     }
 }

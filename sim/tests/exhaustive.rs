@@ -34,6 +34,10 @@ enum Node {
     Store {
         has_key: bool,
     },
+    /// Sends node 1 a message and sets a timer of `after_us` at start; observes the timer.
+    Racer {
+        after_us: u64,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -63,6 +67,10 @@ impl Actor for Node {
         match *self {
             Node::Chain { k, .. } if k > 0 => ctx.send(ctx.me(), Msg::Step(0)),
             Node::Burst { k, to } => (0..k).for_each(|i| ctx.send(to, Msg::Item(i))),
+            Node::Racer { after_us } => {
+                ctx.send(1, Msg::Item(0));
+                ctx.set_timer(after_us, ());
+            }
             Node::Client { work } => {
                 ctx.send(1, Msg::Pay(0));
                 ctx.send(if work == 0 { 1 } else { ctx.me() }, if work == 0 { Msg::Pay(1) } else { Msg::Step(0) });
@@ -105,7 +113,9 @@ impl Actor for Node {
         }
     }
 
-    fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: ()) {}
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: ()) {
+        ctx.observe(Obs::Got(ctx.me(), u32::MAX));
+    }
     fn on_crash(&mut self, _: &[()]) {}
 }
 
@@ -117,12 +127,20 @@ struct Toy {
     expect_got: usize,
     /// A planted bug: fail if node 1 did all its steps before node 0 did any.
     planted: bool,
+    /// Fail if node 0's timer fired before node 1 got its message (see `Node::Racer`).
+    timer_race: bool,
 }
 
 impl Toy {
     fn new(nodes: Vec<Node>, faults: FaultProfile) -> Self {
         let specs = (0..nodes.len()).map(|i| NodeSpec::new(format!("n{i}")).lossy(true)).collect();
-        Toy { config: SimConfig { nodes: specs, faults, swarm: false, time_limit_us: 10_000_000 }, nodes, expect_got: 0, planted: false }
+        Toy {
+            config: SimConfig { nodes: specs, faults, swarm: false, time_limit_us: 10_000_000 },
+            nodes,
+            expect_got: 0,
+            planted: false,
+            timer_race: false,
+        }
     }
     fn untimed(nodes: Vec<Node>) -> Self {
         Self::new(nodes, FaultProfile::default())
@@ -148,6 +166,9 @@ impl Model for Toy {
         }
         if self.planted && matches!((last_of(1), first_of(0)), (Some(l), Some(f)) if l < f) {
             return fail("planted_order", "node 1 finished before node 0 started".into());
+        }
+        if self.timer_race && matches!((first_of(0), first_of(1)), (Some(t), Some(g)) if t < g) {
+            return fail("timer_first", "the timer fired before the message arrived".into());
         }
         if got < self.expect_got {
             return fail("all_delivered", format!("{got} of {} items arrived", self.expect_got));
@@ -237,6 +258,35 @@ fn timed_semantics_enumerates_delays_and_ties() {
     let reduced = check_exhaustive(&model, &timed(false, true), None);
     assert_eq!(reduced.interleavings, 4);
     assert_eq!(reduced.final_states, full.final_states);
+}
+
+#[test]
+fn bounded_semantics_lets_a_timer_overtake_a_message_only_before_its_deadline() {
+    // Node 0 sends node 1 a message (delay 1-2 ms) and sets a timer. The timed semantics lets
+    // the timer fire first only if it is due by the longest delay; so must the bounded one,
+    // which has no delays to enumerate, while the untimed one lets any message wait forever.
+    let race = |after_us| {
+        let mut m = Toy::new(vec![Node::Racer { after_us }, Node::Sink { got: vec![] }], FaultProfile::default());
+        m.config.faults.delay_us_min = 1_000;
+        m.config.faults.delay_us_max = 2_000;
+        m.timer_race = true;
+        m
+    };
+    for (after_us, overtakes) in [(500, true), (1_500, true), (2_000, true), (2_001, false), (50_000, false)] {
+        for semantics in [Semantics::Timed, Semantics::Bounded, Semantics::Untimed] {
+            let o =
+                ExhaustiveOptions { semantics, bounds: Bounds { max_values: 1_001, ..Bounds::default() }, ..ExhaustiveOptions::default() };
+            let r = check_exhaustive(&race(after_us), &o, None);
+            assert!(r.exhausted && r.interleavings > 0, "{semantics:?} {after_us}: {r:?}");
+            let expect = overtakes || semantics == Semantics::Untimed;
+            assert_eq!(r.violations > 0, expect, "{semantics:?}, timer after {after_us} us: {r:?}");
+            if let Some(c) = &r.first {
+                let mut sim = Sim::new();
+                semantics.apply(&mut sim);
+                assert_eq!(sim.run_tape(&race(after_us), &c.tape).verdict.violation(), Some(&c.violation));
+            }
+        }
+    }
 }
 
 /// Client (0) sends two payment requests with the same key to the server (1), the second after
@@ -422,7 +472,7 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
         ("partition", |s| s.partitions, Bounds { max_partitions: 1, ..Bounds::default() }),
     ];
     let model = FaultSpotter(toy, |_| 0);
-    for semantics in [Semantics::Untimed, Semantics::Timed] {
+    for semantics in [Semantics::Untimed, Semantics::Bounded, Semantics::Timed] {
         // No budget: no fault at all, in any run.
         let none = ExhaustiveOptions { semantics, prune_states: false, ..ExhaustiveOptions::default() };
         let clean = check_exhaustive(&FaultSpotter(model.0.clone_config(), |s| s.faults_total()), &none, None);
