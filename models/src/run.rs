@@ -282,8 +282,7 @@ impl Scenario {
             prune_states: true,
             reduction: true,
             history: PaymentModel::HISTORY_VIEW,
-            stop_at_first: false,
-            collect_final_states: false,
+            ..ExhaustiveOptions::default()
         }
     }
 

@@ -108,3 +108,27 @@ fn no_inbox_is_found_with_its_shortest_counterexample() {
     // Without its trigger (no crash) no-inbox holds too.
     assert_holds("no-inbox, 1 order, no fault", &s.check_exhaustive(&opts(&s, 0, 0, 2), None));
 }
+
+/// Snapshots are speed only: resuming runs from them searches exactly what replaying every run
+/// from the start does (same runs, states, verdicts and counterexample), on both paths.
+#[test]
+fn snapshots_change_nothing_but_speed() {
+    let mut payment = presets::get("payment/durable-on-conflict").unwrap().exhaustive_scenario(2, 1).unwrap();
+    payment.targets.crash = vec![Role::Store];
+    let cases = [
+        (scenario("outbox/no-inbox", &[Role::Consumer]), opts(&scenario("outbox/no-inbox", &[]), 0, 1, 2)),
+        (payment, Scenario::exhaustive_options(Bounds { max_lost: 1, max_values: 2, ..Bounds::default() })),
+    ];
+    for (s, o) in cases {
+        let mut reports = Vec::new();
+        for every in [0, 1, 8] {
+            let r = s.check_exhaustive(&ExhaustiveOptions { snapshot_every_events: every, collect_final_states: true, ..o.clone() }, None);
+            eprintln!("{}: snapshot every {every} events: {} runs, {} states, {:.2} s", s.name, r.runs, r.distinct_states, r.elapsed_s);
+            reports.push(r);
+        }
+        assert!(reports[0].runs > 1_000 && reports[0].interleavings > 10, "{}: {:?}", s.name, reports[0]);
+        for r in &reports[1..] {
+            assert_eq!(r.untimed_fields(), reports[0].untimed_fields(), "{}", s.name);
+        }
+    }
+}

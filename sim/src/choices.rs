@@ -61,6 +61,7 @@ pub struct Choice {
 // The seeded variant is the hot one: boxing its 320-byte generator would add an indirection to
 // every choice of the bulk path.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Mode {
     Seeded(ChaCha8Rng),
     /// Replay `tape`; past its end every answer is 0.
@@ -68,6 +69,7 @@ enum Mode {
 }
 
 /// The run's choice source: seeded (ChaCha8) or a tape, optionally recording what it answers.
+#[derive(Clone)]
 pub struct Choices {
     mode: Mode,
     tape: Vec<u32>,
@@ -105,6 +107,14 @@ impl Choices {
         self.tape.extend_from_slice(tape);
         self.pos = 0;
         self.record.clear();
+    }
+    /// Go on with another tape that agrees with this one on every answer given so far (a run
+    /// resumed from a snapshot taken at this point): the position and the record are kept.
+    pub fn retape(&mut self, tape: &[u32]) {
+        debug_assert!(matches!(self.mode, Mode::Tape));
+        debug_assert!(self.record.iter().zip(tape).all(|(c, &v)| c.value == v), "the new tape must extend the answers given");
+        self.tape.clear();
+        self.tape.extend_from_slice(tape);
     }
     /// Record every answer from now on (`recorded()`); off by default on the bulk path.
     pub fn set_recording(&mut self, on: bool) {

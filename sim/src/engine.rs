@@ -32,6 +32,7 @@ pub struct Outcome {
 /// store-to-load forwarding stall on every send and delivery (the hottest instructions of the
 /// payment benchmark before this).
 #[repr(u64)]
+#[derive(Clone)]
 enum EventKind<A: Actor> {
     Deliver { from: NodeId, to: NodeId, epoch: u64, msg: A::Msg },
     Timer { node: NodeId, epoch: u64, id: TimerId, timer: A::Timer },
@@ -43,6 +44,7 @@ enum EventKind<A: Actor> {
     CutEnd { node: NodeId, dir: CutDir },
 }
 
+#[derive(Clone)]
 struct Event<A: Actor> {
     at_us: u64,
     seq: u64,
@@ -56,6 +58,7 @@ const SLOT_BITS: u32 = 24;
 /// events, so sifting moves keys, not events (a payment event is ~100 bytes). The order is the
 /// one a heap of whole events ordered by `(at_us, seq)` gives: `seq` is unique within a run and
 /// sits above the slot bits.
+#[derive(Clone)]
 struct Queue<A: Actor> {
     heap: BinaryHeap<Reverse<u128>>,
     slab: Vec<Option<Event<A>>>,
@@ -139,7 +142,9 @@ struct NodeRt {
     paused_until_us: u64,
 }
 
-/// The native deterministic simulator.
+/// The native deterministic simulator. A clone (of a simulator whose actors clone) is a
+/// snapshot a driven run can resume from: see `Sim::resume_driven`.
+#[derive(Clone)]
 pub struct Sim<A: Actor> {
     queue: Queue<A>,
     nodes: Vec<A>,

@@ -91,6 +91,13 @@ impl<A: Actor> Sim<A> {
     /// Run the model, letting `driver` pick every next event. `None` if the driver stopped it.
     pub fn run_driven<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
         self.start(model);
+        self.resume_driven(model, driver)
+    }
+
+    /// Go on with a driven run from where it stands: a clone of a simulator taken inside
+    /// `Driver::next` (before the event it was about to pick) resumes exactly there, as if the
+    /// run had been replayed up to that point. Set its choices with `Choices::retape` first.
+    pub fn resume_driven<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
         let limit = model.config().time_limit_us;
         let end = loop {
             self.gather();

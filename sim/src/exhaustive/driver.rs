@@ -91,6 +91,7 @@ impl StateTable {
 
 /// A running hash of what the checker reads of the history (see `HistoryView`), updated as
 /// entries are appended.
+#[derive(Clone)]
 struct HistoryKey {
     view: HistoryView,
     seen: usize,
@@ -119,7 +120,7 @@ impl HistoryKey {
 }
 
 /// What one run needs from the search, and what it hands back.
-pub(super) struct RunDriver<'a> {
+pub(super) struct RunDriver<'a, A: Actor> {
     bounds: &'a Bounds,
     pub table: &'a mut StateTable,
     prune: bool,
@@ -127,19 +128,68 @@ pub(super) struct RunDriver<'a> {
     /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
     prefix_picks: &'a [u32],
     prefix_choices: usize,
-    picks_done: usize,
+    /// Where this run leaves snapshots to resume later runs from (see `Checkpoints`).
+    checkpoints: &'a mut Checkpoints<A>,
     /// Event picks made past the prefix (the choice answers are in `Sim::choices`).
     pub new_picks: Vec<NewPick>,
+    /// Where the run stands: what a snapshot saves.
+    at: AtBoundary,
+    pub cut: Option<Cut>,
+}
+
+/// What a driver knows at an event boundary besides the prefix it follows: saved with a
+/// snapshot of the simulator, it lets a later run resume there.
+#[derive(Clone)]
+pub(super) struct AtBoundary {
+    picks_done: usize,
     /// Events asleep before the next one runs (partial-order reduction), unique by key.
     sleep: Vec<EventInfo>,
     history: HistoryKey,
     faults: [u32; FAULT_KINDS],
     faults_counted: usize,
-    pub events: u64,
-    pub cut: Option<Cut>,
+    events: u64,
 }
 
-impl<'a> RunDriver<'a> {
+/// Snapshots of the current path's run, every `every` events, so that the next run (which
+/// shares the path up to the point the search backtracked to) resumes from the last one before
+/// that point instead of replaying its prefix from the start: the replay was most of a search's
+/// time (a run is pruned a few events past a prefix of dozens). The search is the same either
+/// way: the same runs in the same order, the same report.
+pub(super) struct Checkpoints<A: Actor> {
+    every: u64,
+    stack: Vec<Checkpoint<A>>,
+}
+
+struct Checkpoint<A: Actor> {
+    sim: Sim<A>,
+    driver: AtBoundary,
+    /// Points of the path (choices answered and events picked) consumed when it was taken.
+    consumed: usize,
+}
+
+impl<A: Actor + Clone> Checkpoints<A> {
+    /// `every == 0`: no snapshots, every run replays from the start.
+    pub fn new(every: u64) -> Self {
+        Checkpoints { every, stack: Vec::new() }
+    }
+
+    /// Before the run of a path whose point `changed` the search just moved (`None`: the first
+    /// run): drop the snapshots taken after that point was consumed, and put `sim` in the state
+    /// of the last one left, returning what its driver knew then; `None` if the run must start
+    /// from the beginning. `tape` is the path's choice answers.
+    pub fn restore(&mut self, sim: &mut Sim<A>, changed: Option<usize>, tape: &[u32]) -> Option<AtBoundary> {
+        let changed = changed?;
+        while self.stack.last().is_some_and(|c| c.consumed > changed) {
+            self.stack.pop();
+        }
+        let c = self.stack.last()?;
+        sim.clone_from(&c.sim);
+        sim.choices.retape(tape);
+        Some(c.driver.clone())
+    }
+}
+
+impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         bounds: &'a Bounds,
@@ -149,7 +199,17 @@ impl<'a> RunDriver<'a> {
         view: HistoryView,
         prefix_picks: &'a [u32],
         prefix_choices: usize,
+        checkpoints: &'a mut Checkpoints<A>,
+        resume: Option<AtBoundary>,
     ) -> Self {
+        let start = AtBoundary {
+            picks_done: 0,
+            sleep: Vec::new(),
+            history: HistoryKey { view, seen: 0, chains: Vec::new() },
+            faults: [0; FAULT_KINDS],
+            faults_counted: 0,
+            events: 0,
+        };
         RunDriver {
             bounds,
             table,
@@ -157,41 +217,42 @@ impl<'a> RunDriver<'a> {
             reduce,
             prefix_picks,
             prefix_choices,
-            picks_done: 0,
+            checkpoints,
             new_picks: Vec::new(),
-            sleep: Vec::new(),
-            history: HistoryKey { view, seen: 0, chains: Vec::new() },
-            faults: [0; FAULT_KINDS],
-            faults_counted: 0,
-            events: 0,
+            at: resume.unwrap_or(start),
             cut: None,
         }
+    }
+
+    /// Events the run took so far.
+    pub fn events(&self) -> u64 {
+        self.at.events
     }
 
     /// The key of the simulator's state as the search compares states: everything the rest of
     /// the run depends on (`Sim::state_hash`), what the checker reads of the history so far, and
     /// the fault budget spent (a state with budget left can reach more).
-    pub fn state_key<A: Actor>(&mut self, sim: &Sim<A>) -> u64 {
+    pub fn state_key(&mut self, sim: &Sim<A>) -> u64 {
         self.count_faults(sim.choices.recorded());
-        self.history.update(sim.history());
+        self.at.history.update(sim.history());
         let mut h = StableHasher::default();
         h.write_u64(sim.state_hash());
-        self.history.chains.hash(&mut h);
-        self.faults.hash(&mut h);
+        self.at.history.chains.hash(&mut h);
+        self.at.faults.hash(&mut h);
         h.finish()
     }
 
     fn count_faults(&mut self, recorded: &[Choice]) {
-        for c in &recorded[self.faults_counted..] {
+        for c in &recorded[self.at.faults_counted..] {
             if let Some(slot) = fault_slot(c.kind) {
-                self.faults[slot] += (c.value != 0) as u32;
+                self.at.faults[slot] += (c.value != 0) as u32;
             }
         }
-        self.faults_counted = recorded.len();
+        self.at.faults_counted = recorded.len();
     }
 
     fn asleep(&self, e: &EventInfo) -> bool {
-        self.sleep.iter().any(|z| z.key == e.key)
+        self.at.sleep.iter().any(|z| z.key == e.key)
     }
 
     /// Which eligible event runs next: the prefix's pick while replaying, else the first one
@@ -200,14 +261,14 @@ impl<'a> RunDriver<'a> {
         if eligible.len() == 1 {
             return (!self.asleep(&eligible[0])).then_some(0);
         }
-        if let Some(&v) = self.prefix_picks.get(self.picks_done) {
-            self.picks_done += 1;
+        if let Some(&v) = self.prefix_picks.get(self.at.picks_done) {
+            self.at.picks_done += 1;
             return Some(v as usize);
         }
         let asleep: Vec<bool> = eligible.iter().map(|e| self.asleep(e)).collect();
         let v = asleep.iter().position(|a| !a)?;
         self.new_picks.push(NewPick { pos, bound: eligible.len() as u32, value: v as u32, asleep });
-        self.picks_done += 1;
+        self.at.picks_done += 1;
         Some(v)
     }
 
@@ -216,25 +277,29 @@ impl<'a> RunDriver<'a> {
     /// runs them next is a reordering of one explored in their own subtree.
     fn update_sleep(&mut self, eligible: &[EventInfo], v: usize) {
         let e = eligible[v];
-        let mut next: Vec<EventInfo> = self.sleep.iter().chain(&eligible[..v]).filter(|z| z.independent(&e)).copied().collect();
+        let mut next: Vec<EventInfo> = self.at.sleep.iter().chain(&eligible[..v]).filter(|z| z.independent(&e)).copied().collect();
         next.sort_unstable_by_key(|z| z.key);
         next.dedup_by_key(|z| z.key);
-        self.sleep = next;
+        self.at.sleep = next;
     }
 }
 
-impl<A: Actor> Driver<A> for RunDriver<'_> {
+impl<A: Actor + Clone> Driver<A> for RunDriver<'_, A> {
     fn next(&mut self, sim: &Sim<A>, eligible: &[EventInfo]) -> Step {
-        if self.events >= self.bounds.max_events {
+        if self.at.events >= self.bounds.max_events {
             self.cut = Some(Cut::Truncated);
             return Step::Stop;
         }
         // States on the replayed prefix were recorded by the run that first took it.
-        let replaying = self.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
+        let replaying = self.at.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
+        if !replaying && self.checkpoints.every > 0 && self.at.events % self.checkpoints.every == 0 {
+            let consumed = sim.choices.count() + self.at.picks_done;
+            self.checkpoints.stack.push(Checkpoint { sim: sim.clone(), driver: self.at.clone(), consumed });
+        }
         if !replaying {
             let key = self.state_key(sim);
-            let depth = if self.bounds.max_events == u64::MAX { 0 } else { self.events };
-            let sleep: Vec<u64> = self.sleep.iter().map(|z| z.key).collect();
+            let depth = if self.bounds.max_events == u64::MAX { 0 } else { self.at.events };
+            let sleep: Vec<u64> = self.at.sleep.iter().map(|z| z.key).collect();
             if self.table.visit(key, depth, &sleep) && self.prune {
                 self.cut = Some(Cut::Pruned);
                 return Step::Stop;
@@ -247,7 +312,7 @@ impl<A: Actor> Driver<A> for RunDriver<'_> {
         if self.reduce {
             self.update_sleep(eligible, v);
         }
-        self.events += 1;
+        self.at.events += 1;
         Step::Run(v)
     }
 }
