@@ -292,7 +292,7 @@ impl<A: Actor + Clone> Driver<A> for RunDriver<'_, A> {
         }
         // States on the replayed prefix were recorded by the run that first took it.
         let replaying = self.at.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
-        if !replaying && self.checkpoints.every > 0 && self.at.events % self.checkpoints.every == 0 {
+        if !replaying && self.checkpoints.every > 0 && self.at.events.is_multiple_of(self.checkpoints.every) {
             let consumed = sim.choices.count() + self.at.picks_done;
             self.checkpoints.stack.push(Checkpoint { sim: sim.clone(), driver: self.at.clone(), consumed });
         }
