@@ -3,7 +3,7 @@
 use crate::ms;
 use models::run::RunRecord;
 use serde_json::json;
-use sim::{LossCause, TraceKind, Verdict};
+use sim::{CrashKind, LossCause, TraceKind, Verdict};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -126,12 +126,20 @@ pub fn text(record: &RunRecord, title: &str) -> String {
             TraceKind::Lose { to, msg, cause: c } => ("LOST", format!("-> {}  {}  ({})", names[*to], tidy(msg), cause(*c)), false),
             TraceKind::Deliver { from, msg } => ("deliver", format!("<- {}  {}", names[*from], tidy(msg)), false),
             TraceKind::Timer { timer } => ("timer", tidy(timer), false),
-            TraceKind::Crash { writes_lost } => (
+            TraceKind::Crash { writes_lost, kind } => (
                 "CRASH",
-                if *writes_lost > 0 {
-                    format!("volatile state gone; {} LOST", plural(*writes_lost, "un-fsynced write", "un-fsynced writes"))
-                } else {
-                    "volatile state gone; no un-fsynced writes".into()
+                match (kind, *writes_lost) {
+                    (CrashKind::Machine, 0) => "machine crash: volatile state gone; no un-fsynced writes".into(),
+                    (CrashKind::Machine, n) => {
+                        format!("machine crash: volatile state gone; {} LOST", plural(n, "un-fsynced write", "un-fsynced writes"))
+                    }
+                    (CrashKind::Process, 0) => "process crash: volatile state gone; what it wrote to the OS kept".into(),
+                    (CrashKind::Process, n) => {
+                        format!(
+                            "process crash: volatile state gone; {} LOST",
+                            plural(n, "write not yet handed to the OS", "writes not yet handed to the OS")
+                        )
+                    }
                 },
                 false,
             ),
@@ -279,13 +287,10 @@ pub fn mermaid(record: &RunRecord) -> String {
             TraceKind::Lose { to, msg, cause: c } => {
                 let _ = writeln!(out, "    {}-x{}: {} {} ({})", n, names[*to], at, label(msg), cause(*c));
             }
-            TraceKind::Crash { writes_lost } => {
-                let lost = if *writes_lost > 0 {
-                    format!(", {} lost", plural(*writes_lost, "un-fsynced write", "un-fsynced writes"))
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(out, "    Note over {n}: {at} CRASH{lost}");
+            TraceKind::Crash { writes_lost, kind } => {
+                let lost = if *writes_lost > 0 { format!(", {} lost", plural(*writes_lost, "write", "writes")) } else { String::new() };
+                let what = if *kind == CrashKind::Process { "PROCESS CRASH" } else { "CRASH" };
+                let _ = writeln!(out, "    Note over {n}: {at} {what}{lost}");
             }
             TraceKind::Restart => {
                 let _ = writeln!(out, "    Note over {n}: {at} restart");

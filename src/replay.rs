@@ -189,7 +189,7 @@ fn emit_tracing(record: &RunRecord) {
             TraceKind::Lose { to, msg, cause } => tracing::warn!(to = %name(*to), ?cause, "lost {}", render::tidy(msg)),
             TraceKind::Deliver { from, msg } => tracing::debug!(from = %name(*from), "deliver {}", render::tidy(msg)),
             TraceKind::Timer { timer } => tracing::trace!("timer {}", render::tidy(timer)),
-            TraceKind::Crash { writes_lost } => tracing::warn!(writes_lost, "crash"),
+            TraceKind::Crash { writes_lost, kind } => tracing::warn!(writes_lost, kind = kind.name(), "crash"),
             TraceKind::Restart => tracing::info!("restart"),
             TraceKind::Pause { until_us } => tracing::warn!(until = %crate::ms(*until_us), "pause"),
             TraceKind::Resume => tracing::info!("resume"),

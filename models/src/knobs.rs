@@ -283,10 +283,21 @@ fn one() -> u32 {
 pub enum AppendFsync {
     /// fsync the AOF before replying to every write: nothing acknowledged is lost.
     Always,
-    /// fsync once a second (the default): a crash loses up to the last second of writes.
+    /// fsync once a second (the default): a machine crash loses up to the last second of writes.
     Everysec,
-    /// Leave it to the OS (about every 30 s on Linux): a crash loses up to ~30 s.
+    /// Leave it to the OS (about every 30 s on Linux): a machine crash loses up to ~30 s.
     No,
+}
+
+impl AppendFsync {
+    /// The period of the background fsync clock (`always` has none: it fsyncs every write).
+    pub fn period_us(self) -> Option<u64> {
+        match self {
+            AppendFsync::Always => None,
+            AppendFsync::Everysec => Some(1_000_000),
+            AppendFsync::No => Some(30_000_000),
+        }
+    }
 }
 
 /// The store that holds idempotency keys (and, for Postgres, possibly the ledger).

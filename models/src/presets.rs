@@ -26,6 +26,7 @@ pub fn full_faults() -> FaultProfile {
         loss_probability: 0.1,
         duplicate_probability: 0.05,
         crash_probability: 0.2,
+        process_crash_probability: 0.0,
         crashes_per_node_max: 1,
         restart_delay_us_min: MS,
         restart_delay_us_max: 50 * MS,

@@ -203,6 +203,7 @@ impl Scenario {
             &mut f.loss_probability,
             &mut f.duplicate_probability,
             &mut f.crash_probability,
+            &mut f.process_crash_probability,
             &mut f.pause_probability,
             &mut f.partition_probability,
         ] {

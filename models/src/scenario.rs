@@ -4,7 +4,7 @@ use crate::chain::design::ChainDesign;
 use crate::knobs::PaymentDesign;
 use crate::outbox::design::OutboxDesign;
 use serde::{Deserialize, Serialize};
-use sim::{Actor, FaultKind, FaultNote, FaultProfile, NodeSpec, RunView};
+use sim::{Actor, CrashKind, FaultKind, FaultNote, FaultProfile, NodeSpec, RunView};
 use std::fmt;
 
 /// A role of a path; fault targets name roles (a role a path does not have is ignored).
@@ -338,7 +338,8 @@ pub fn fault_summary<A: Actor>(run: &RunView<'_, A>, nodes: &[NodeSpec]) -> Stri
             parts.push(format!("{n} {}", if n == 1 { one } else { many }));
         }
     };
-    count(s.crashes, "crash", "crashes");
+    count(s.crashes - s.process_crashes, "crash", "crashes");
+    count(s.process_crashes, "process crash", "process crashes");
     count(s.writes_lost, "un-fsynced write lost in a crash", "un-fsynced writes lost in crashes");
     count(s.pauses, "pause", "pauses");
     count(s.partitions, "partition", "partitions");
@@ -362,9 +363,19 @@ fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
         let at = invariants::ms(f.at_us);
         let node = name(f.node);
         let text = match f.kind {
-            FaultKind::Crash { writes_lost: 0 } => format!("{node} crashed at {at}"),
-            FaultKind::Crash { writes_lost } => {
+            // A machine crash is a plain "crash" (the kind every earlier message meant).
+            FaultKind::Crash { writes_lost: 0, kind: CrashKind::Machine } => format!("{node} crashed at {at}"),
+            FaultKind::Crash { writes_lost, kind: CrashKind::Machine } => {
                 format!("{node} crashed at {at} losing {writes_lost} un-fsynced write{}", if writes_lost == 1 { "" } else { "s" })
+            }
+            FaultKind::Crash { writes_lost: 0, kind: CrashKind::Process } => {
+                format!("{node}'s process crashed at {at} (what it wrote to the OS survived)")
+            }
+            FaultKind::Crash { writes_lost, kind: CrashKind::Process } => {
+                format!(
+                    "{node}'s process crashed at {at} losing {writes_lost} write{} it had not handed to the OS",
+                    if writes_lost == 1 { "" } else { "s" }
+                )
             }
             FaultKind::Restart => format!("{node} restarted at {at}"),
             FaultKind::Pause { until_us } => format!("{node} paused {at} to {}", invariants::ms(until_us)),

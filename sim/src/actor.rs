@@ -47,6 +47,7 @@ pub enum Cmd<A: Actor + ?Sized> {
     CancelTimer(TimerId),
     Observe(A::Obs),
     Write(A::Record),
+    WriteOs(A::Record),
     Fsync,
 }
 
@@ -89,6 +90,11 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     /// Append a record to this node's log. It is volatile until `fsync`.
     pub fn write(&mut self, rec: A::Record) {
         self.out.push(Cmd::Write(rec));
+    }
+    /// Append a record and hand it to the OS at once (`write(2)`, no `fsync`): it survives a
+    /// process crash, and is lost in a machine crash until `fsync`.
+    pub fn write_os(&mut self, rec: A::Record) {
+        self.out.push(Cmd::WriteOs(rec));
     }
     /// Make every record written so far durable.
     pub fn fsync(&mut self) {

@@ -7,7 +7,7 @@ use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
 use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
 use crate::model::{Log, Model, RunView};
-use crate::trace::{CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
+use crate::trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -36,7 +36,7 @@ pub struct Outcome {
 enum EventKind<A: Actor> {
     Deliver { from: NodeId, to: NodeId, epoch: u64, msg: A::Msg },
     Timer { node: NodeId, epoch: u64, id: TimerId, timer: A::Timer },
-    Crash { node: NodeId },
+    Crash { node: NodeId, kind: CrashKind },
     Restart { node: NodeId },
     Pause { node: NodeId, until_us: u64 },
     Resume { node: NodeId },
@@ -293,11 +293,10 @@ impl<A: Actor> Sim<A> {
         self.rt.resize(cfg.nodes.len(), NodeRt::default());
         self.stores.truncate(cfg.nodes.len());
         for s in &mut self.stores {
-            s.records.clear();
-            s.synced = 0;
+            s.clear();
         }
         while self.stores.len() < cfg.nodes.len() {
-            self.stores.push(Log { records: Vec::new(), synced: 0 });
+            self.stores.push(Log::default());
         }
         self.lossy = cfg.nodes.iter().enumerate().filter(|(_, n)| n.lossy).fold(0, |m, (i, _)| m | 1 << i);
         self.history.clear();
@@ -319,9 +318,16 @@ impl<A: Actor> Sim<A> {
         let phase = f.fault_phase_us as u32;
         for (node, spec) in model.config().nodes.iter().enumerate() {
             for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
-                if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
+                // A machine crash, else a process crash (a flip only if the profile has them,
+                // so profiles without process crashes draw what they always drew).
+                let kind = if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
+                    Some(CrashKind::Machine)
+                } else {
+                    self.choices.flip(ChoiceKind::Crash, f.process_crash_probability).then_some(CrashKind::Process)
+                };
+                if let Some(kind) = kind {
                     let at = self.fault_start(phase);
-                    self.push(at, EventKind::Crash { node });
+                    self.push(at, EventKind::Crash { node, kind });
                 }
             }
             for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
@@ -461,7 +467,7 @@ impl<A: Actor> Sim<A> {
         match ev.kind {
             EventKind::Deliver { from, to, epoch, msg } => self.deliver(ev.at_us, from, to, epoch, msg),
             EventKind::Timer { node, epoch, id, timer } => self.fire(ev.at_us, node, epoch, id, timer),
-            EventKind::Crash { node } => self.crash(node),
+            EventKind::Crash { node, kind } => self.crash(node, kind),
             EventKind::Restart { node } => {
                 self.rt[node].down = false;
                 self.note(node, || TraceKind::Restart);
@@ -539,19 +545,20 @@ impl<A: Actor> Sim<A> {
         self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }
 
-    fn crash(&mut self, node: NodeId) {
+    fn crash(&mut self, node: NodeId, kind: CrashKind) {
         if self.rt[node].down {
             return;
         }
         self.stats.crashes += 1;
+        self.stats.process_crashes += (kind == CrashKind::Process) as u64;
         let rt = &mut self.rt[node];
         rt.down = true;
         rt.epoch += 1;
         rt.paused_until_us = 0;
-        let lost = self.stores[node].crash();
+        let lost = self.stores[node].crash(kind);
         self.stats.writes_lost += lost;
-        self.note(node, || TraceKind::Crash { writes_lost: lost });
-        self.fault(node, FaultKind::Crash { writes_lost: lost });
+        self.note(node, || TraceKind::Crash { writes_lost: lost, kind });
+        self.fault(node, FaultKind::Crash { writes_lost: lost, kind });
         self.nodes[node].on_crash(&self.stores[node].records);
         let (lo, hi) = (self.faults.restart_delay_us_min, self.faults.restart_delay_us_max);
         let at = self.now_us + lo + self.span(hi - lo);
@@ -610,6 +617,11 @@ impl<A: Actor> Sim<A> {
                 self.stats.writes += 1;
                 self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
                 self.stores[node].records.push(rec);
+            }
+            Cmd::WriteOs(rec) => {
+                self.stats.writes += 1;
+                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
+                self.stores[node].write_os(rec);
             }
             Cmd::Fsync => {
                 self.stats.fsyncs += 1;

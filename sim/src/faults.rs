@@ -18,9 +18,14 @@ pub struct FaultProfile {
     pub loss_probability: f64,
     /// Probability that a message on a faulty link is delivered twice (each copy its own delay).
     pub duplicate_probability: f64,
-    /// Per crash slot of each crashable node: probability that it crashes once during the fault
-    /// phase, at a uniformly drawn time. Volatile state and un-fsynced writes are lost.
+    /// Per crash slot of each crashable node: probability of a *machine* crash (kernel panic,
+    /// power loss) once during the fault phase, at a uniformly drawn time. Volatile state and
+    /// every write not fsynced are lost, the OS's page cache included.
     pub crash_probability: f64,
+    /// Per crash slot not taken by a machine crash: probability of a *process* crash (OOM kill,
+    /// SIGKILL, a deploy's restart). Volatile state is lost; what the process handed to the OS
+    /// (`Ctx::write_os`: a Redis AOF write) survives, un-fsynced or not.
+    pub process_crash_probability: f64,
     /// Crash slots per crashable node per run.
     pub crashes_per_node_max: u32,
     /// A crashed node restarts after a delay drawn from this range.
@@ -50,6 +55,7 @@ impl Default for FaultProfile {
             loss_probability: 0.0,
             duplicate_probability: 0.0,
             crash_probability: 0.0,
+            process_crash_probability: 0.0,
             crashes_per_node_max: 1,
             restart_delay_us_min: 1_000,
             restart_delay_us_max: 50_000,
@@ -77,6 +83,7 @@ impl FaultProfile {
             ("loss_probability", self.loss_probability),
             ("duplicate_probability", self.duplicate_probability),
             ("crash_probability", self.crash_probability),
+            ("process_crash_probability", self.process_crash_probability),
             ("pause_probability", self.pause_probability),
             ("partition_probability", self.partition_probability),
         ];

@@ -30,6 +30,9 @@ pub struct Stats {
     pub fsyncs: u64,
     /// Writes that were not fsynced when their node crashed.
     pub writes_lost: u64,
+    /// Of `crashes`, the process crashes (the rest were machine crashes).
+    #[serde(default)]
+    pub process_crashes: u64,
     pub choices: u64,
     pub sim_time_us: u64,
 }
@@ -48,6 +51,7 @@ impl Stats {
         self.writes += o.writes;
         self.fsyncs += o.fsyncs;
         self.writes_lost += o.writes_lost;
+        self.process_crashes += o.process_crashes;
         self.choices += o.choices;
         self.sim_time_us += o.sim_time_us;
     }

@@ -36,7 +36,7 @@ pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Vio
 pub use madsim_backend::{explore_madsim, run_madsim, run_madsim_full, MadsimActor, MadsimOutcome, MadsimRun};
 pub use model::{Log, Model, RunView};
 pub use runner::{explore, ExploreReport, Found, Shard};
-pub use trace::{CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
+pub use trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 
 #[cfg(all(feature = "madsim", not(madsim)))]
 compile_error!(

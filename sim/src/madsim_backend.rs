@@ -46,7 +46,7 @@ use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{history_hash, Entry, RunEnd, Stats};
 use crate::model::{Log, Model, RunView};
 use crate::runner::ExploreReport;
-use crate::trace::{CutDir, LossCause, TraceEvent, TraceKind};
+use crate::trace::{CrashKind, CutDir, LossCause, TraceEvent, TraceKind};
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::time::{self, Duration, Instant, TimeHandle};
@@ -144,7 +144,7 @@ struct NodeRt {
 /// A fault drawn up front (as natively), times relative to the run's start.
 #[derive(Clone, Copy)]
 enum Fault {
-    Crash { node: NodeId, at_us: u64 },
+    Crash { node: NodeId, at_us: u64, kind: CrashKind },
     Pause { node: NodeId, at_us: u64, until_us: u64 },
     Cut { node: NodeId, dir: CutDir, at_us: u64, len_us: u64 },
 }
@@ -258,6 +258,11 @@ impl<A: MadsimActor> World<A> {
                 self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
                 self.logs[node].records.push(rec);
             }
+            Cmd::WriteOs(rec) => {
+                self.stats.writes += 1;
+                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
+                self.logs[node].write_os(rec);
+            }
             Cmd::Fsync => {
                 self.stats.fsyncs += 1;
                 let durable_records = self.logs[node].fsync();
@@ -310,9 +315,14 @@ impl<A: MadsimActor> World<A> {
         let mut plan = Vec::new();
         for (node, spec) in cfg.nodes.iter().enumerate() {
             for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
-                if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
+                let kind = if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
+                    Some(CrashKind::Machine)
+                } else {
+                    self.choices.flip(ChoiceKind::Crash, f.process_crash_probability).then_some(CrashKind::Process)
+                };
+                if let Some(kind) = kind {
                     let at_us = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
-                    plan.push(Fault::Crash { node, at_us });
+                    plan.push(Fault::Crash { node, at_us, kind });
                 }
             }
             for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
@@ -427,7 +437,7 @@ async fn receive_loop<A: MadsimActor>(shared: SharedRef<A>, node: NodeId, ep: En
 /// Carry out one drawn fault on the wire node.
 async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: Fault, t0: Instant, handle: Handle, _busy: Busy) {
     match fault {
-        Fault::Crash { node, at_us } => {
+        Fault::Crash { node, at_us, kind } => {
             sleep_to(t0, at_us).await;
             let (ep, mid, restart_after_us) = {
                 let mut w = shared.lock();
@@ -435,15 +445,16 @@ async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: Fault, t0: Instant,
                     return;
                 }
                 w.stats.crashes += 1;
+                w.stats.process_crashes += (kind == CrashKind::Process) as u64;
                 w.stats.events += 1;
                 let rt = &mut w.rt[node];
                 rt.down = true;
                 rt.paused_until_us = 0;
                 let ep = rt.ep.take();
                 let mid = rt.mid.expect("node created");
-                let lost = w.logs[node].crash();
+                let lost = w.logs[node].crash(kind);
                 w.stats.writes_lost += lost;
-                w.note(node, || TraceKind::Crash { writes_lost: lost });
+                w.note(node, || TraceKind::Crash { writes_lost: lost, kind });
                 let World { actors, logs, .. } = &mut *w;
                 actors[node].on_crash(&logs[node].records);
                 let (lo, hi) = (w.faults.restart_delay_us_min, w.faults.restart_delay_us_max);
@@ -607,7 +618,7 @@ where
     let pending = Arc::new(Pending { count: AtomicUsize::new(0), waker: Mutex::new(None), dropped_down: AtomicU64::new(0) });
     let world = World {
         actors,
-        logs: (0..n).map(|_| Log { records: Vec::new(), synced: 0 }).collect(),
+        logs: (0..n).map(|_| Log::default()).collect(),
         history: Vec::new(),
         stats: Stats::default(),
         choices: Choices::seeded(0),

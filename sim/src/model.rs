@@ -3,7 +3,7 @@
 use crate::actor::{Actor, NodeId};
 use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{Entry, RunEnd, Stats, Verdict};
-use crate::trace::FaultNote;
+use crate::trace::{CrashKind, FaultNote};
 
 /// A runnable scenario. `build` and `check` must be pure functions of `self` and their arguments:
 /// that is what makes a run a pure function of (scenario, choice sequence).
@@ -24,11 +24,19 @@ pub trait Model: Sync {
     fn check(&self, run: &RunView<'_, Self::Actor>) -> Verdict;
 }
 
-/// A node's write-ahead log: `records[..synced]` is durable, the rest vanishes on a crash.
-#[derive(Clone, Debug, Default)]
+/// A node's write-ahead log: `records[..synced]` is durable; `records[..written]` reached the
+/// OS (survives a process crash, not a machine crash); the rest is the process's own buffer.
+#[derive(Clone, Debug)]
 pub struct Log<R> {
     pub records: Vec<R>,
     pub synced: usize,
+    pub written: usize,
+}
+
+impl<R> Default for Log<R> {
+    fn default() -> Self {
+        Log { records: Vec::new(), synced: 0, written: 0 }
+    }
 }
 
 impl<R> Log<R> {
@@ -39,13 +47,33 @@ impl<R> Log<R> {
     #[inline]
     pub fn fsync(&mut self) -> usize {
         self.synced = self.records.len();
+        self.written = self.synced;
         self.synced
     }
-    /// A crash: drop what was not fsynced; returns how many records were lost.
-    pub fn crash(&mut self) -> u64 {
-        let lost = (self.records.len() - self.synced) as u64;
-        self.records.truncate(self.synced);
+    /// Append a record handed to the OS at once (`write(2)` without `fsync`).
+    pub fn write_os(&mut self, rec: R) {
+        self.records.push(rec);
+        self.written = self.records.len();
+    }
+    /// A crash: a machine crash drops what was not fsynced, a process crash what never reached
+    /// the OS; returns how many records were lost.
+    pub fn crash(&mut self, kind: CrashKind) -> u64 {
+        let keep = match kind {
+            CrashKind::Machine => self.synced,
+            CrashKind::Process => self.written,
+        };
+        debug_assert!(self.synced <= self.written && self.written <= self.records.len());
+        let lost = (self.records.len() - keep) as u64;
+        self.records.truncate(keep);
+        self.written = keep;
+        self.synced = self.synced.min(keep);
         lost
+    }
+    /// Empty, keeping the buffer.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.synced = 0;
+        self.written = 0;
     }
 }
 
@@ -72,5 +100,36 @@ impl<A: Actor> RunView<'_, A> {
     /// From this time on no new fault starts.
     pub fn heal_at_us(&self) -> u64 {
         self.faults.fault_phase_us
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records 0..3: 0 fsynced, 1 handed to the OS, 2 in the process's buffer.
+    fn log() -> Log<u32> {
+        let mut l = Log::default();
+        l.records.push(0);
+        l.fsync();
+        l.write_os(1);
+        l.records.push(2);
+        l
+    }
+
+    #[test]
+    fn a_process_crash_keeps_what_reached_the_os_and_a_machine_crash_only_what_was_fsynced() {
+        let mut p = log();
+        assert_eq!(p.crash(CrashKind::Process), 1);
+        assert_eq!((p.records.as_slice(), p.synced, p.written), (&[0, 1][..], 1, 2));
+        // A machine crash after it still loses the un-fsynced OS write.
+        assert_eq!(p.crash(CrashKind::Machine), 1);
+        assert_eq!(p.records, vec![0]);
+        let mut m = log();
+        assert_eq!(m.crash(CrashKind::Machine), 2);
+        assert_eq!((m.records.as_slice(), m.synced, m.written), (&[0][..], 1, 1));
+        let mut f = log();
+        f.fsync();
+        assert_eq!((f.crash(CrashKind::Machine), f.records.len()), (0, 3));
     }
 }

@@ -15,6 +15,27 @@ pub enum CutDir {
     Outbound,
 }
 
+/// What a crash takes down.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashKind {
+    /// Kernel panic, power loss: the OS's page cache goes too; only fsynced writes survive.
+    #[default]
+    Machine,
+    /// OOM kill, SIGKILL, a deploy's restart: the process's memory goes; the OS keeps what the
+    /// process wrote to it.
+    Process,
+}
+
+impl CrashKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashKind::Machine => "machine crash",
+            CrashKind::Process => "process crash",
+        }
+    }
+}
+
 /// Why a message never arrived.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,7 +54,7 @@ pub enum TraceKind {
     Lose { to: NodeId, msg: String, cause: LossCause },
     Deliver { from: NodeId, msg: String },
     Timer { timer: String },
-    Crash { writes_lost: u64 },
+    Crash { writes_lost: u64, kind: CrashKind },
     Restart,
     Pause { until_us: u64 },
     Resume,
@@ -64,9 +85,12 @@ pub struct FaultNote {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "fault", rename_all = "snake_case")]
 pub enum FaultKind {
-    /// The node crashed; `writes_lost` un-fsynced writes vanished.
+    /// The node crashed; `writes_lost` writes vanished (not fsynced, or for a process crash
+    /// not even handed to the OS).
     Crash {
         writes_lost: u64,
+        #[serde(default)]
+        kind: CrashKind,
     },
     Restart,
     Pause {

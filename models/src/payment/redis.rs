@@ -1,6 +1,12 @@
 //! A Redis-like key store: `SET key value NX PX ttl`, `GET`, `SET .. PX`, an append-only file
 //! fsynced per `appendfsync`, and optionally an asynchronous replica promoted on failover.
 //!
+//! Every write is handed to the OS before the reply (Redis writes its AOF buffer before it
+//! answers), so a process crash loses nothing; a machine crash loses what was not yet fsynced:
+//! the background fsync runs one period (1 s for `everysec`, 30 s for `no`) after the first
+//! write since the last one. (Not yet modelled: a flush clock that has been running long before
+//! the run, at a random phase.)
+//!
 //! Expiry is checked on access against simulated time, as Redis's lazy expiry does. With
 //! `replica_failover`, a crash stands for a failover: the new primary holds what was replicated
 //! (every `replication_lag_us`), modelled as the log's durable part, whatever the AOF policy.
@@ -183,16 +189,21 @@ impl Redis {
         ctx.send(from, Msg::RedisReply { req, reply });
     }
 
-    /// Apply a write and append it to the AOF; fsync now or arm the background flush.
+    /// Apply a write and append it to the AOF (handed to the OS before the reply); fsync now, or
+    /// arm the background flush.
     fn write(&mut self, ctx: &mut Ctx<'_, Node>, e: Entry) {
         self.put(e);
-        ctx.write(Record::Redis(e));
         let (appendfsync, _, replica, lag_us) = self.params();
-        let delay_us = match (replica, appendfsync) {
+        if replica {
+            // The replica holds what was shipped to it: the log's durable part (see the top).
+            ctx.write(Record::Redis(e));
+        } else {
+            ctx.write_os(Record::Redis(e));
+        }
+        let delay_us = match (replica, appendfsync.period_us()) {
             (true, _) => lag_us,
-            (false, AppendFsync::Always) => return ctx.fsync(),
-            (false, AppendFsync::Everysec) => 1_000_000,
-            (false, AppendFsync::No) => 30_000_000,
+            (false, None) => return ctx.fsync(),
+            (false, Some(period_us)) => period_us,
         };
         if !self.flush_armed {
             self.flush_armed = true;

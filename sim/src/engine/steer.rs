@@ -234,7 +234,7 @@ impl<A: Actor> Sim<A> {
         match &e.kind {
             EventKind::Deliver { from, to, epoch, msg } => (0u8, from, to, epoch, msg).hash(&mut h),
             EventKind::Timer { node, epoch, id, timer } => (1u8, node, epoch, id, timer).hash(&mut h),
-            EventKind::Crash { node } => (2u8, node).hash(&mut h),
+            EventKind::Crash { node, kind } => (2u8, node, kind).hash(&mut h),
             EventKind::Restart { node } => (3u8, node).hash(&mut h),
             EventKind::Pause { node, until_us } => (4u8, node, until_us).hash(&mut h),
             EventKind::Resume { node } => (5u8, node).hash(&mut h),
@@ -261,7 +261,7 @@ impl<A: Actor> Sim<A> {
             (rt.down, rt.epoch, paused).hash(&mut h);
         }
         for log in &self.stores {
-            (&log.records, log.synced).hash(&mut h);
+            (&log.records, log.synced, log.written).hash(&mut h);
         }
         let mut cancelled = self.cancelled.clone();
         cancelled.sort_unstable();
