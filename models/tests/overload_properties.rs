@@ -41,8 +41,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         let d = s.overload_mut();
         d.fleet.clients = clients;
         d.fleet.arrivals = if open { Arrivals::Open } else { Arrivals::Closed };
-        // About 20 operations a second from the whole fleet, whatever its size.
-        d.fleet.interval_us = 50_000 * clients as u64;
+        // About 100 operations a second from the whole fleet (200 a run), whatever its size.
+        d.fleet.interval_us = 10_000 * clients as u64;
         d.fleet.backoff = backoff;
         d.fleet.max_attempts = max_attempts;
         d.fleet.budget = budget;

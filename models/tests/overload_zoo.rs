@@ -2,6 +2,9 @@
 //! range, and fails only because of its bug: fixed, it holds under the same faults; with its
 //! trigger switched off, it holds too. And the correct fleet is deterministic.
 
+mod zoo;
+use zoo::threads;
+
 use models::knobs::RetryBudget;
 use models::overload::design::*;
 use models::{presets, Expect, Scenario};
@@ -12,12 +15,8 @@ const SEEDS: u64 = 20;
 /// Seeds over which each fixed or untriggered bug must hold.
 const HOLD_SEEDS: u64 = 400;
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn overload_bugs() -> Vec<Scenario> {
-    presets::all().into_iter().filter(|s| s.expect != Expect::Pass && s.name.starts_with("overload/")).collect()
+    zoo::bugs("overload/")
 }
 
 /// The same preset with its bad knob set right.
@@ -82,14 +81,7 @@ fn every_overload_bug_is_caught_by_its_invariant() {
 }
 
 fn assert_every_variant_holds(variant: fn(&Scenario) -> Scenario, what: &str) {
-    let failures: Vec<String> = overload_bugs()
-        .iter()
-        .filter_map(|s| {
-            let r = variant(s).explore(0..HOLD_SEEDS, threads(), None);
-            r.first.map(|f| format!("{} {what} still fails at seed {}: {}", s.name, f.seed, f.violation.message))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    zoo::assert_every_variant_holds(&overload_bugs(), variant, HOLD_SEEDS, what);
 }
 
 #[test]
