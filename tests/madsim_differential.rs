@@ -11,7 +11,7 @@ use sim::ExploreReport;
 /// Seeds per preset and backend. The rarest bug-zoo trigger shows up in about 12% of runs on
 /// either backend, so 1,500 seeds miss none; madsim runs about 2,000 of these runs/s per core.
 const SEEDS: std::ops::Range<u64> = 0..1_500;
-/// Overload presets are fleets (about 10,000 events a run, 100,000 for a retry storm): fewer
+/// Overload presets are fleets (about 5,700 events a run, 250,000 for a retry storm): fewer
 /// seeds. Their rarest bug (`overload/block-in-flight`) is caught in about half the runs.
 const OVERLOAD_SEEDS: std::ops::Range<u64> = 0..20;
 

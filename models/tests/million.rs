@@ -2,8 +2,8 @@
 //! interleaving per seed), on all cores. A `harness = false` target so it prints its own summary.
 //!
 //! `IDEMSIM_INTERLEAVINGS=N` changes the count per preset (the default suite uses 1,000,000).
-//! Overload presets are fleets (50 clients, ~1,000 operations and ~10,000 events a run, about
-//! 2,000 times a payment run's work): they run `N / OVERLOAD_DIVISOR` seeds, and the summary says so.
+//! Overload presets are fleets (50 clients, ~1,000 operations and ~5,700 events a run, about
+//! 100 times a payment run's events): they run `N / OVERLOAD_DIVISOR` seeds, and the summary says so.
 //! Before trusting a clean result, a canary per invariant (a bug-zoo preset that breaks it) must
 //! be caught by the same machinery: a checker that was unplugged would pass everything.
 
