@@ -51,6 +51,32 @@ pub struct Row {
     /// Effects applied before an earlier-committed effect of the same aggregate.
     pub out_of_order: Option<u64>,
     pub mean_sim_time_ms: f64,
+    /// Overload path (null elsewhere): attempts per operation during the outage, all runs
+    /// together (the retry amplification `recovery` bounds).
+    pub outage_amplification: Option<f64>,
+    /// Attempts per operation over the whole run.
+    pub amplification: Option<f64>,
+    /// Mean time from the outage's end until goodput was back, over the runs where it came back.
+    pub mean_recovery_ms: Option<f64>,
+    /// Runs where goodput never came back to the target.
+    pub unrecovered_runs: Option<u64>,
+    /// Operations that succeeded, per second of arrivals, mean over runs.
+    pub goodput_per_sec: Option<f64>,
+    /// Requests sent, all runs together.
+    pub total_attempts: Option<u64>,
+    /// Mean attempts and successes per bucket over the runs (for plots; not printed).
+    #[serde(skip)]
+    pub series: Option<Series>,
+}
+
+/// Mean offered load (attempts) and goodput per bucket of simulated time, over a design's runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub bucket_us: u64,
+    /// The outage window, if any.
+    pub outage: Option<(u64, u64)>,
+    /// Per bucket: mean attempts, mean successful operations.
+    pub points: Vec<(f64, f64)>,
 }
 
 /// The 95% Wilson score interval for `k` successes in `n` trials.
@@ -77,6 +103,54 @@ struct Acc {
     operations: u64,
     sim_time_us: u64,
     events: Option<invariants::outbox::Tally>,
+    overload: Option<OverloadAcc>,
+}
+
+/// The overload path's numbers, summed over runs.
+#[derive(Default)]
+struct OverloadAcc {
+    outage_attempts: u64,
+    outage_operations: u64,
+    recovered: u64,
+    unrecovered: u64,
+    recovery_us: u64,
+    goodput: u64,
+    /// Per bucket: attempts and successes, summed over runs.
+    sums: Vec<(u64, u64)>,
+    buf: Vec<invariants::overload::Bucket>,
+}
+
+impl OverloadAcc {
+    fn add(&mut self, s: &invariants::overload::Summary) {
+        self.outage_attempts += s.outage_attempts;
+        self.outage_operations += s.outage_operations;
+        self.goodput += s.goodput;
+        if let Some(r) = s.recovery_us {
+            self.recovered += 1;
+            self.recovery_us += r;
+        }
+        self.unrecovered += (s.outage && s.recovery_us.is_none()) as u64;
+    }
+
+    fn add_buckets(&mut self, buckets: &[(u64, u64)]) {
+        if self.sums.len() < buckets.len() {
+            self.sums.resize(buckets.len(), (0, 0));
+        }
+        for (s, b) in self.sums.iter_mut().zip(buckets) {
+            s.0 += b.0;
+            s.1 += b.1;
+        }
+    }
+
+    fn merge(&mut self, o: OverloadAcc) {
+        self.outage_attempts += o.outage_attempts;
+        self.outage_operations += o.outage_operations;
+        self.recovered += o.recovered;
+        self.unrecovered += o.unrecovered;
+        self.recovery_us += o.recovery_us;
+        self.goodput += o.goodput;
+        self.add_buckets(&o.sums);
+    }
 }
 
 impl Acc {
@@ -90,6 +164,16 @@ impl Acc {
         self.attempts += t.attempts;
         if let Some(e) = t.events {
             self.add_events(e);
+        }
+        if t.overload.is_some() {
+            let acc = self.overload.get_or_insert_with(Default::default);
+            let mut buf = std::mem::take(&mut acc.buf);
+            if let Some(s) = model.overload_buckets(sim, &mut buf) {
+                acc.add(&s);
+                let per: Vec<(u64, u64)> = buf.iter().map(|b| (b.attempts as u64, b.goodput as u64)).collect();
+                acc.add_buckets(&per);
+            }
+            acc.buf = buf;
         }
         if let Some(v) = o.verdict.violation() {
             self.violating += 1;
@@ -117,6 +201,9 @@ impl Acc {
     fn merge(&mut self, a: Acc) {
         if let Some(e) = a.events {
             self.add_events(e);
+        }
+        if let Some(o) = a.overload {
+            self.overload.get_or_insert_with(Default::default).merge(o);
         }
         self.runs += a.runs;
         self.violating += a.violating;
@@ -156,10 +243,34 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
         duplicate: a.events.map(|e| e.duplicate),
         phantom: a.events.map(|e| e.phantom),
         out_of_order: a.events.map(|e| e.out_of_order),
+        outage_amplification: a.overload.as_ref().map(|o| o.outage_attempts as f64 / o.outage_operations.max(1) as f64),
+        amplification: a.overload.as_ref().map(|_| div(a.attempts as f64, a.operations)),
+        mean_recovery_ms: a.overload.as_ref().and_then(|o| (o.recovered > 0).then(|| o.recovery_us as f64 / 1000.0 / o.recovered as f64)),
+        unrecovered_runs: a.overload.as_ref().map(|o| o.unrecovered),
+        goodput_per_sec: a.overload.as_ref().map(|o| {
+            let secs = scenario.overload().fleet.duration_us as f64 / 1e6;
+            div(o.goodput as f64 / secs, a.runs)
+        }),
+        total_attempts: a.overload.as_ref().map(|_| a.attempts),
+        series: a.overload.map(|o| {
+            let d = scenario.overload();
+            Series {
+                bucket_us: d.bounds.bucket_us,
+                outage: d.server.outage.map(|w| (w.start_us, w.start_us + w.duration_us)),
+                points: o.sums.iter().map(|&(at, ok)| (div(at as f64, a.runs), div(ok as f64, a.runs))).collect(),
+            }
+        }),
     }
 }
 
-pub fn run(scenarios: &[String], seeds: Range<u64>, threads: usize, swarm: bool, format: Format) -> Result<Found> {
+pub fn run(
+    scenarios: &[String],
+    seeds: Range<u64>,
+    threads: usize,
+    swarm: bool,
+    format: Format,
+    plot: Option<&std::path::Path>,
+) -> Result<Found> {
     if scenarios.is_empty() {
         return Err(BadInput("compare needs at least one SCENARIO".into()));
     }
@@ -169,11 +280,23 @@ pub fn run(scenarios: &[String], seeds: Range<u64>, threads: usize, swarm: bool,
         sc.swarm |= swarm;
         loaded.push(sc);
     }
+    if let Some(p) = plot {
+        crate::plot::check_path(p)?;
+    }
+    if plot.is_some() && !loaded.iter().any(|s| s.overload.is_some()) {
+        return Err(BadInput(
+            "--plot draws overload scenarios (offered load and goodput over time): none of these has an [overload] table".into(),
+        ));
+    }
     let total = (seeds.end - seeds.start) * loaded.len() as u64;
     let rows = crate::explore::with_progress(total, |progress| {
         loaded.iter().map(|s| measure(s, seeds.clone(), threads, progress)).collect::<Vec<_>>()
     });
     print!("{}", render(&rows, format, &seeds));
+    if let Some(path) = plot {
+        crate::plot::draw(path, &rows)?;
+        eprintln!("plot: {} (mean over seeds {}..{} of each design)", path.display(), seeds.start, seeds.end);
+    }
     Ok(if rows.iter().any(|r| r.any_violating_runs > 0) { Found::Violation } else { Found::Nothing })
 }
 
@@ -188,7 +311,12 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
     if events {
         header.extend(["lost", "duplicate", "phantom", "out of order"]);
     }
+    let overload = rows.iter().any(|r| r.amplification.is_some());
+    if overload {
+        header.extend(["amplification (outage)", "amplification", "recovery", "unrecovered", "goodput/s", "attempts"]);
+    }
     let opt = |x: Option<u64>| x.map_or("-".to_string(), |n| n.to_string());
+    let optf = |x: Option<f64>, unit: &str| x.map_or("-".to_string(), |v| format!("{v:.2}{unit}"));
     let cells = |r: &Row| {
         let mut c = vec![
             r.scenario.clone(),
@@ -205,6 +333,20 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
         if events {
             c.extend([opt(r.lost), opt(r.duplicate), opt(r.phantom), opt(r.out_of_order)]);
         }
+        if overload {
+            c.extend([
+                optf(r.outage_amplification, ""),
+                optf(r.amplification, ""),
+                match (r.mean_recovery_ms, r.unrecovered_runs) {
+                    (Some(v), _) => format!("{v:.1} ms"),
+                    (None, Some(n)) if n > 0 => "never".to_string(),
+                    _ => "-".to_string(),
+                },
+                opt(r.unrecovered_runs),
+                r.goodput_per_sec.map_or("-".to_string(), |v| format!("{v:.0}")),
+                opt(r.total_attempts),
+            ]);
+        }
         c
     };
     let mut out = String::new();
@@ -214,12 +356,13 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             out = serde_json::to_string_pretty(&v).expect("json") + "\n";
         }
         Format::Csv => {
-            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order\n");
+            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order,outage_amplification,amplification,mean_recovery_ms,unrecovered_runs,goodput_per_sec,total_attempts\n");
             let opt = |x: Option<u64>| x.map_or(String::new(), |n| n.to_string());
+            let optf = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{}",
+                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{}",
                     r.scenario,
                     r.runs,
                     r.safety_violating_runs,
@@ -235,7 +378,13 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                     opt(r.lost),
                     opt(r.duplicate),
                     opt(r.phantom),
-                    opt(r.out_of_order)
+                    opt(r.out_of_order),
+                    optf(r.outage_amplification),
+                    optf(r.amplification),
+                    optf(r.mean_recovery_ms),
+                    opt(r.unrecovered_runs),
+                    optf(r.goodput_per_sec),
+                    opt(r.total_attempts)
                 );
             }
         }
@@ -282,6 +431,8 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 seeds.end,
                 if events {
                     "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order"
+                } else if overload {
+                    "; overload: amplification is attempts per operation (during the outage, and overall), recovery the mean time from the outage's end until goodput was back (over the runs where it came back; unrecovered: runs where it never did), goodput/s successful operations per second of arrivals, attempts the requests sent by all runs"
                 } else {
                     ""
                 }

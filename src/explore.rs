@@ -28,6 +28,8 @@ pub struct Args {
     pub json: bool,
     pub save: PathBuf,
     pub backend: Backend,
+    /// Overload scenarios: an SVG of offered load and goodput over time.
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +92,15 @@ pub fn run(args: &Args) -> Result<Found> {
         None => args.seed..end,
     };
     let threads = args.threads.max(1);
+    if let Some(p) = &args.plot {
+        crate::plot::check_path(p)?;
+    }
+    if args.plot.is_some() && scenario.overload.is_none() {
+        return Err(BadInput(format!(
+            "--plot draws overload scenarios (offered load and goodput over time); {} has no [overload] table",
+            scenario.name
+        )));
+    }
     let started = Instant::now();
     let report = with_progress(seeds.end - seeds.start, |progress| scenario.explore_with(args.backend, seeds.clone(), threads, progress));
     let elapsed = started.elapsed().as_secs_f64();
@@ -135,6 +146,13 @@ pub fn run(args: &Args) -> Result<Found> {
         report,
     };
     print_summary(&summary, args.json, Some(&scenario.expect));
+    if let Some(path) = &args.plot {
+        // The mean of the first seeds (at most 1,000): a picture, not a census.
+        let plotted = seeds.start..seeds.end.min(seeds.start + 1_000);
+        let row = crate::compare::measure(&scenario, plotted.clone(), threads, None);
+        crate::plot::draw(path, &[row])?;
+        eprintln!("plot: {} (mean over seeds {}..{})", path.display(), plotted.start, plotted.end);
+    }
     Ok(found(&summary))
 }
 

@@ -11,12 +11,14 @@
 //! - [`check`]: every run of a small scenario within bounds (exhaustive search).
 //! - [`compare`]: designs side by side on the same seeds.
 //! - [`list`]: the preset catalogue.
+//! - [`plot`]: offered load and goodput over time of overload scenarios, as an SVG.
 
 pub mod check;
 pub mod compare;
 pub mod explore;
 pub mod input;
 pub mod list;
+pub mod plot;
 pub mod render;
 pub mod replay;
 pub mod seedfile;

@@ -75,6 +75,10 @@ enum Cmd {
         /// same actors on madsim 0.2; a seed means another run there, replayed by seed only).
         #[arg(long, value_name = "B", default_value = "native", value_parser = parse_backend)]
         backend: Backend,
+        /// Overload scenarios: draw offered load and goodput over simulated time (mean over the
+        /// first 1,000 seeds at most) into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Check every run of a small scenario within bounds (exhaustive search), not a sample of
     /// seeds; on a violation, write the counterexample as a seed file.
@@ -145,6 +149,10 @@ enum Cmd {
         swarm: bool,
         #[arg(long, value_enum, default_value_t = compare::Format::Table)]
         format: compare::Format,
+        /// Overload scenarios: draw offered load and goodput over simulated time (mean over the
+        /// seeds), one line per design, the outage shaded, into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -172,8 +180,8 @@ Examples:
 fn run(cli: Cli) -> idemsim::Result<Found> {
     match cli.cmd {
         Cmd::List { toml, json } => list::run(toml.as_deref(), json),
-        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save, backend } => {
-            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save, backend })
+        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot } => {
+            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot })
         }
         Cmd::Check(args) => check::run(&args),
         Cmd::Merge { files, json } => explore::merge_files(&files, json),
@@ -185,9 +193,9 @@ fn run(cli: Cli) -> idemsim::Result<Found> {
             let input = shrink::resolve(&input, seed, swarm, default_threads())?;
             shrink::command(&input, out, json)
         }
-        Cmd::Compare { scenarios, runs, seed, threads, swarm, format } => {
+        Cmd::Compare { scenarios, runs, seed, threads, swarm, format, plot } => {
             let end = seed.checked_add(runs).ok_or_else(|| BadInput(format!("--seed {seed} + --runs {runs} overflows")))?;
-            compare::run(&scenarios, seed..end, threads, swarm, format)
+            compare::run(&scenarios, seed..end, threads, swarm, format, plot.as_deref())
         }
     }
 }

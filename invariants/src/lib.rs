@@ -8,17 +8,26 @@
 
 pub mod obs;
 pub mod outbox;
+pub mod overload;
 pub mod payment;
 
 pub use obs::{Begin, ChargeId, ChargeRow, Event, Key, KeyEnd, KeyRecord, Obs, OpId, OrderId, Settle, Status};
 
 /// Every invariant of every path, safety first within each path.
-pub const ALL: [&str; 6] =
-    [payment::ALL[0], payment::ALL[1], payment::ALL[2], payment::ALL[3], outbox::EFFECTIVELY_ONCE_EVENT, outbox::PER_AGGREGATE_ORDER];
+pub const ALL: [&str; 8] = [
+    payment::ALL[0],
+    payment::ALL[1],
+    payment::ALL[2],
+    payment::ALL[3],
+    outbox::EFFECTIVELY_ONCE_EVENT,
+    outbox::PER_AGGREGATE_ORDER,
+    overload::RECOVERY,
+    overload::AVAILABILITY,
+];
 
 /// Is `invariant` a liveness property (judged after the heal phase) rather than a safety one?
 pub fn is_liveness(invariant: &str) -> bool {
-    payment::is_liveness(invariant)
+    payment::is_liveness(invariant) || overload::ALL.contains(&invariant)
 }
 
 /// Simulated microseconds as milliseconds for messages (`12.345 ms`).

@@ -227,4 +227,55 @@ pub enum Obs {
         partition: u32,
         offset: u32,
     },
+    /// Overload path: operation `op` (numbered per client) arrived at client `client`.
+    Offered {
+        client: u32,
+        op: u32,
+    },
+    /// Overload: a client sent attempt `attempt` of an operation.
+    Attempted {
+        client: u32,
+        op: u32,
+        attempt: u32,
+    },
+    /// Overload: an attempt had no answer within the client's timeout.
+    AttemptTimedOut {
+        client: u32,
+        op: u32,
+        attempt: u32,
+    },
+    /// Overload: a client is done with an operation: it succeeded, or the client gave up after
+    /// `attempts` (out of attempts or retry budget).
+    Finished {
+        client: u32,
+        op: u32,
+        attempts: u32,
+        ok: bool,
+        /// When the operation arrived.
+        arrived_us: u64,
+    },
+    /// Overload server: a worker took a request after it waited `waited_us` for one; `queue`
+    /// requests still wait, and `blocked` workers are held by requests blocked on a key in flight.
+    Served {
+        client: u32,
+        op: u32,
+        waited_us: u64,
+        queue: u32,
+        blocked: u32,
+    },
+    /// Overload server: a request whose key is in flight holds a worker until that key's first
+    /// request finishes (`blocked` workers are now held so).
+    Blocked {
+        client: u32,
+        op: u32,
+        waited_us: u64,
+        blocked: u32,
+    },
+    /// Overload server: a request refused at once: 503 (outage or shed), 409 (key in flight), or
+    /// 0: dropped without an answer.
+    Refused {
+        client: u32,
+        op: u32,
+        code: u16,
+    },
 }

@@ -42,6 +42,30 @@ pub enum RetryBudget {
     TokenBucket { max_tokens: f64, token_ratio: f64 },
     /// Google SRE book: retry only while retries are below `percent` of requests.
     Ratio { percent: f64 },
+    /// The AWS SDKs' standard retry quota: a bucket of `max_tokens` (500); a retry takes
+    /// `retry_cost` (5), or `timeout_cost` (10) after a timeout; no retry when the bucket cannot
+    /// pay; a successful retry gives its cost back, a first-attempt success adds 1.
+    AwsQuota { max_tokens: u32, retry_cost: u32, timeout_cost: u32 },
+}
+
+impl RetryBudget {
+    /// Refuse a budget no client has, naming the knob (`at`) and the fix.
+    pub fn validate(&self, at: &str) -> Result<(), String> {
+        let ok = match *self {
+            RetryBudget::TokenBucket { max_tokens, token_ratio } => max_tokens > 0.0 && token_ratio > 0.0,
+            RetryBudget::Ratio { percent } => (0.0..=100.0).contains(&percent),
+            RetryBudget::AwsQuota { max_tokens, retry_cost, timeout_cost } => max_tokens > 0 && retry_cost > 0 && timeout_cost > 0,
+            RetryBudget::None => true,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match self {
+            RetryBudget::TokenBucket { .. } => format!("{at}: token_bucket needs max_tokens > 0 and token_ratio > 0 (gRPC A6: 10 and 0.1)"),
+            RetryBudget::Ratio { .. } => format!("{at}.percent must be between 0 and 100 (the SRE book: 10)"),
+            _ => format!("{at}: aws_quota needs max_tokens, retry_cost and timeout_cost > 0 (the AWS SDKs: 500, 5, 10)"),
+        })
+    }
 }
 
 /// The client: what key it sends, when and how often it retries.
@@ -394,15 +418,7 @@ impl PaymentDesign {
         need((1..=50).contains(&c.max_attempts), "design.client.max_attempts must be between 1 and 50")?;
         need(c.timeout_us > 0, "design.client.timeout_us must be > 0")?;
         need(c.base_us <= c.cap_us, "design.client.base_us must be <= design.client.cap_us")?;
-        match c.budget {
-            RetryBudget::TokenBucket { max_tokens, token_ratio } => {
-                need(max_tokens > 0.0 && token_ratio > 0.0, "design.client.budget: token_bucket needs max_tokens > 0 and token_ratio > 0")?
-            }
-            RetryBudget::Ratio { percent } => {
-                need((0.0..=100.0).contains(&percent), "design.client.budget.percent must be between 0 and 100")?
-            }
-            RetryBudget::None => {}
-        }
+        c.budget.validate("design.client.budget")?;
         Ok(())
     }
 }

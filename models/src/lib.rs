@@ -8,8 +8,10 @@
 pub mod chain;
 pub mod knobs;
 pub mod outbox;
+pub mod overload;
 pub mod payment;
 pub mod presets;
+pub mod retry;
 pub mod run;
 pub mod scenario;
 pub mod shape;

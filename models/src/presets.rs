@@ -10,11 +10,13 @@ const MS: u64 = 1_000;
 
 pub use crate::payment::presets::{bench_five_charges, setnx_always};
 
-/// Every preset: the payment path's, then the outbox path's, then the whole chain.
+/// Every preset: the payment path's, then the outbox path's, then the whole chain, then the
+/// overload path's.
 pub fn all() -> Vec<Scenario> {
     let mut v = crate::payment::presets::all();
     v.extend(crate::outbox::presets::all());
     v.extend(crate::chain::presets::all());
+    v.extend(crate::overload::presets::all());
     v
 }
 

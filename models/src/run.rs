@@ -77,6 +77,7 @@ impl Scenario {
             Path::Payment => World::Payment(PaymentModel::new(self)),
             Path::Outbox => World::Outbox(OutboxModel::new(self, self.outbox())),
             Path::Chain => World::Chain(crate::chain::ChainModel::new(self, self.chain())),
+            Path::Overload => World::Overload(crate::overload::OverloadModel::new(self, self.overload())),
         }
     }
 
@@ -194,6 +195,9 @@ impl Scenario {
         match s.path() {
             Path::Payment => s.exhaustive_payment(requests, attempts),
             Path::Outbox => s.exhaustive_outbox(requests)?,
+            Path::Overload => {
+                return Err("an exhaustive check of the overload path is not offered: its verdicts are about load over time (a fleet, buckets, bounds), which an untimed search has no notion of; explore it with seeds".into())
+            }
             Path::Chain => {
                 return Err("an exhaustive check of the checkout chain is too large a search: check its halves, a payment preset and an outbox preset, with --exhaustive, and explore the chain with seeds".into())
             }

@@ -3,6 +3,7 @@
 use crate::chain::design::ChainDesign;
 use crate::knobs::PaymentDesign;
 use crate::outbox::design::OutboxDesign;
+use crate::overload::design::OverloadDesign;
 use serde::{Deserialize, Serialize};
 use sim::{Actor, CrashKind, FaultKind, FaultNote, FaultProfile, NodeSpec, RunView};
 use std::fmt;
@@ -109,7 +110,7 @@ pub enum Expect {
     Violation(String),
 }
 
-pub const INVARIANTS: [&str; 6] = invariants::ALL;
+pub const INVARIANTS: [&str; 8] = invariants::ALL;
 
 impl TryFrom<String> for Expect {
     type Error = String;
@@ -147,6 +148,8 @@ pub enum Path {
     Outbox,
     /// The checkout chain: the payment path whose paid orders go on through the outbox tail.
     Chain,
+    /// A client fleet against a service with bounded capacity and an outage.
+    Overload,
 }
 
 impl Path {
@@ -157,6 +160,7 @@ impl Path {
             Path::Payment => &[Client, Server, Store, Provider, Completer],
             Path::Outbox => &[Store, Service, Relay, Broker, Consumer, ConsumerStore],
             Path::Chain => &[Client, Server, Store, Provider, Completer, Relay, Broker, Consumer, ConsumerStore],
+            Path::Overload => &[Server, Client],
         }
     }
 
@@ -167,7 +171,7 @@ impl Path {
     pub fn exhaustive_semantics(self) -> sim::Semantics {
         match self {
             Path::Outbox => sim::Semantics::Bounded,
-            Path::Payment | Path::Chain => sim::Semantics::Untimed,
+            Path::Payment | Path::Chain | Path::Overload => sim::Semantics::Untimed,
         }
     }
 }
@@ -210,6 +214,9 @@ pub struct Scenario {
     /// fulfilment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainDesign>,
+    /// The overload path's design: the client fleet, the service and the bounds it is judged by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overload: Option<OverloadDesign>,
     #[serde(default)]
     pub faults: FaultProfile,
     #[serde(default)]
@@ -230,7 +237,9 @@ impl Scenario {
 
     /// Which path this scenario exercises.
     pub fn path(&self) -> Path {
-        if self.outbox.is_some() {
+        if self.overload.is_some() {
+            Path::Overload
+        } else if self.outbox.is_some() {
             Path::Outbox
         } else if self.chain.is_some() {
             Path::Chain
@@ -258,6 +267,12 @@ impl Scenario {
     pub fn outbox_mut(&mut self) -> &mut OutboxDesign {
         self.outbox.as_mut().expect("an outbox scenario has an [outbox] table")
     }
+    pub fn overload(&self) -> &OverloadDesign {
+        self.overload.as_ref().expect("an overload scenario has an [overload] table")
+    }
+    pub fn overload_mut(&mut self) -> &mut OverloadDesign {
+        self.overload.as_mut().expect("an overload scenario has an [overload] table")
+    }
     pub fn chain(&self) -> &ChainDesign {
         self.chain.as_ref().expect("a chain scenario has a [chain] table")
     }
@@ -267,6 +282,9 @@ impl Scenario {
 
     /// Refuse impossible settings, naming the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(o) = &self.overload {
+            return self.validate_overload(o);
+        }
         if self.chain.is_some() && (self.outbox.is_some() || self.payment.is_none()) {
             return Err("[chain] extends the payment path: a chain scenario has [workload], [payment] and [chain], and no [outbox]".into());
         }
@@ -277,7 +295,7 @@ impl Scenario {
                         .into(),
                 );
             }
-            (None, None) => return Err("missing the path table: add [payment] (with [workload]) or [outbox]".into()),
+            (None, None) => return Err("missing the path table: add [payment] (with [workload]), [outbox] or [overload]".into()),
             (None, Some(o)) => {
                 if self.workload.is_some() {
                     return Err("[workload] belongs to the payment path; an outbox scenario places outbox.orders: remove [workload]".into());
@@ -306,6 +324,29 @@ impl Scenario {
         self.payment().validate().map_err(|e| e.replace("design.", "payment."))?;
         if let Some(c) = &self.chain {
             c.validate()?;
+        }
+        self.validate_common()
+    }
+
+    fn validate_overload(&self, o: &OverloadDesign) -> Result<(), String> {
+        if self.payment.is_some() || self.outbox.is_some() || self.chain.is_some() || self.workload.is_some() {
+            return Err("a scenario has exactly one path table: [overload] goes alone (its clients are overload.fleet): remove [workload], [payment], [outbox] and [chain]".into());
+        }
+        o.validate()?;
+        if let Some(w) = o.server.outage {
+            let end = w.start_us + w.duration_us;
+            if o.fleet.duration_us < end + o.bounds.recovery_us {
+                return Err(format!(
+                    "overload.fleet.duration_us = {} ends before the outage's end plus overload.bounds.recovery_us ({} + {}): recovery is judged on the load that arrives then; make duration_us at least {}",
+                    o.fleet.duration_us, end, o.bounds.recovery_us, end + o.bounds.recovery_us
+                ));
+            }
+            if end >= self.time_limit_us {
+                return Err(format!(
+                    "overload.server.outage ends at {end} µs, after time_limit_us = {}: end it earlier or raise the limit",
+                    self.time_limit_us
+                ));
+            }
         }
         self.validate_common()
     }

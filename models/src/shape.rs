@@ -34,6 +34,11 @@ impl Scenario {
                 let o = self.outbox().orders;
                 WorkSize { clients: o.aggregates, operations: o.count, duplicates: 0 }
             }
+            Path::Overload => {
+                let f = self.overload().fleet;
+                let ops = (f.duration_us / f.interval_us).min(u32::MAX as u64 / 1000) as u32;
+                WorkSize { clients: f.clients, operations: f.clients * ops, duplicates: 0 }
+            }
         }
     }
 
@@ -72,6 +77,12 @@ impl Scenario {
                     with(&|s| s.outbox_mut().orders.aggregates = a);
                 }
             }
+            // Fewer clients; the arrival window is what the outage and the bounds need.
+            Path::Overload => {
+                for c in steps(self.overload().fleet.clients, 1) {
+                    with(&|s| s.overload_mut().fleet.clients = c);
+                }
+            }
         }
         out
     }
@@ -103,6 +114,10 @@ impl Scenario {
                 });
                 with(o.aggregates > 1, &|s| s.outbox_mut().orders.aggregates -= 1);
             }
+            Path::Overload => {
+                let c = self.overload().fleet.clients;
+                with(c > 1, &|s| s.overload_mut().fleet.clients -= 1);
+            }
         }
         out
     }
@@ -112,6 +127,7 @@ impl Scenario {
         match self.path() {
             Path::Payment | Path::Chain => ["clients", "operations", "duplicates"],
             Path::Outbox => ["aggregates", "orders", "duplicates"],
+            Path::Overload => ["clients", "operations", "duplicates"],
         }
     }
 
@@ -120,12 +136,17 @@ impl Scenario {
         match self.path() {
             Path::Payment | Path::Chain => "client, operation or duplicate",
             Path::Outbox => "aggregate or order",
+            Path::Overload => "client",
         }
     }
 
     /// Attempts per operation of the client, where the path has one (payment).
     pub fn max_attempts(&self) -> Option<u32> {
-        (self.path() != Path::Outbox).then(|| self.payment().client.max_attempts)
+        match self.path() {
+            Path::Payment | Path::Chain => Some(self.payment().client.max_attempts),
+            Path::Overload => Some(self.overload().fleet.max_attempts),
+            Path::Outbox => None,
+        }
     }
 
     /// The work of this scenario in words, for headers ("1 operation, 2 concurrent same-key
@@ -148,6 +169,20 @@ impl Scenario {
                     n(w.duplicates + 1, "request", "concurrent same-key requests"),
                     n(self.payment().client.max_attempts, "attempt", "attempts")
                 ) + &relays
+            }
+            Path::Overload => {
+                let o = self.overload();
+                let f = o.fleet;
+                format!(
+                    "{} ({:?} loop, about {:.0} operations/s for {}), at most {}, against {} ({:.0} requests/s)",
+                    n(f.clients, "client", "clients"),
+                    f.arrivals,
+                    o.offered_per_sec(),
+                    invariants::ms(f.duration_us),
+                    n(f.max_attempts, "attempt", "attempts"),
+                    n(o.server.workers, "worker", "workers"),
+                    o.capacity_per_sec()
+                )
             }
             Path::Outbox => {
                 let o = self.outbox();

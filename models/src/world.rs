@@ -8,6 +8,9 @@ use crate::outbox::consumer::{Consumer, ConsumerTimer};
 use crate::outbox::relay::{Relay, RelayTimer};
 use crate::outbox::service::{Service, ServiceTimer};
 use crate::outbox::tables::OutboxRow;
+use crate::overload::fleet::{Fleet, FleetTimer};
+use crate::overload::server::{Pool, PoolTimer};
+use crate::overload::Call;
 use crate::payment::client::{Client, ClientTimer};
 use crate::payment::postgres::{self, PgTimer, Postgres, Sql, SqlReply};
 use crate::payment::provider::{ChargeCall, KeyedCall, Provider, ProviderReply, ProviderTimer};
@@ -101,6 +104,14 @@ pub enum Msg {
         partition: u32,
         offset: u32,
     },
+    /// Overload path: a client's request to the service.
+    Call(Call),
+    /// The service's answer: 200, 409 or 503 (with its `Retry-After`).
+    Answer {
+        call: Call,
+        code: u16,
+        retry_after_us: u32,
+    },
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -113,6 +124,8 @@ pub enum Timer {
     Service(ServiceTimer),
     Relay(RelayTimer),
     Consumer(ConsumerTimer),
+    Fleet(FleetTimer),
+    Pool(PoolTimer),
 }
 
 /// One entry of a node's write-ahead log.
@@ -179,6 +192,10 @@ pub enum Node {
     Relay(Relay),
     Broker(Broker),
     Consumer(Consumer),
+    /// Overload path: every client of the fleet.
+    Fleet(Fleet),
+    /// Overload path: the service's worker pool.
+    Pool(Pool),
 }
 
 impl Actor for Node {
@@ -197,6 +214,8 @@ impl Actor for Node {
             Node::Service(s) => s.on_start(ctx),
             Node::Relay(r) => r.on_start(ctx),
             Node::Consumer(c) => c.on_start(ctx),
+            Node::Fleet(f) => f.on_start(ctx),
+            Node::Pool(p) => p.on_start(ctx),
         }
     }
 
@@ -222,6 +241,8 @@ impl Actor for Node {
             (Node::Relay(r), Msg::StoreRestarted) => r.on_store_restarted(ctx),
             (Node::Broker(b), msg) => b.on_message(ctx, from, msg),
             (Node::Consumer(c), msg) => c.on_message(ctx, from, msg),
+            (Node::Pool(p), Msg::Call(call)) => p.on_call(ctx, from, call),
+            (Node::Fleet(f), Msg::Answer { call, code, retry_after_us }) => f.on_answer(ctx, call, code, retry_after_us),
             (node, msg) => unreachable!("{msg:?} sent to {node:?}"),
         }
     }
@@ -236,6 +257,8 @@ impl Actor for Node {
             (Node::Service(s), Timer::Service(t)) => s.on_timer(ctx, t),
             (Node::Relay(r), Timer::Relay(t)) => r.on_timer(ctx, t),
             (Node::Consumer(c), Timer::Consumer(t)) => c.on_timer(ctx, t),
+            (Node::Fleet(f), Timer::Fleet(t)) => f.on_timer(ctx, t),
+            (Node::Pool(p), Timer::Pool(t)) => p.on_timer(ctx, t),
             (node, t) => unreachable!("{t:?} fired on {node:?}"),
         }
     }
@@ -251,6 +274,8 @@ impl Actor for Node {
             Node::Relay(r) => r.on_crash(durable),
             Node::Broker(b) => b.on_crash(durable),
             Node::Consumer(c) => c.on_crash(durable),
+            Node::Fleet(f) => f.on_crash(durable),
+            Node::Pool(p) => p.on_crash(durable),
         }
     }
 }
@@ -264,6 +289,8 @@ pub enum World {
     Outbox(crate::outbox::OutboxModel),
     /// The checkout chain: the payment world whose servers hand paid orders to the outbox tail.
     Chain(crate::chain::ChainModel),
+    /// A client fleet against a service with bounded capacity and an outage.
+    Overload(crate::overload::OverloadModel),
 }
 
 impl World {
@@ -274,6 +301,7 @@ impl World {
             World::Payment(_) => crate::payment::PaymentModel::HISTORY_VIEW,
             World::Outbox(_) => crate::outbox::OutboxModel::HISTORY_VIEW,
             World::Chain(_) => crate::chain::ChainModel::HISTORY_VIEW,
+            World::Overload(_) => crate::overload::OverloadModel::HISTORY_VIEW,
         }
     }
 
@@ -293,6 +321,12 @@ impl World {
                     }
                 }
             }
+            World::Overload(m) => {
+                thread_local!(static BUF: std::cell::RefCell<Vec<invariants::overload::Bucket>> =
+                    const { std::cell::RefCell::new(Vec::new()) });
+                let s = BUF.with_borrow_mut(|b| m.measure(sim.history(), sim_end(sim), b));
+                (t.operations, t.attempts, t.overload) = (s.operations, s.attempts, Some(s));
+            }
             World::Outbox(m) => {
                 t.events = Some(m.tally(|n| sim.durable(n)));
                 for e in sim.history() {
@@ -306,10 +340,28 @@ impl World {
         }
         t
     }
+
+    /// Overload path: the last run of `sim`, bucket by bucket (into `out`), and its headline
+    /// numbers; `None` on other paths.
+    pub fn overload_buckets(
+        &self,
+        sim: &sim::Sim<Node>,
+        out: &mut Vec<invariants::overload::Bucket>,
+    ) -> Option<invariants::overload::Summary> {
+        match self {
+            World::Overload(m) => Some(m.measure(sim.history(), sim_end(sim), out)),
+            _ => None,
+        }
+    }
+}
+
+/// The time of the last run's last observation: the buckets after it are empty.
+fn sim_end(sim: &sim::Sim<Node>) -> u64 {
+    sim.history().last().map_or(0, |e| e.at_us)
 }
 
 /// One run's work and damage, counted.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub struct Tally {
     /// Payment and chain: operations started. Outbox: orders committed.
     pub operations: u64,
@@ -318,6 +370,8 @@ pub struct Tally {
     /// Outbox: lost, duplicate, phantom and out-of-order effects (chain: fulfilments of charged
     /// operations); `None` on paths without events.
     pub events: Option<invariants::outbox::Tally>,
+    /// Overload: amplification, recovery and goodput; `None` on other paths.
+    pub overload: Option<invariants::overload::Summary>,
 }
 
 impl sim::Model for World {
@@ -328,6 +382,7 @@ impl sim::Model for World {
             World::Payment(m) => m.config(),
             World::Outbox(m) => m.config(),
             World::Chain(m) => m.config(),
+            World::Overload(m) => m.config(),
         }
     }
     fn build(&self, nodes: &mut Vec<Node>) {
@@ -335,6 +390,7 @@ impl sim::Model for World {
             World::Payment(m) => m.build(nodes),
             World::Outbox(m) => m.build(nodes),
             World::Chain(m) => m.build(nodes),
+            World::Overload(m) => m.build(nodes),
         }
     }
     fn rebuild(&self, nodes: &mut Vec<Node>) {
@@ -342,6 +398,7 @@ impl sim::Model for World {
             World::Payment(m) => m.rebuild(nodes),
             World::Outbox(m) => m.rebuild(nodes),
             World::Chain(m) => m.rebuild(nodes),
+            World::Overload(m) => m.rebuild(nodes),
         }
     }
     fn check(&self, run: &sim::RunView<'_, Node>) -> sim::Verdict {
@@ -349,6 +406,7 @@ impl sim::Model for World {
             World::Payment(m) => m.check(run),
             World::Outbox(m) => m.check(run),
             World::Chain(m) => m.check(run),
+            World::Overload(m) => m.check(run),
         }
     }
 }

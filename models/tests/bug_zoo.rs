@@ -1,6 +1,9 @@
 //! Every bug-zoo preset is caught by its expected invariant, and fails only because of its bug:
 //! fixed, it holds under the same faults; with its trigger switched off, it holds too.
 
+mod zoo;
+use zoo::threads;
+
 use models::knobs::*;
 use models::presets;
 use models::{Expect, Role, Scenario, Targets};
@@ -8,12 +11,8 @@ use models::{Expect, Role, Scenario, Targets};
 const SEEDS: u64 = 2_000;
 const HOLD_SEEDS: u64 = 4_000;
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn bug_zoo() -> Vec<Scenario> {
-    presets::all().into_iter().filter(|s| s.expect != Expect::Pass && s.name.starts_with("payment/")).collect()
+    zoo::bugs("payment/")
 }
 
 /// The same preset with its one bad knob set right.
@@ -170,14 +169,7 @@ fn every_bug_zoo_preset_is_caught_by_its_invariant() {
 /// Every bug-zoo preset, changed by `variant`, holds over `HOLD_SEEDS` seeds; the failures of all
 /// presets are listed together.
 fn assert_every_variant_holds(variant: fn(&Scenario) -> Scenario, what: &str) {
-    let failures: Vec<String> = bug_zoo()
-        .iter()
-        .filter_map(|s| {
-            let r = variant(s).explore(0..HOLD_SEEDS, threads(), None);
-            r.first.map(|f| format!("{} {what} still fails at seed {}: {}", s.name, f.seed, f.violation.message))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    zoo::assert_every_variant_holds(&bug_zoo(), variant, HOLD_SEEDS, what);
 }
 
 #[test]

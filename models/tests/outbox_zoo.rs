@@ -2,19 +2,17 @@
 //! invariant from a fixed seed range, and fails only because of its bug: fixed, it holds under
 //! the same faults; with its trigger switched off, it holds too.
 
+mod zoo;
+use zoo::threads;
+
 use models::outbox::design::*;
-use models::presets;
 use models::{Expect, Role, Scenario};
 
 const SEEDS: u64 = 2_000;
 const HOLD_SEEDS: u64 = 10_000;
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn outbox_bugs() -> Vec<Scenario> {
-    presets::all().into_iter().filter(|s| s.expect != Expect::Pass && s.name.starts_with("outbox/")).collect()
+    zoo::bugs("outbox/")
 }
 
 /// The same preset with its one bad knob set right.
@@ -102,14 +100,7 @@ fn every_outbox_bug_is_caught_by_its_invariant() {
 }
 
 fn assert_every_variant_holds(variant: fn(&Scenario) -> Scenario, what: &str) {
-    let failures: Vec<String> = outbox_bugs()
-        .iter()
-        .filter_map(|s| {
-            let r = variant(s).explore(0..HOLD_SEEDS, threads(), None);
-            r.first.map(|f| format!("{} {what} still fails at seed {}: {}", s.name, f.seed, f.violation.message))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    zoo::assert_every_variant_holds(&outbox_bugs(), variant, HOLD_SEEDS, what);
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub fn all() -> Vec<Scenario> {
         payment: Some(durable_on_conflict()),
         outbox: None,
         chain: Some(checkout()),
+        overload: None,
         faults: full_faults(),
         targets: Targets::default(),
     }]

@@ -50,6 +50,7 @@ fn scenario(name: &str, description: &str, expect: Expect, outbox: OutboxDesign)
         payment: None,
         outbox: Some(outbox),
         chain: None,
+        overload: None,
         faults: full_faults(),
         targets: Targets::default(),
     }

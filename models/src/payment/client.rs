@@ -6,7 +6,8 @@
 //! crashed app resumes its pending purchase with the key it persisted, or a fresh one.
 
 use super::{Msg, Node, Record, Request, Shared, Timer, FIRST_SERVER};
-use crate::knobs::{Backoff, ClientDesign, KeyPolicy, KeyStorage, RetryBudget};
+use crate::knobs::{Backoff, ClientDesign, KeyPolicy, KeyStorage};
+use crate::retry::{backoff_us, BudgetState};
 use invariants::{Begin, Key, Obs, OpId, Settle, Status};
 use sim::{ChoiceKind, Ctx, TimerId};
 
@@ -50,10 +51,10 @@ pub struct Client {
     phase: Phase,
     timeout: Option<TimerId>,
     prev_sleep_us: u64,
-    /// Retry budget state: gRPC tokens (x1000), or SRE ratio counters.
-    tokens_milli: i64,
-    requests: u64,
-    retries: u64,
+    /// Retry budget state: gRPC or AWS tokens, or SRE ratio counters.
+    budget: BudgetState,
+    /// What the current attempt's retry took from an AWS quota (refunded on success).
+    retry_cost: u32,
     /// Set by a crash: the next start resumes from the durable log.
     resume: Option<(u32, u32, bool)>,
 }
@@ -66,10 +67,6 @@ pub enum ClientTimer {
 
 impl Client {
     pub fn new(setup: Shared<Setup>, index: u32) -> Self {
-        let tokens_milli = match setup.design.budget {
-            RetryBudget::TokenBucket { max_tokens, .. } => (max_tokens * 1000.0) as i64,
-            _ => 0,
-        };
         Client {
             setup,
             index,
@@ -80,9 +77,8 @@ impl Client {
             phase: Phase::Done,
             timeout: None,
             prev_sleep_us: 0,
-            tokens_milli,
-            requests: 0,
-            retries: 0,
+            budget: BudgetState::new(setup.design.budget),
+            retry_cost: 0,
             resume: None,
         }
     }
@@ -129,6 +125,7 @@ impl Client {
 
     fn start_op(&mut self, ctx: &mut Ctx<'_, Node>, begin: Begin) {
         self.attempt = 0;
+        self.retry_cost = 0;
         self.prev_sleep_us = self.design().base_us;
         if begin == Begin::First {
             self.session = 0;
@@ -145,7 +142,7 @@ impl Client {
 
     fn send_attempt(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.attempt += 1;
-        self.requests += 1;
+        self.budget.requests += 1;
         let copies = if self.attempt == 1 { 1 + self.setup.duplicates } else { 1 };
         for copy in 0..copies {
             let req = Request { op: self.op(), attempt: self.attempt, copy, key: self.key(), amount: self.amount() };
@@ -173,7 +170,7 @@ impl Client {
         }
         match status {
             Status::Ok { charge, amount, .. } => {
-                self.refund();
+                self.budget.success(self.design().budget, self.retry_cost);
                 self.settle(ctx, Settle::Succeeded { charge, amount });
             }
             Status::Mismatch => self.settle(ctx, Settle::Rejected { code: 422 }),
@@ -188,7 +185,7 @@ impl Client {
             ClientTimer::Timeout { op, attempt } if self.phase == Phase::Waiting && op == self.op() && attempt == self.attempt => {
                 self.timeout = None;
                 ctx.observe(Obs::TimedOut { op, attempt });
-                self.retry(ctx, 0);
+                self.retry_timed_out(ctx);
             }
             ClientTimer::Retry { op } if self.phase == Phase::Backoff && op == self.op() => self.send_attempt(ctx),
             _ => {}
@@ -197,51 +194,28 @@ impl Client {
 
     /// Retry after the policy's backoff (at least `floor_us`), if attempts and budget allow.
     fn retry(&mut self, ctx: &mut Ctx<'_, Node>, floor_us: u64) {
-        if self.design().backoff == Backoff::None || self.attempt >= self.design().max_attempts || !self.budget_allows() {
+        self.retry_after(ctx, floor_us, false)
+    }
+
+    fn retry_timed_out(&mut self, ctx: &mut Ctx<'_, Node>) {
+        self.retry_after(ctx, 0, true)
+    }
+
+    fn retry_after(&mut self, ctx: &mut Ctx<'_, Node>, floor_us: u64, timed_out: bool) {
+        let d = self.setup.design;
+        let allowed =
+            if d.backoff == Backoff::None || self.attempt >= d.max_attempts { None } else { self.budget.allow_retry(d.budget, timed_out) };
+        let Some(cost) = allowed else {
             let attempts = self.attempt;
             return self.settle(ctx, Settle::GaveUp { attempts });
-        }
-        self.retries += 1;
-        let sleep_us = self.backoff_us(ctx).max(floor_us);
+        };
+        self.retry_cost = cost;
+        let sleep_us = backoff_us(d.backoff, d.base_us, d.cap_us, self.attempt, &mut self.prev_sleep_us, |hi| {
+            ctx.choose(ChoiceKind::Jitter, hi.min(u32::MAX as u64) as u32 + 1) as u64
+        })
+        .max(floor_us);
         self.phase = Phase::Backoff;
         ctx.set_timer(sleep_us, Timer::Client(ClientTimer::Retry { op: self.op() }));
-    }
-
-    /// Brooker's formulas; `n` is the number of the retry (0 for the first).
-    fn backoff_us(&mut self, ctx: &mut Ctx<'_, Node>) -> u64 {
-        let d = self.setup.design;
-        let n = (self.attempt - 1).min(40);
-        let exp = d.cap_us.min(d.base_us.saturating_mul(1 << n));
-        let mut jitter = |hi: u64| ctx.choose(ChoiceKind::Jitter, hi.min(u32::MAX as u64) as u32 + 1) as u64;
-        match d.backoff {
-            Backoff::None | Backoff::Immediate => 0,
-            Backoff::Exponential => exp,
-            Backoff::FullJitter => jitter(exp),
-            Backoff::EqualJitter => exp / 2 + jitter(exp / 2),
-            Backoff::Decorrelated => {
-                let hi = self.prev_sleep_us.saturating_mul(3).max(d.base_us);
-                let sleep = d.cap_us.min(d.base_us + jitter(hi - d.base_us));
-                self.prev_sleep_us = sleep;
-                sleep
-            }
-        }
-    }
-
-    fn budget_allows(&mut self) -> bool {
-        match self.design().budget {
-            RetryBudget::None => true,
-            RetryBudget::TokenBucket { max_tokens, .. } => {
-                self.tokens_milli = (self.tokens_milli - 1000).max(0);
-                self.tokens_milli as f64 > max_tokens * 500.0
-            }
-            RetryBudget::Ratio { percent } => (self.retries as f64) < self.requests as f64 * percent / 100.0,
-        }
-    }
-
-    fn refund(&mut self) {
-        if let RetryBudget::TokenBucket { max_tokens, token_ratio } = self.design().budget {
-            self.tokens_milli = (self.tokens_milli + (token_ratio * 1000.0) as i64).min((max_tokens * 1000.0) as i64);
-        }
     }
 
     fn settle(&mut self, ctx: &mut Ctx<'_, Node>, outcome: Settle) {

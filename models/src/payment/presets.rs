@@ -101,6 +101,7 @@ fn scenario(name: &str, description: &str, expect: Expect, payment: PaymentDesig
         payment: Some(payment),
         outbox: None,
         chain: None,
+        overload: None,
         faults: full_faults(),
         targets: Targets::default(),
     }

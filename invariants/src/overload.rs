@@ -1,0 +1,383 @@
+//! Checkers of the overload path, both liveness properties over buckets of simulated time:
+//! `recovery` (after the outage ends, goodput is back within a bound, and retry amplification
+//! during the outage stays under the design's bound) and `availability` (requests for other keys
+//! are not starved by requests blocked on a key in flight).
+
+use crate::ms;
+use crate::obs::Obs;
+use serde::Serialize;
+use sim::{Entry, Verdict, Violation};
+
+pub const RECOVERY: &str = "recovery";
+pub const AVAILABILITY: &str = "availability";
+
+/// The overload invariants in checker order.
+pub const ALL: [&str; 2] = [RECOVERY, AVAILABILITY];
+
+/// Everything the overload checkers judge.
+pub struct OverloadRun<'a> {
+    pub history: &'a [Entry<Obs>],
+    pub end_us: u64,
+    pub bucket_us: u64,
+    /// The outage window `[start, end)`, if the scenario has one.
+    pub outage: Option<(u64, u64)>,
+    /// Requests the worker pool can serve per bucket.
+    pub capacity_per_bucket: f64,
+    /// Operations arrive until this time.
+    pub arrivals_end_us: u64,
+    pub recovery_us: u64,
+    pub goodput_fraction: f64,
+    pub amplification_max: f64,
+    pub starve_us: u64,
+    pub workers: u32,
+}
+
+/// One bucket of simulated time, counted.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Operations that arrived.
+    pub offered: u32,
+    /// Requests sent (first attempts and retries): the load offered to the service.
+    pub attempts: u32,
+    /// Operations that succeeded (when they succeeded).
+    pub goodput: u32,
+    /// Operations that arrived in this bucket and succeeded (whenever they did).
+    pub arrived_ok: u32,
+    /// The longest queue a worker left behind.
+    pub queue_max: u32,
+    pub unavailable: u32,
+    pub conflicts: u32,
+    pub timeouts: u32,
+    /// Requests starved (see `availability`).
+    pub starved: u32,
+}
+
+/// A run's headline numbers (for `compare`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub operations: u64,
+    pub attempts: u64,
+    /// Operations that succeeded.
+    pub goodput: u64,
+    /// Operations offered and attempts sent during the outage.
+    pub outage_operations: u64,
+    pub outage_attempts: u64,
+    /// Time from the end of the outage until goodput was back for good (see `recovery`);
+    /// `None` if it never was (or there was no outage).
+    pub recovery_us: Option<u64>,
+    /// The last bucket after the outage from which on goodput was short of the target (the
+    /// bucket where recovery broke), if any.
+    pub short_from: Option<usize>,
+    /// The run had an outage (recovery was judged).
+    pub outage: bool,
+}
+
+impl Summary {
+    /// Attempts per operation during the outage (over the whole run without one).
+    pub fn outage_amplification(&self) -> f64 {
+        self.outage_attempts as f64 / self.outage_operations.max(1) as f64
+    }
+    pub fn amplification(&self) -> f64 {
+        self.attempts as f64 / self.operations.max(1) as f64
+    }
+}
+
+/// Count the history into buckets of `run.bucket_us` (`out` is cleared first).
+pub fn buckets(run: &OverloadRun<'_>, out: &mut Vec<Bucket>) {
+    out.clear();
+    out.resize((run.end_us / run.bucket_us + 1) as usize, Bucket::default());
+    for e in run.history {
+        let b = &mut out[(e.at_us / run.bucket_us) as usize];
+        match e.obs {
+            Obs::Offered { .. } => b.offered += 1,
+            Obs::Attempted { .. } => b.attempts += 1,
+            Obs::Finished { ok: true, arrived_us, .. } => {
+                b.goodput += 1;
+                out[(arrived_us / run.bucket_us) as usize].arrived_ok += 1;
+            }
+            Obs::Served { queue, blocked, waited_us, .. } => {
+                b.queue_max = b.queue_max.max(queue);
+                b.starved += starved(run, waited_us, blocked) as u32;
+            }
+            Obs::Refused { code: 503, .. } => b.unavailable += 1,
+            Obs::Refused { code: 409, .. } => b.conflicts += 1,
+            Obs::AttemptTimedOut { .. } => b.timeouts += 1,
+            _ => {}
+        }
+    }
+}
+
+/// A request that waited `waited_us` for a worker, which it got with `blocked` workers held by
+/// requests blocked on a key in flight, was starved by them: it waited past the bound while at
+/// least half the pool was held so. (A long wait with fewer held is overload, not starvation.)
+fn starved(run: &OverloadRun<'_>, waited_us: u64, blocked: u32) -> bool {
+    waited_us > run.starve_us && blocked > 0 && 2 * blocked >= run.workers
+}
+
+/// The headline numbers of a run counted into `buckets`.
+pub fn summarize(run: &OverloadRun<'_>, buckets: &[Bucket]) -> Summary {
+    let (s, e) = run.outage.unwrap_or((0, run.end_us + 1));
+    let mut sum = Summary::default();
+    for b in buckets {
+        sum.operations += b.offered as u64;
+        sum.attempts += b.attempts as u64;
+        sum.goodput += b.goodput as u64;
+    }
+    // The outage's operations and attempts, from the observations' own times.
+    for x in run.history {
+        let inside = s <= x.at_us && x.at_us < e;
+        match x.obs {
+            Obs::Offered { .. } if inside => sum.outage_operations += 1,
+            Obs::Attempted { .. } if inside => sum.outage_attempts += 1,
+            _ => {}
+        }
+    }
+    if run.outage.is_some() {
+        sum.outage = true;
+        (sum.recovery_us, sum.short_from) = recovered(run, buckets, e);
+    }
+    sum
+}
+
+/// Buckets of a suffix window: shorter windows are too noisy to judge.
+const MIN_WINDOW: usize = 4;
+
+/// Goodput is back from bucket `r` on when, for every window from a bucket at or after `r` to
+/// the end of arrivals (at least `MIN_WINDOW` buckets long), the operations that arrived in it
+/// and succeeded are at least `goodput_fraction` of what the service could do: the operations
+/// that arrived, or its capacity if that is lower. (Counting each operation by its arrival, not
+/// by when it succeeded, keeps the random arrivals from looking like lost goodput.) Returns the
+/// time from `end` (the outage's end) to the first such `r`, and the bucket where the last
+/// shortfall began; `(None, Some(b))` if goodput was never back.
+fn recovered(run: &OverloadRun<'_>, buckets: &[Bucket], end: u64) -> (Option<u64>, Option<usize>) {
+    let w = run.bucket_us;
+    let first = (end.div_ceil(w) as usize).min(buckets.len());
+    let last = ((run.arrivals_end_us.min(run.end_us) / w) as usize).min(buckets.len()).max(first);
+    let (mut offered, mut ok, mut short) = (0u64, 0u64, None);
+    for b in (first..last).rev() {
+        offered += buckets[b].offered as u64;
+        ok += buckets[b].arrived_ok as u64;
+        let len = last - b;
+        if len >= MIN_WINDOW && (ok as f64) < run.goodput_fraction * (offered as f64).min(run.capacity_per_bucket * len as f64) {
+            short = Some(b);
+            break;
+        }
+    }
+    match short {
+        None => (Some(first as u64 * w - end), None),
+        Some(b) if b + MIN_WINDOW < last => (Some((b as u64 + 1) * w - end), Some(b)),
+        Some(b) => (None, Some(b)),
+    }
+}
+
+fn bucket_name(i: usize, w: u64) -> String {
+    format!("bucket {i} ({} to {})", ms(i as u64 * w), ms((i as u64 + 1) * w))
+}
+
+/// Every overload checker, in `ALL`'s order.
+pub fn check(run: &OverloadRun<'_>) -> Verdict {
+    thread_local!(static BUF: std::cell::RefCell<Vec<Bucket>> = const { std::cell::RefCell::new(Vec::new()) });
+    BUF.with_borrow_mut(|b| {
+        buckets(run, b);
+        let s = summarize(run, b);
+        Violation::combine([recovery(run, b, &s), availability(run)].into_iter().flatten().collect())
+    })
+}
+
+/// `recovery`: amplification during the outage under the bound, and goodput back to the target
+/// within `recovery_us` of the outage's end.
+pub fn recovery(run: &OverloadRun<'_>, buckets: &[Bucket], s: &Summary) -> Option<Violation> {
+    let w = run.bucket_us;
+    let mut parts = Vec::new();
+    if s.outage_amplification() > run.amplification_max {
+        let (lo, hi) = run.outage.unwrap_or((0, run.end_us + 1));
+        let window = (lo / w) as usize..((hi.div_ceil(w)) as usize).min(buckets.len());
+        let amp = |b: &Bucket| b.attempts as f64 / b.offered.max(1) as f64;
+        let peak = window.clone().max_by(|&a, &b| amp(&buckets[a]).total_cmp(&amp(&buckets[b]))).unwrap_or(0);
+        let (mut att, mut ops, mut broke) = (0u64, 0u64, None);
+        for i in window {
+            att += buckets[i].attempts as u64;
+            ops += buckets[i].offered as u64;
+            if broke.is_none() && att as f64 > run.amplification_max * ops.max(1) as f64 {
+                broke = Some(i);
+            }
+        }
+        let pb = &buckets[peak];
+        parts.push(format!(
+            "retry amplification {:.2} attempts per operation during the outage ({} attempts for {} operations from {} to {}), over \
+             the design's bound of {:.2}; the bound was first broken in {}; peak {:.1} in {} ({} attempts for {} operations, {} \
+             answered 503); overall {:.2}",
+            s.outage_amplification(),
+            s.outage_attempts,
+            s.outage_operations,
+            ms(lo),
+            ms(hi.min(run.end_us)),
+            run.amplification_max,
+            bucket_name(broke.unwrap_or(peak), w),
+            amp(pb),
+            bucket_name(peak, w),
+            pb.attempts,
+            pb.offered,
+            pb.unavailable,
+            s.amplification()
+        ));
+    }
+    if let Some((_, end)) = run.outage {
+        if s.recovery_us.is_none_or(|r| r > run.recovery_us) {
+            let at = s.short_from.unwrap_or(0).min(buckets.len().saturating_sub(1));
+            let first = (end.div_ceil(w) as usize).min(buckets.len());
+            let last = ((run.arrivals_end_us.min(run.end_us) / w) as usize).min(buckets.len()).max(first);
+            let shown: Vec<String> = buckets[first..last].iter().take(12).map(|b| format!("{}/{}", b.arrived_ok, b.offered)).collect();
+            let b = &buckets[at];
+            parts.push(format!(
+                "no recovery: goodput was not back to {:.0}% of the load (or of capacity, {:.1} requests per {}) within {} of the \
+                 outage's end at {}: {}; operations that succeeded / arrived per bucket after the end: [{}]; from {} on, the \
+                 operations arriving fell short ({} attempts, {} successes, {} answered 503, {} timed out, queue up to {} in that bucket)",
+                100.0 * run.goodput_fraction,
+                run.capacity_per_bucket,
+                ms(w),
+                ms(run.recovery_us),
+                ms(end),
+                match s.recovery_us {
+                    Some(r) => format!("it took {}", ms(r)),
+                    None => format!("it never was, up to the end of arrivals at {}", ms(run.arrivals_end_us.min(run.end_us))),
+                },
+                shown.join(", "),
+                bucket_name(at, w),
+                b.attempts,
+                b.goodput,
+                b.unavailable,
+                b.timeouts,
+                b.queue_max
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(Violation::new(RECOVERY, parts.join(". ") + ". ", Vec::new()))
+}
+
+/// `availability`: no request waits longer than `starve_us` for a worker while half the pool or
+/// more is held by requests blocked on another key in flight.
+pub fn availability(run: &OverloadRun<'_>) -> Option<Violation> {
+    let h = run.history;
+    let (mut count, mut worst, mut first) = (0u64, None::<usize>, None::<usize>);
+    let mut last_blocked = None;
+    let mut blocked_before = None;
+    for (i, e) in h.iter().enumerate() {
+        match e.obs {
+            Obs::Blocked { .. } => last_blocked = Some(i),
+            Obs::Served { waited_us, blocked, .. } if starved(run, waited_us, blocked) => {
+                count += 1;
+                first.get_or_insert(i);
+                let wait = |j: usize| match h[j].obs {
+                    Obs::Served { waited_us, .. } => waited_us,
+                    _ => 0,
+                };
+                if worst.is_none_or(|j| waited_us > wait(j)) {
+                    worst = Some(i);
+                    blocked_before = last_blocked;
+                }
+            }
+            _ => {}
+        }
+    }
+    let (worst, first) = (worst?, first?);
+    let Obs::Served { client, op, waited_us, blocked, queue } = h[worst].obs else { unreachable!() };
+    let holder = match blocked_before.map(|j| (j, h[j].obs)) {
+        Some((j, Obs::Blocked { client, op, .. })) => {
+            format!("; the last worker taken before it went to a retry of client {client} operation {op} at {}, blocked on its own key in flight", ms(h[j].at_us))
+        }
+        _ => String::new(),
+    };
+    let message = format!(
+        "starved: {count} requests waited longer than {} for a worker while half the workers or more were held by requests \
+         blocked on a key in flight; the worst, client {client} operation {op}, waited {} and started at {} with {blocked} of {} workers blocked and \
+         {queue} requests still queued{holder}; the first starved request started in {}. ",
+        ms(run.starve_us),
+        ms(waited_us),
+        ms(h[worst].at_us),
+        run.workers,
+        bucket_name((h[first].at_us / run.bucket_us) as usize, run.bucket_us)
+    );
+    let events = blocked_before.into_iter().chain([first, worst]).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    Some(Violation::new(AVAILABILITY, message, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(at_us: u64, obs: Obs) -> Entry<Obs> {
+        Entry { at_us, node: 0, obs }
+    }
+
+    fn run(h: &[Entry<Obs>]) -> OverloadRun<'_> {
+        OverloadRun {
+            history: h,
+            end_us: 1_000,
+            bucket_us: 100,
+            outage: Some((200, 400)),
+            capacity_per_bucket: 10.0,
+            arrivals_end_us: 1_000,
+            recovery_us: 200,
+            goodput_fraction: 0.9,
+            amplification_max: 3.0,
+            starve_us: 50,
+            workers: 2,
+        }
+    }
+
+    fn op(t: u64, n: u32, attempts: u32, ok_at: Option<u64>) -> Vec<Entry<Obs>> {
+        let mut v = vec![at(t, Obs::Offered { client: 0, op: n })];
+        v.extend((1..=attempts).map(|a| at(t, Obs::Attempted { client: 0, op: n, attempt: a })));
+        v.extend(ok_at.map(|at_us| at(at_us, Obs::Finished { client: 0, op: n, attempts, ok: true, arrived_us: t })));
+        v
+    }
+
+    #[test]
+    fn goodput_back_soon_after_the_outage_passes_and_never_back_fails_with_numbers() {
+        let mut good = Vec::new();
+        for (n, t) in [0u64, 100, 150, 250, 450, 550, 650, 750, 850, 950].iter().enumerate() {
+            good.extend(op(*t, n as u32, 2, Some(t + 10)));
+        }
+        good.sort_by_key(|e| e.at_us);
+        assert!(check(&run(&good)).is_pass(), "{:?}", check(&run(&good)));
+        let bad: Vec<_> = good.iter().filter(|e| e.at_us < 400 || !matches!(e.obs, Obs::Finished { .. })).cloned().collect();
+        let v = check(&run(&bad));
+        let v = v.violation().expect("no recovery");
+        assert!(v.broke(RECOVERY) && v.message.contains("never was"), "{}", v.message);
+    }
+
+    #[test]
+    fn amplification_over_the_bound_names_the_bucket() {
+        let mut h = op(250, 0, 5, Some(500));
+        h.extend(op(500, 1, 1, Some(510)));
+        let v = recovery(
+            &run(&h),
+            &{
+                let mut b = Vec::new();
+                buckets(&run(&h), &mut b);
+                b
+            },
+            &{
+                let mut b = Vec::new();
+                buckets(&run(&h), &mut b);
+                summarize(&run(&h), &b)
+            },
+        );
+        let v = v.expect("amplification 5 > 3");
+        assert!(v.message.contains("retry amplification 5.00") && v.message.contains("bucket 2"), "{}", v.message);
+    }
+
+    #[test]
+    fn a_long_wait_behind_blocked_workers_is_starvation_and_one_without_is_not() {
+        let served = |waited_us, blocked| Obs::Served { client: 1, op: 7, waited_us, queue: 3, blocked };
+        let h = [at(10, Obs::Blocked { client: 0, op: 1, waited_us: 0, blocked: 1 }), at(100, served(90, 1))];
+        // One of the two workers blocked is half the pool.
+        let v = availability(&run(&h)).expect("starved");
+        assert!(v.message.contains("client 1 operation 7, waited 0.090 ms") && v.message.contains("client 0 operation 1"), "{}", v.message);
+        assert!(availability(&run(&[at(100, served(90, 0))])).is_none(), "a long wait alone is overload, not starvation");
+    }
+}
