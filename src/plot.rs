@@ -24,6 +24,9 @@ pub fn check_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Which of a bucket's (offered, goodput) pair a panel draws.
+type Pick = fn(&(f64, f64)) -> f64;
+
 /// Draw the rows that have a series (overload scenarios) into an SVG at `path`.
 pub fn draw(path: &Path, rows: &[Row]) -> Result<()> {
     let lines: Vec<(&str, &Series)> = rows.iter().filter_map(|r| r.series.as_ref().map(|s| (r.scenario.as_str(), s))).collect();
@@ -37,14 +40,12 @@ pub fn draw(path: &Path, rows: &[Row]) -> Result<()> {
     // Per second, from per bucket.
     let rate = |s: &Series, v: f64| v * 1e6 / s.bucket_us as f64;
     let x_max = lines.iter().map(|(_, s)| s.points.len() as u64 * s.bucket_us).max().unwrap_or(1) as f64 / 1000.0;
-    let y_max = |pick: fn(&(f64, f64)) -> f64| {
-        lines.iter().flat_map(|(_, s)| s.points.iter().map(move |p| rate(s, pick(p)))).fold(1.0, f64::max) * 1.1
-    };
+    let y_max = |pick: Pick| lines.iter().flat_map(|(_, s)| s.points.iter().map(move |p| rate(s, pick(p)))).fold(1.0, f64::max) * 1.1;
     let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let panels = root.split_evenly((2, 1));
     let titles = ["offered load: requests sent per second", "goodput: operations succeeded per second"];
-    let picks: [fn(&(f64, f64)) -> f64; 2] = [|p| p.0, |p| p.1];
+    let picks: [Pick; 2] = [|p| p.0, |p| p.1];
     for ((area, title), pick) in panels.iter().zip(titles).zip(picks) {
         let top = y_max(pick);
         let mut chart = ChartBuilder::on(area)
