@@ -77,9 +77,6 @@ impl<A: Actor> Sim<A> {
         self.bounded = on;
         self.untimed |= on;
     }
-    pub fn is_bounded(&self) -> bool {
-        self.bounded
-    }
     pub fn is_untimed(&self) -> bool {
         self.untimed
     }
