@@ -51,8 +51,9 @@ pub struct Row {
     /// Effects applied before an earlier-committed effect of the same aggregate.
     pub out_of_order: Option<u64>,
     pub mean_sim_time_ms: f64,
-    /// Overload path (null elsewhere): attempts per operation during the outage, all runs
-    /// together (the retry amplification `recovery` bounds).
+    /// Overload path (null elsewhere): requests reaching the service per operation during the
+    /// outage, all runs together (the retry amplification `recovery` bounds; with tiers in
+    /// between, their retries included).
     pub outage_amplification: Option<f64>,
     /// Attempts per operation over the whole run.
     pub amplification: Option<f64>,
@@ -64,6 +65,9 @@ pub struct Row {
     pub goodput_per_sec: Option<f64>,
     /// Requests sent, all runs together.
     pub total_attempts: Option<u64>,
+    /// Mean time until every operation of a run had succeeded, over the runs where every one
+    /// did (a herd's time to get through, on the contention workload).
+    pub mean_all_done_ms: Option<f64>,
     /// Mean attempts and successes per bucket over the runs (for plots; not printed).
     #[serde(skip)]
     pub series: Option<Series>,
@@ -110,6 +114,9 @@ struct Acc {
 #[derive(Default)]
 struct OverloadAcc {
     outage_attempts: u64,
+    /// Runs where every operation succeeded, and the sum of the times the last one did.
+    all_done: u64,
+    all_done_us: u64,
     outage_operations: u64,
     recovered: u64,
     unrecovered: u64,
@@ -122,9 +129,13 @@ struct OverloadAcc {
 
 impl OverloadAcc {
     fn add(&mut self, s: &invariants::overload::Summary) {
-        self.outage_attempts += s.outage_attempts;
+        self.outage_attempts += s.outage_service_attempts;
         self.outage_operations += s.outage_operations;
         self.goodput += s.goodput;
+        if let Some(t) = s.done_us {
+            self.all_done += 1;
+            self.all_done_us += t;
+        }
         if let Some(r) = s.recovery_us {
             self.recovered += 1;
             self.recovery_us += r;
@@ -145,6 +156,8 @@ impl OverloadAcc {
     fn merge(&mut self, o: OverloadAcc) {
         self.outage_attempts += o.outage_attempts;
         self.outage_operations += o.outage_operations;
+        self.all_done += o.all_done;
+        self.all_done_us += o.all_done_us;
         self.recovered += o.recovered;
         self.unrecovered += o.unrecovered;
         self.recovery_us += o.recovery_us;
@@ -252,6 +265,7 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
             div(o.goodput as f64 / secs, a.runs)
         }),
         total_attempts: a.overload.as_ref().map(|_| a.attempts),
+        mean_all_done_ms: a.overload.as_ref().and_then(|o| (o.all_done > 0).then(|| o.all_done_us as f64 / 1000.0 / o.all_done as f64)),
         series: a.overload.map(|o| {
             let d = scenario.overload();
             Series {
@@ -313,7 +327,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
     }
     let overload = rows.iter().any(|r| r.amplification.is_some());
     if overload {
-        header.extend(["amplification (outage)", "amplification", "recovery", "unrecovered", "goodput/s", "attempts"]);
+        header.extend(["amplification (outage)", "amplification", "recovery", "unrecovered", "goodput/s", "attempts", "all done"]);
     }
     let opt = |x: Option<u64>| x.map_or("-".to_string(), |n| n.to_string());
     let optf = |x: Option<f64>, unit: &str| x.map_or("-".to_string(), |v| format!("{v:.2}{unit}"));
@@ -345,6 +359,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 opt(r.unrecovered_runs),
                 r.goodput_per_sec.map_or("-".to_string(), |v| format!("{v:.0}")),
                 opt(r.total_attempts),
+                r.mean_all_done_ms.map_or("-".to_string(), |v| format!("{v:.1} ms")),
             ]);
         }
         c
@@ -356,13 +371,13 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             out = serde_json::to_string_pretty(&v).expect("json") + "\n";
         }
         Format::Csv => {
-            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order,outage_amplification,amplification,mean_recovery_ms,unrecovered_runs,goodput_per_sec,total_attempts\n");
+            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order,outage_amplification,amplification,mean_recovery_ms,unrecovered_runs,goodput_per_sec,total_attempts,mean_all_done_ms\n");
             let opt = |x: Option<u64>| x.map_or(String::new(), |n| n.to_string());
             let optf = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{},{}",
                     r.scenario,
                     r.runs,
                     r.safety_violating_runs,
@@ -384,7 +399,8 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                     optf(r.mean_recovery_ms),
                     opt(r.unrecovered_runs),
                     optf(r.goodput_per_sec),
-                    opt(r.total_attempts)
+                    opt(r.total_attempts),
+                    optf(r.mean_all_done_ms)
                 );
             }
         }
@@ -432,7 +448,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 if events {
                     "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order"
                 } else if overload {
-                    "; overload: amplification is attempts per operation (during the outage, and overall), recovery the mean time from the outage's end until goodput was back (over the runs where it came back; unrecovered: runs where it never did), goodput/s successful operations per second of arrivals, attempts the requests sent by all runs"
+                    "; overload: amplification (outage) is requests reaching the service per operation during the outage (tiers' retries included), amplification the clients' attempts per operation over the run, recovery the mean time from the outage's end until goodput was back (over the runs where it came back; unrecovered: runs where it never did), goodput/s successful operations per second of arrivals, attempts the requests the clients sent in all runs, all done the mean time until every operation had succeeded (over the runs where every one did)"
                 } else {
                     ""
                 }

@@ -278,4 +278,18 @@ pub enum Obs {
         op: u32,
         code: u16,
     },
+    /// Overload, one shared row: a request's commit found the row changed since it read it (a
+    /// write conflict under optimistic concurrency); the client was answered 409.
+    WriteConflict {
+        client: u32,
+        op: u32,
+    },
+    /// Overload, a tier between the clients and the service (0: the outermost) sent attempt
+    /// `attempt` of its call for a request of client `client`'s operation `op` one tier in.
+    Forwarded {
+        tier: u8,
+        client: u32,
+        op: u32,
+        attempt: u32,
+    },
 }

@@ -1,15 +1,18 @@
-//! Checkers of the overload path, both liveness properties over buckets of simulated time:
+//! Checkers of the overload path, all liveness properties over buckets of simulated time:
 //! `recovery` (after the outage ends, goodput is back within a bound, and retry amplification
-//! during the outage stays under the design's bound) and `availability` (requests for other keys
-//! are not starved by requests blocked on a key in flight).
+//! at the service during the outage stays under the design's bound), `availability` (requests
+//! for other keys are not starved by requests blocked on a key in flight) and `settles` (every
+//! operation comes to an end, success or an error its user sees, within the settle bound).
 
 use crate::ms;
 use crate::obs::Obs;
 use serde::Serialize;
-use sim::{Entry, Verdict, Violation};
+use sim::{Entry, RunEnd, Verdict, Violation};
 
 pub const RECOVERY: &str = "recovery";
 pub const AVAILABILITY: &str = "availability";
+/// The payment path's liveness invariant, judged here on the fleet's operations.
+pub use crate::payment::SETTLES;
 
 /// The overload invariants in checker order.
 pub const ALL: [&str; 2] = [RECOVERY, AVAILABILITY];
@@ -30,6 +33,27 @@ pub struct OverloadRun<'a> {
     pub amplification_max: f64,
     pub starve_us: u64,
     pub workers: u32,
+    /// Tiers between the clients and the service (0: the clients call it directly).
+    pub tiers: u8,
+    /// Judge `settles`.
+    pub liveness: bool,
+    pub settle_bound_us: u64,
+    pub end: RunEnd,
+    /// From this time on no new fault starts.
+    pub heal_at_us: u64,
+    /// Operations a crash of the fleet dropped, as `(client, op)`: their users saw an error.
+    pub forgotten: &'a [(u32, u32)],
+}
+
+impl OverloadRun<'_> {
+    /// Does this observation put a request in front of the service (the last hop's send)?
+    fn reaches_service(&self, obs: &Obs) -> bool {
+        match *obs {
+            Obs::Attempted { .. } => self.tiers == 0,
+            Obs::Forwarded { tier, .. } => tier + 1 == self.tiers,
+            _ => false,
+        }
+    }
 }
 
 /// One bucket of simulated time, counted.
@@ -37,8 +61,10 @@ pub struct OverloadRun<'a> {
 pub struct Bucket {
     /// Operations that arrived.
     pub offered: u32,
-    /// Requests sent (first attempts and retries): the load offered to the service.
+    /// Requests the clients sent (first attempts and retries).
     pub attempts: u32,
+    /// Requests sent to the service (the clients' attempts, or the innermost tier's calls).
+    pub service_attempts: u32,
     /// Operations that succeeded (when they succeeded).
     pub goodput: u32,
     /// Operations that arrived in this bucket and succeeded (whenever they did).
@@ -57,11 +83,20 @@ pub struct Bucket {
 pub struct Summary {
     pub operations: u64,
     pub attempts: u64,
+    /// Requests that reached the service (`attempts` when there are no tiers).
+    pub service_attempts: u64,
+    /// Calls each tier sent one tier in, outermost first (zero past the last tier).
+    pub tier_attempts: [u64; 4],
     /// Operations that succeeded.
     pub goodput: u64,
     /// Operations offered and attempts sent during the outage.
     pub outage_operations: u64,
     pub outage_attempts: u64,
+    /// Requests that reached the service during the outage.
+    pub outage_service_attempts: u64,
+    /// When the last operation succeeded, if every operation did (the time a herd took to
+    /// get through: the contention workload's headline).
+    pub done_us: Option<u64>,
     /// Time from the end of the outage until goodput was back for good (see `recovery`);
     /// `None` if it never was (or there was no outage).
     pub recovery_us: Option<u64>,
@@ -73,9 +108,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Attempts per operation during the outage (over the whole run without one).
+    /// Requests reaching the service per operation during the outage (over the whole run
+    /// without one): what the tiers' and the clients' retries multiply together.
     pub fn outage_amplification(&self) -> f64 {
-        self.outage_attempts as f64 / self.outage_operations.max(1) as f64
+        self.outage_service_attempts as f64 / self.outage_operations.max(1) as f64
     }
     pub fn amplification(&self) -> f64 {
         self.attempts as f64 / self.operations.max(1) as f64
@@ -90,7 +126,11 @@ pub fn buckets(run: &OverloadRun<'_>, out: &mut Vec<Bucket>) {
         let b = &mut out[(e.at_us / run.bucket_us) as usize];
         match e.obs {
             Obs::Offered { .. } => b.offered += 1,
-            Obs::Attempted { .. } => b.attempts += 1,
+            Obs::Attempted { .. } => {
+                b.attempts += 1;
+                b.service_attempts += (run.tiers == 0) as u32;
+            }
+            Obs::Forwarded { tier, .. } => b.service_attempts += (tier + 1 == run.tiers) as u32,
             Obs::Finished { ok: true, arrived_us, .. } => {
                 b.goodput += 1;
                 out[(arrived_us / run.bucket_us) as usize].arrived_ok += 1;
@@ -100,7 +140,7 @@ pub fn buckets(run: &OverloadRun<'_>, out: &mut Vec<Bucket>) {
                 b.starved += starved(run, waited_us, blocked) as u32;
             }
             Obs::Refused { code: 503, .. } => b.unavailable += 1,
-            Obs::Refused { code: 409, .. } => b.conflicts += 1,
+            Obs::Refused { code: 409, .. } | Obs::WriteConflict { .. } => b.conflicts += 1,
             Obs::AttemptTimedOut { .. } => b.timeouts += 1,
             _ => {}
         }
@@ -121,17 +161,25 @@ pub fn summarize(run: &OverloadRun<'_>, buckets: &[Bucket]) -> Summary {
     for b in buckets {
         sum.operations += b.offered as u64;
         sum.attempts += b.attempts as u64;
+        sum.service_attempts += b.service_attempts as u64;
         sum.goodput += b.goodput as u64;
     }
+    let mut last_ok = 0;
     // The outage's operations and attempts, from the observations' own times.
     for x in run.history {
         let inside = s <= x.at_us && x.at_us < e;
+        if inside && run.reaches_service(&x.obs) {
+            sum.outage_service_attempts += 1;
+        }
         match x.obs {
             Obs::Offered { .. } if inside => sum.outage_operations += 1,
             Obs::Attempted { .. } if inside => sum.outage_attempts += 1,
+            Obs::Forwarded { tier, .. } => sum.tier_attempts[(tier as usize).min(3)] += 1,
+            Obs::Finished { ok: true, .. } => last_ok = x.at_us,
             _ => {}
         }
     }
+    sum.done_us = (sum.goodput == sum.operations && sum.operations > 0).then_some(last_ok);
     if run.outage.is_some() {
         sum.outage = true;
         (sum.recovery_us, sum.short_from) = recovered(run, buckets, e);
@@ -174,14 +222,101 @@ fn bucket_name(i: usize, w: u64) -> String {
     format!("bucket {i} ({} to {})", ms(i as u64 * w), ms((i as u64 + 1) * w))
 }
 
-/// Every overload checker, in `ALL`'s order.
+/// Every overload checker: `recovery`, `availability`, then `settles`.
 pub fn check(run: &OverloadRun<'_>) -> Verdict {
     thread_local!(static BUF: std::cell::RefCell<Vec<Bucket>> = const { std::cell::RefCell::new(Vec::new()) });
     BUF.with_borrow_mut(|b| {
         buckets(run, b);
         let s = summarize(run, b);
-        Violation::combine([recovery(run, b, &s), availability(run)].into_iter().flatten().collect())
+        Violation::combine([recovery(run, b, &s), availability(run), settles(run)].into_iter().flatten().collect())
     })
+}
+
+/// `settles` on the overload path: every operation comes to an end (it succeeds, or its client
+/// gives up and tells its user, or a crash of the fleet drops it) within `settle_bound_us` of the
+/// latest of its arrival, the heal and the outage's end; and the run does not reach its time
+/// limit with work still pending. A client without a timeout fails it: a request swallowed by
+/// a silent outage or a lost message leaves its operation waiting for ever.
+pub fn settles(run: &OverloadRun<'_>) -> Option<Violation> {
+    if !run.liveness {
+        return None;
+    }
+    let h = run.history;
+    let outage_end = run.outage.map_or(0, |o| o.1);
+    // Operations not yet ended, by key, with the index of their arrival.
+    let mut open = std::collections::BTreeMap::new();
+    let mut late = None;
+    for (i, e) in h.iter().enumerate() {
+        match e.obs {
+            Obs::Offered { client, op } => {
+                open.insert((client, op), i);
+            }
+            Obs::Finished { client, op, arrived_us, .. } => {
+                let deadline = arrived_us.max(run.heal_at_us).max(outage_end) + run.settle_bound_us;
+                if open.remove(&(client, op)).is_some() && e.at_us > deadline && late.is_none() {
+                    late = Some(((client, op), i, deadline));
+                }
+            }
+            _ => {}
+        }
+    }
+    for k in run.forgotten {
+        open.remove(k);
+    }
+    let first_open = open.iter().min_by_key(|(_, &i)| i).map(|(&k, _)| k);
+    if run.end == RunEnd::TimeLimit {
+        let detail = match first_open {
+            Some(k) => format!("{} operations never settled; the first, {}", open.len(), story(h, k)),
+            None => "every operation had settled, but events kept coming (a livelock or a retry loop that never stops)".into(),
+        };
+        let events = first_open.map(|k| op_events(h, k)).unwrap_or_default();
+        return Some(Violation::new(SETTLES, format!("the run hit its time limit at {} with events still pending: {detail}. ", ms(run.end_us)), events));
+    }
+    if let Some(k) = first_open {
+        let message = format!("{}: the run went quiet with its client still waiting (no answer and no timeout to end it). ", story(h, k));
+        return Some(Violation::new(SETTLES, message, op_events(h, k)));
+    }
+    let ((client, op), i, deadline) = late?;
+    let outage = run.outage.map_or(String::new(), |o| format!(" and the outage's end at {}", ms(o.1)));
+    let message = format!(
+        "{}, and settled only at {}, past its bound at {} ({} after the latest of its arrival, the heal at {}{outage}). ",
+        story(h, (client, op)),
+        ms(h[i].at_us),
+        ms(deadline),
+        ms(run.settle_bound_us),
+        ms(run.heal_at_us)
+    );
+    Some(Violation::new(SETTLES, message, op_events(h, (client, op))))
+}
+
+/// The history entries of operation `key`: its arrival, attempts, timeouts and end.
+fn op_events(h: &[Entry<Obs>], key: (u32, u32)) -> Vec<usize> {
+    let about = |o: &Obs| match *o {
+        Obs::Offered { client, op } | Obs::Attempted { client, op, .. } | Obs::AttemptTimedOut { client, op, .. } => (client, op) == key,
+        Obs::Finished { client, op, .. } => (client, op) == key,
+        _ => false,
+    };
+    h.iter().enumerate().filter(|(_, e)| about(&e.obs)).map(|(i, _)| i).collect()
+}
+
+/// "client C operation O arrived at T, its client sent N attempts (the last at T2), K timed out".
+fn story(h: &[Entry<Obs>], key: (u32, u32)) -> String {
+    let (mut arrived, mut attempts, mut last, mut timeouts) = (0, 0, 0, 0);
+    for i in op_events(h, key) {
+        match h[i].obs {
+            Obs::Offered { .. } => arrived = h[i].at_us,
+            Obs::Attempted { .. } => (attempts, last) = (attempts + 1, h[i].at_us),
+            Obs::AttemptTimedOut { .. } => timeouts += 1,
+            _ => {}
+        }
+    }
+    format!(
+        "client {} operation {} arrived at {}, its client sent {attempts} attempts (the last at {}) and saw {timeouts} of them time out",
+        key.0,
+        key.1,
+        ms(arrived),
+        ms(last)
+    )
 }
 
 /// `recovery`: amplification during the outage under the bound, and goodput back to the target
@@ -192,23 +327,31 @@ pub fn recovery(run: &OverloadRun<'_>, buckets: &[Bucket], s: &Summary) -> Optio
     if s.outage_amplification() > run.amplification_max {
         let (lo, hi) = run.outage.unwrap_or((0, run.end_us + 1));
         let window = (lo / w) as usize..((hi.div_ceil(w)) as usize).min(buckets.len());
-        let amp = |b: &Bucket| b.attempts as f64 / b.offered.max(1) as f64;
+        let amp = |b: &Bucket| b.service_attempts as f64 / b.offered.max(1) as f64;
         let peak = window.clone().max_by(|&a, &b| amp(&buckets[a]).total_cmp(&amp(&buckets[b]))).unwrap_or(0);
         let (mut att, mut ops, mut broke) = (0u64, 0u64, None);
         for i in window {
-            att += buckets[i].attempts as u64;
+            att += buckets[i].service_attempts as u64;
             ops += buckets[i].offered as u64;
             if broke.is_none() && att as f64 > run.amplification_max * ops.max(1) as f64 {
                 broke = Some(i);
             }
         }
         let pb = &buckets[peak];
+        // With tiers in between, what is bounded is what reaches the service.
+        let what = if run.tiers == 0 { "attempts" } else { "requests at the service" };
+        let per_tier = if run.tiers == 0 {
+            String::new()
+        } else {
+            let calls: Vec<String> = s.tier_attempts[..run.tiers as usize].iter().map(|n| n.to_string()).collect();
+            format!("; over the run the clients sent {} requests and the tiers, outermost first, {}", s.attempts, calls.join(", "))
+        };
         parts.push(format!(
-            "retry amplification {:.2} attempts per operation during the outage ({} attempts for {} operations from {} to {}), over \
-             the design's bound of {:.2}; the bound was first broken in {}; peak {:.1} in {} ({} attempts for {} operations, {} \
-             answered 503); overall {:.2}",
+            "retry amplification {:.2} {what} per operation during the outage ({} {what} for {} operations from {} to {}), over \
+             the design's bound of {:.2}; the bound was first broken in {}; peak {:.1} in {} ({} {what} for {} operations, {} \
+             answered 503); overall {:.2}{per_tier}",
             s.outage_amplification(),
-            s.outage_attempts,
+            s.outage_service_attempts,
             s.outage_operations,
             ms(lo),
             ms(hi.min(run.end_us)),
@@ -216,10 +359,10 @@ pub fn recovery(run: &OverloadRun<'_>, buckets: &[Bucket], s: &Summary) -> Optio
             bucket_name(broke.unwrap_or(peak), w),
             amp(pb),
             bucket_name(peak, w),
-            pb.attempts,
+            pb.service_attempts,
             pb.offered,
             pb.unavailable,
-            s.amplification()
+            s.service_attempts as f64 / s.operations.max(1) as f64
         ));
     }
     if let Some((_, end)) = run.outage {
@@ -326,6 +469,12 @@ mod tests {
             amplification_max: 3.0,
             starve_us: 50,
             workers: 2,
+            tiers: 0,
+            liveness: true,
+            settle_bound_us: 300,
+            end: RunEnd::Quiescent,
+            heal_at_us: 0,
+            forgotten: &[],
         }
     }
 
@@ -369,6 +518,23 @@ mod tests {
         );
         let v = v.expect("amplification 5 > 3");
         assert!(v.message.contains("retry amplification 5.00") && v.message.contains("bucket 2"), "{}", v.message);
+    }
+
+    #[test]
+    fn an_operation_left_waiting_or_settled_late_breaks_settles_and_a_forgotten_one_does_not() {
+        let mut h = op(100, 0, 1, Some(150));
+        h.extend(op(120, 1, 2, None));
+        let v = settles(&run(&h)).expect("operation 1 never settled");
+        assert!(v.message.contains("client 0 operation 1 arrived at 0.120 ms, its client sent 2 attempts") && v.message.contains("went quiet"), "{}", v.message);
+        let forgotten = [(0, 1)];
+        assert!(settles(&OverloadRun { forgotten: &forgotten, ..run(&h) }).is_none(), "a fleet crash ended it");
+        assert!(settles(&OverloadRun { liveness: false, ..run(&h) }).is_none());
+        // Settled 900 µs after arriving at 120, with the outage ending at 400 and a bound of 300.
+        let late = [op(100, 0, 1, Some(150)), op(120, 1, 1, Some(900))].concat();
+        let v = settles(&run(&late)).expect("settled past 400 + 300");
+        assert!(v.message.contains("settled only at 0.900 ms, past its bound at 0.700 ms"), "{}", v.message);
+        let v = settles(&OverloadRun { end: RunEnd::TimeLimit, ..run(&op(100, 0, 1, Some(150))) }).expect("time limit");
+        assert!(v.message.contains("events kept coming"), "{}", v.message);
     }
 
     #[test]

@@ -36,7 +36,10 @@ impl Scenario {
             }
             Path::Overload => {
                 let f = self.overload().fleet;
-                let ops = (f.duration_us / f.interval_us).min(u32::MAX as u64 / 1000) as u32;
+                let ops = match f.arrivals {
+                    crate::overload::design::Arrivals::Burst => 1,
+                    _ => (f.duration_us / f.interval_us).min(u32::MAX as u64 / 1000) as u32,
+                };
                 WorkSize { clients: f.clients, operations: f.clients * ops, duplicates: 0 }
             }
         }
@@ -173,6 +176,16 @@ impl Scenario {
             Path::Overload => {
                 let o = self.overload();
                 let f = o.fleet;
+                if f.arrivals == crate::overload::design::Arrivals::Burst {
+                    return format!(
+                        "{} with one operation each (a burst), at most {}, against {} ({:.0} requests/s){}",
+                        n(f.clients, "client", "clients"),
+                        n(f.max_attempts, "attempt", "attempts"),
+                        n(o.server.workers, "worker", "workers"),
+                        o.capacity_per_sec(),
+                        if o.server.writes == crate::overload::design::Writes::OneRow { ", all writing one row" } else { "" }
+                    );
+                }
                 format!(
                     "{} ({:?} loop, about {:.0} operations/s for {}), at most {}, against {} ({:.0} requests/s)",
                     n(f.clients, "client", "clients"),

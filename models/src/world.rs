@@ -10,6 +10,7 @@ use crate::outbox::service::{Service, ServiceTimer};
 use crate::outbox::tables::OutboxRow;
 use crate::overload::fleet::{Fleet, FleetTimer};
 use crate::overload::server::{Pool, PoolTimer};
+use crate::overload::tier::{Tier, TierTimer};
 use crate::overload::Call;
 use crate::payment::client::{Client, ClientTimer};
 use crate::payment::postgres::{self, PgTimer, Postgres, Sql, SqlReply};
@@ -106,7 +107,7 @@ pub enum Msg {
     },
     /// Overload path: a client's request to the service.
     Call(Call),
-    /// The service's answer: 200, 409 or 503 (with its `Retry-After`).
+    /// The service's (or a tier's) answer: 200, 409, 503 (with its `Retry-After`) or 504.
     Answer {
         call: Call,
         code: u16,
@@ -126,6 +127,7 @@ pub enum Timer {
     Consumer(ConsumerTimer),
     Fleet(FleetTimer),
     Pool(PoolTimer),
+    Tier(TierTimer),
 }
 
 /// One entry of a node's write-ahead log.
@@ -196,6 +198,8 @@ pub enum Node {
     Fleet(Fleet),
     /// Overload path: the service's worker pool.
     Pool(Pool),
+    /// Overload path: a tier between the clients and the service.
+    Tier(Tier),
 }
 
 impl Actor for Node {
@@ -210,7 +214,7 @@ impl Actor for Node {
             Node::Server(s) => s.on_start(ctx),
             Node::Postgres(p) => p.on_start(ctx),
             Node::Redis(r) => r.on_start(ctx),
-            Node::Provider(_) | Node::Broker(_) => {}
+            Node::Provider(_) | Node::Broker(_) | Node::Tier(_) => {}
             Node::Service(s) => s.on_start(ctx),
             Node::Relay(r) => r.on_start(ctx),
             Node::Consumer(c) => c.on_start(ctx),
@@ -243,6 +247,8 @@ impl Actor for Node {
             (Node::Consumer(c), msg) => c.on_message(ctx, from, msg),
             (Node::Pool(p), Msg::Call(call)) => p.on_call(ctx, from, call),
             (Node::Fleet(f), Msg::Answer { call, code, retry_after_us }) => f.on_answer(ctx, call, code, retry_after_us),
+            (Node::Tier(t), Msg::Call(call)) => t.on_call(ctx, from, call),
+            (Node::Tier(t), Msg::Answer { call, code, retry_after_us }) => t.on_answer(ctx, call, code, retry_after_us),
             (node, msg) => unreachable!("{msg:?} sent to {node:?}"),
         }
     }
@@ -259,6 +265,7 @@ impl Actor for Node {
             (Node::Consumer(c), Timer::Consumer(t)) => c.on_timer(ctx, t),
             (Node::Fleet(f), Timer::Fleet(t)) => f.on_timer(ctx, t),
             (Node::Pool(p), Timer::Pool(t)) => p.on_timer(ctx, t),
+            (Node::Tier(x), Timer::Tier(t)) => x.on_timer(ctx, t),
             (node, t) => unreachable!("{t:?} fired on {node:?}"),
         }
     }
@@ -276,6 +283,7 @@ impl Actor for Node {
             Node::Consumer(c) => c.on_crash(durable),
             Node::Fleet(f) => f.on_crash(durable),
             Node::Pool(p) => p.on_crash(durable),
+            Node::Tier(t) => t.on_crash(durable),
         }
     }
 }

@@ -30,8 +30,12 @@ fn main() -> ExitCode {
         ("outbox/concurrent-relays", invariants::outbox::PER_AGGREGATE_ORDER),
         ("overload/ignore-retry-after", invariants::overload::RECOVERY),
         ("overload/block-in-flight", invariants::overload::AVAILABILITY),
+        // `settles` is judged apart on the overload path: a canary there too.
+        ("overload/contention-no-jitter", invariants::overload::SETTLES),
     ];
-    assert_eq!(canaries.len(), invariants::ALL.len(), "a canary for every invariant");
+    for invariant in invariants::ALL {
+        assert!(canaries.iter().any(|c| c.1 == invariant), "no canary for {invariant}");
+    }
     for (name, invariant) in canaries {
         let canary = presets::get(name).expect("preset");
         let caught = canary.explore(0..1_000, threads, None);

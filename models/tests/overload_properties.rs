@@ -1,7 +1,10 @@
 //! Property tests of the overload path over random fleet sizes (1 to 1,000 clients), arrival
 //! modes, backoff policies, `Retry-After` handling, budgets, outage modes and in-flight policies:
-//! every run replays bit for bit; no operation sends more attempts than the cap; every operation
-//! that finished had arrived, and none finished twice; with 409 no worker ever blocks.
+//! tiers in between (0 to 2, each with its own attempts) and one-row contention: every run
+//! replays bit for bit; no operation sends more attempts than the cap, no tier more than its own;
+//! every operation that finished had arrived, and none finished twice; with 409 no worker ever
+//! blocks; write conflicts happen only on one shared row; and a run that ends quiet has every
+//! operation ended (or dropped by a fleet crash).
 
 use invariants::Obs;
 use models::knobs::{Backoff, RetryBudget};
@@ -35,8 +38,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
 /// operations each (the run stays small), and keep to at most 8 attempts.
 fn scenario() -> impl Strategy<Value = Scenario> {
     let fleet = (1..=1000u32, any::<bool>(), backoff(), 1..=8u32, budget(), 0..3usize, 0..=20u32);
-    let server = (any::<bool>(), any::<bool>(), any::<bool>(), 0..2usize);
-    (fleet, server).prop_map(|((clients, open, backoff, max_attempts, budget, ra, slow), (block, drop, silent, outage))| {
+    let server = (any::<bool>(), any::<bool>(), any::<bool>(), 0..2usize, any::<bool>(), proptest::collection::vec((backoff(), 1..=3u32), 0..=2));
+    (fleet, server).prop_map(|((clients, open, backoff, max_attempts, budget, ra, slow), (block, drop, silent, outage, one_row, tiers))| {
         let mut s = presets::get("overload/jitter-budget").expect("preset");
         let d = s.overload_mut();
         d.fleet.clients = clients;
@@ -56,6 +59,8 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         if outage == 1 {
             d.server.outage = None;
         }
+        d.server.writes = if one_row { Writes::OneRow } else { Writes::PerKey };
+        d.tiers = tiers.into_iter().map(|(backoff, max_attempts)| TierDesign { backoff, max_attempts, ..models::overload::presets::retrying_tier() }).collect();
         s.validate().expect("a valid scenario");
         s
     })
@@ -88,9 +93,21 @@ proptest! {
                     prop_assert!(attempts >= 1 && attempts <= d.fleet.max_attempts);
                 }
                 Obs::Blocked { .. } => prop_assert_eq!(d.server.in_flight, InFlightPolicy::Block, "a worker blocked under 409"),
+                Obs::WriteConflict { .. } => prop_assert_eq!(d.server.writes, Writes::OneRow, "a write conflict on rows of their own"),
+                Obs::Forwarded { tier, attempt, .. } => {
+                    let t = d.tiers.get(tier as usize);
+                    prop_assert!(t.is_some_and(|t| attempt <= t.max_attempts), "tier {tier} attempt {attempt}: over its cap or no such tier");
+                }
                 _ => {}
             }
         }
         prop_assert!(finished.len() <= arrived.len());
+        if x.end == sim::RunEnd::Quiescent {
+            // Every attempt has a timeout, so a run that went quiet left nothing waiting: every
+            // operation ended, or a fleet crash dropped it.
+            let Some(models::world::Node::Fleet(f)) = a.nodes().get(1) else { panic!("node 1 is the fleet") };
+            let open = arrived.keys().filter(|k| !finished.contains_key(k) && !f.forgotten().contains(k)).count();
+            prop_assert_eq!(open, 0, "operations left open in a run that settles passed");
+        }
     }
 }

@@ -1,11 +1,11 @@
-//! The overload path's bug zoo (16-18): every preset is caught by its invariant from a fixed seed
+//! The overload path's bug zoo (16-18, then layers and contention): every preset is caught by its invariant from a fixed seed
 //! range, and fails only because of its bug: fixed, it holds under the same faults; with its
 //! trigger switched off, it holds too. And the correct fleet is deterministic.
 
 mod zoo;
 use zoo::threads;
 
-use models::knobs::RetryBudget;
+use models::knobs::{Backoff, RetryBudget};
 use models::overload::design::*;
 use models::{presets, Expect, Scenario};
 use sim::Sim;
@@ -29,6 +29,9 @@ fn fixed(s: &Scenario) -> Scenario {
         "overload/immediate-retries" => d.fleet.budget = RetryBudget::TokenBucket { max_tokens: 10.0, token_ratio: 0.1 },
         "overload/ignore-retry-after" => d.fleet.retry_after = RetryAfter::Jittered,
         "overload/block-in-flight" => d.server.in_flight = InFlightPolicy::Reject409,
+        // Retry at one layer only: the tiers forward once and leave retrying to the clients.
+        "overload/retry-every-layer" => d.tiers.iter_mut().for_each(|t| t.max_attempts = 1),
+        "overload/contention-no-jitter" => d.fleet.backoff = Backoff::FullJitter,
         other => panic!("no fix known for {other}: add one here"),
     }
     s.validate().expect("the fixed design is valid");
@@ -46,6 +49,9 @@ fn without_trigger(s: &Scenario) -> Scenario {
         // No slow operation: no retry finds its key still in flight (beyond a duplicated
         // message's or a lost answer's brief overlap).
         "overload/block-in-flight" => d.fleet.slow_per_mille = 0,
+        "overload/retry-every-layer" => d.server.outage = None,
+        // Every operation writes its own row: nothing conflicts, so nothing retries in waves.
+        "overload/contention-no-jitter" => d.server.writes = Writes::PerKey,
         other => panic!("no trigger known for {other}: add one here"),
     }
     s
@@ -54,7 +60,7 @@ fn without_trigger(s: &Scenario) -> Scenario {
 #[test]
 fn every_overload_bug_is_caught_by_its_invariant() {
     let zoo = overload_bugs();
-    assert_eq!(zoo.len(), 3, "bug zoo 16-18");
+    assert_eq!(zoo.len(), 5, "bug zoo 16-18, retry-every-layer and contention-no-jitter");
     for s in zoo {
         let r = s.explore(0..SEEDS, threads(), None);
         let Expect::Violation(expected) = &s.expect else { unreachable!() };
@@ -65,13 +71,15 @@ fn every_overload_bug_is_caught_by_its_invariant() {
         let v = std::iter::once(&first.violation).chain(&first.violation.also).find(|v| v.invariant == *expected).unwrap_or_else(|| {
             panic!("{}: the first violating run (seed {}) broke {:?}", s.name, first.seed, first.violation.invariants().collect::<Vec<_>>())
         });
-        let about = match s.name.as_str() {
-            "overload/immediate-retries" => "no recovery",
-            "overload/ignore-retry-after" => "retry amplification",
-            _ => "starved",
+        let (about, place) = match s.name.as_str() {
+            "overload/immediate-retries" => ("no recovery", "bucket"),
+            "overload/ignore-retry-after" => ("retry amplification", "bucket"),
+            "overload/retry-every-layer" => ("requests at the service per operation", "the tiers, outermost first"),
+            "overload/contention-no-jitter" => ("settled only at", "past its bound"),
+            _ => ("starved", "bucket"),
         };
         assert!(
-            v.message.contains(about) && v.message.contains("bucket"),
+            v.message.contains(about) && v.message.contains(place),
             "{}: the message does not say what broke: {}",
             s.name,
             v.message
@@ -96,7 +104,7 @@ fn every_overload_bug_holds_without_its_trigger() {
 
 #[test]
 fn overload_runs_are_deterministic() {
-    for name in ["overload/jitter-budget", "overload/block-in-flight"] {
+    for name in ["overload/jitter-budget", "overload/block-in-flight", "overload/retry-every-layer", "overload/contention"] {
         let model = presets::get(name).expect("preset").model();
         let (mut a, mut b) = (Sim::new(), Sim::new());
         for seed in 0..40 {

@@ -16,6 +16,10 @@ pub enum Arrivals {
     /// Closed loop: a client starts its next operation only after the last one settled (a
     /// worker calling in a loop). Load falls by itself when the service slows down.
     Closed,
+    /// A herd: every client has exactly one operation, arriving at a uniform time within the
+    /// first `2 * interval_us` (a cache entry expiring for everyone, a cron at the top of the
+    /// hour, every client reconnecting after a deploy).
+    Burst,
 }
 
 /// What a client does with a 503's `Retry-After` (RFC 9110 10.2.3).
@@ -103,6 +107,21 @@ pub enum InFlightPolicy {
     Block,
 }
 
+/// What a request does to the service's data.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Writes {
+    /// Each operation writes its own rows: requests for different keys never conflict.
+    #[default]
+    PerKey,
+    /// Every request is a read-modify-write of one shared row under optimistic concurrency (a
+    /// counter, an inventory row, a lease): it reads the row's version when a worker takes it and
+    /// commits at the end of its service time only if no other request committed in between
+    /// (first committer wins); otherwise it answers 409 and its client retries. The setting in
+    /// which backoff policies are usually compared (AWS's "Exponential Backoff And Jitter").
+    OneRow,
+}
+
 /// The service: a bounded worker pool behind a bounded queue.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +140,29 @@ pub struct ServerDesign {
     /// The `Retry-After` sent with a 503 (shedding or outage).
     pub retry_after_us: u64,
     pub outage: Option<OutageWindow>,
+    #[serde(default, skip_serializing_if = "is_per_key")]
+    pub writes: Writes,
+}
+
+fn is_per_key(w: &Writes) -> bool {
+    *w == Writes::PerKey
+}
+
+/// A tier between the clients and the service (a gateway, a backend-for-frontend, a mid-tier
+/// service): it forwards each request it gets to the next tier in and retries that call with its
+/// own policy. Tiers that each retry multiply: three tiers of 3 attempts send up to 27 requests
+/// per operation to the service (the SRE book: retry at one layer only).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierDesign {
+    pub backoff: Backoff,
+    pub base_us: u64,
+    pub cap_us: u64,
+    /// Attempts per forwarded request, the first included (1: this tier does not retry).
+    pub max_attempts: u32,
+    /// A forwarded call with no answer after this long is abandoned and (maybe) retried; when
+    /// the tier gives up it answers its caller 504.
+    pub timeout_us: u64,
 }
 
 /// What the run is judged by: the bounds of `recovery` and `availability`.
@@ -140,6 +182,9 @@ pub struct Bounds {
     pub starve_us: u64,
 }
 
+/// Tiers between the clients and the service, at most (the engine's nodes are few).
+pub const MAX_TIERS: usize = 4;
+
 /// A whole overload design.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +192,10 @@ pub struct OverloadDesign {
     pub fleet: FleetDesign,
     pub server: ServerDesign,
     pub bounds: Bounds,
+    /// Tiers between the clients and the service, outermost first: 0 to 4 (so 1 to 5 layers
+    /// counting the service). Amplification is judged on the requests that reach the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierDesign>,
 }
 
 impl OverloadDesign {
@@ -182,6 +231,13 @@ impl OverloadDesign {
         need(s.retry_after_us <= u32::MAX as u64, "overload.server.retry_after_us must be below 2^32 µs")?;
         if let Some(o) = s.outage {
             need(o.duration_us > 0, "overload.server.outage.duration_us must be > 0 (or remove the outage)")?;
+        }
+        need(self.tiers.len() <= MAX_TIERS, "overload.tiers: at most 4 tiers between the clients and the service (5 layers)")?;
+        for t in &self.tiers {
+            need((1..=100).contains(&t.max_attempts), "overload.tiers[].max_attempts must be between 1 and 100")?;
+            need(t.timeout_us > 0, "overload.tiers[].timeout_us must be > 0")?;
+            need(t.base_us <= t.cap_us && t.cap_us <= u32::MAX as u64, "overload.tiers[].base_us must be <= cap_us < 2^32 µs")?;
+            need(t.backoff != Backoff::Decorrelated || t.base_us > 0, "overload.tiers[].base_us must be > 0 with backoff = \"decorrelated\"")?;
         }
         let b = &self.bounds;
         need(b.bucket_us > 0, "overload.bounds.bucket_us must be > 0")?;

@@ -5,7 +5,7 @@
 //! and the client's retry budget. Operations in progress live in a slab reused run after run.
 
 use super::design::{Arrivals, FleetDesign, RetryAfter};
-use super::{Call, CODE_CONFLICT, CODE_OK, CODE_UNAVAILABLE};
+use super::{Call, CODE_CONFLICT, CODE_GATEWAY_TIMEOUT, CODE_OK, CODE_UNAVAILABLE};
 use crate::knobs::Backoff;
 use crate::payment::Shared;
 use crate::retry::{backoff_us, BudgetState};
@@ -34,11 +34,13 @@ pub enum FleetTimer {
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct FleetSetup {
     pub design: FleetDesign,
+    /// Where requests go: the outermost tier, or the service if there are none.
     pub server: NodeId,
 }
 
+/// Where a slot's request stands (the fleet's operations, a tier's forwarded calls).
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Free,
     Waiting,
     Backoff,
@@ -72,11 +74,14 @@ pub struct Fleet {
     clients: Vec<ClientState>,
     ops: Vec<Op>,
     free: Vec<u32>,
+    /// Operations in progress when the fleet crashed, as `(client, op)`: their users saw an
+    /// error, and `settles` does not wait for them.
+    forgotten: Vec<(u32, u32)>,
 }
 
 impl Fleet {
     pub fn new(setup: Shared<FleetSetup>) -> Fleet {
-        let mut f = Fleet { setup, clients: Vec::new(), ops: Vec::new(), free: Vec::new() };
+        let mut f = Fleet { setup, clients: Vec::new(), ops: Vec::new(), free: Vec::new(), forgotten: Vec::new() };
         f.reset(setup);
         f
     }
@@ -89,6 +94,12 @@ impl Fleet {
         self.clients.resize(setup.design.clients as usize, fresh);
         self.ops.clear();
         self.free.clear();
+        self.forgotten.clear();
+    }
+
+    /// Operations dropped by a crash of the fleet (see the field).
+    pub fn forgotten(&self) -> &[(u32, u32)] {
+        &self.forgotten
     }
 
     fn design(&self) -> &FleetDesign {
@@ -132,16 +143,7 @@ impl Fleet {
             arrived_us: ctx.now_us(),
             timeout: None,
         };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.ops[s as usize] = state;
-                s
-            }
-            None => {
-                self.ops.push(state);
-                self.ops.len() as u32 - 1
-            }
-        };
+        let slot = super::take_slot(&mut self.ops, &mut self.free, state);
         ctx.observe(Obs::Offered { client, op });
         self.send(ctx, slot);
     }
@@ -189,6 +191,8 @@ impl Fleet {
                 self.retry(ctx, call.slot, floor, false);
             }
             CODE_CONFLICT => self.retry(ctx, call.slot, 0, false),
+            // A tier in between gave up on the service: as good as a timeout here.
+            CODE_GATEWAY_TIMEOUT => self.retry(ctx, call.slot, 0, true),
             other => unreachable!("answer {other} from the overload server"),
         }
     }
@@ -247,8 +251,11 @@ impl Fleet {
     /// The fleet went down: every operation in progress is forgotten (its users see an error).
     pub fn on_crash(&mut self, _durable: &[Record]) {
         let next: Vec<u32> = self.clients.iter().map(|c| c.next_op).collect();
+        let mut forgotten = std::mem::take(&mut self.forgotten);
+        forgotten.extend(self.ops.iter().filter(|o| o.phase != Phase::Free).map(|o| (o.client, o.op)));
         let setup = self.setup;
         self.reset(setup);
+        self.forgotten = forgotten;
         for (c, n) in self.clients.iter_mut().zip(next) {
             c.next_op = n;
         }

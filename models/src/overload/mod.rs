@@ -4,13 +4,15 @@
 //! `Retry-After`.
 //!
 //! Nodes: 0 the service (`server::Pool`), 1 the fleet (`fleet::Fleet`, every client in one
-//! node). Judged by `recovery` and `availability` (`invariants::overload`) over buckets of
-//! simulated time counted from the history.
+//! node), then the tiers in between, outermost first (`tier::Tier`). Judged by `recovery`,
+//! `availability` and `settles` (`invariants::overload`) over buckets of simulated time counted
+//! from the history.
 
 pub mod design;
 pub mod fleet;
 pub mod presets;
 pub mod server;
+pub mod tier;
 
 use crate::payment::Shared;
 use crate::scenario::{Role, Scenario};
@@ -20,11 +22,14 @@ use fleet::{Fleet, FleetSetup};
 use invariants::overload::{self, Bucket, OverloadRun, Summary};
 use invariants::Obs;
 use server::Pool;
-use sim::{Entry, HistoryView, Model, NodeSpec, RunView, SimConfig, Verdict};
+use tier::{Tier, TierSetup};
+use sim::{Entry, HistoryView, Model, NodeSpec, RunEnd, RunView, SimConfig, Verdict};
 
 pub const CODE_OK: u16 = 200;
 pub const CODE_CONFLICT: u16 = 409;
 pub const CODE_UNAVAILABLE: u16 = 503;
+/// A tier gave up on the tier in (it timed out on its last attempt).
+pub const CODE_GATEWAY_TIMEOUT: u16 = 504;
 /// Not an answer: the request was dropped.
 pub const CODE_DROPPED: u16 = 0;
 
@@ -46,8 +51,24 @@ impl Call {
     }
 }
 
-/// The service is node 0, the fleet node 1.
+/// Put `v` in a free slot of `slots` (or a new one) and return its index: the fleet's and the
+/// tiers' requests in progress live in slabs reused run after run.
+fn take_slot<T>(slots: &mut Vec<T>, free: &mut Vec<u32>, v: T) -> u32 {
+    match free.pop() {
+        Some(s) => {
+            slots[s as usize] = v;
+            s
+        }
+        None => {
+            slots.push(v);
+            slots.len() as u32 - 1
+        }
+    }
+}
+
+/// The service is node 0, the fleet node 1, the tiers 2 on.
 const SERVER: usize = 0;
+const FIRST_TIER: usize = 2;
 
 /// An overload scenario ready to run.
 pub struct OverloadModel {
@@ -55,6 +76,9 @@ pub struct OverloadModel {
     config: SimConfig,
     fleet: Shared<FleetSetup>,
     server: Shared<design::ServerDesign>,
+    tiers: Vec<Shared<TierSetup>>,
+    settle_bound_us: u64,
+    liveness: bool,
 }
 
 impl OverloadModel {
@@ -66,13 +90,29 @@ impl OverloadModel {
             let t = &s.targets;
             NodeSpec::new(name).crashable(t.crash.contains(&role)).pausable(t.pause.contains(&role)).lossy(t.lossy.contains(&role))
         };
-        let nodes = vec![spec("server", Role::Server), spec("fleet", Role::Client)];
+        let mut nodes = vec![spec("server", Role::Server), spec("fleet", Role::Client)];
+        // Tiers are app servers too (a gateway, a mid-tier service): the server role's faults.
+        nodes.extend((1..=d.tiers.len()).map(|i| spec(&format!("tier{i}"), Role::Server)));
+        let n = d.tiers.len();
+        let tiers = (0..n)
+            .map(|i| Shared(TierSetup { design: d.tiers[i], index: i as u8, next: if i + 1 < n { FIRST_TIER + i + 1 } else { SERVER } }))
+            .collect();
+        let first_hop = if n > 0 { FIRST_TIER } else { SERVER };
         let config = SimConfig { nodes, faults: s.faults.clone(), swarm: s.swarm, time_limit_us: s.time_limit_us };
-        OverloadModel { config, fleet: Shared(FleetSetup { design: d.fleet, server: SERVER }), server: Shared(d.server), design: d.clone() }
+        OverloadModel {
+            config,
+            fleet: Shared(FleetSetup { design: d.fleet, server: first_hop }),
+            server: Shared(d.server),
+            tiers,
+            settle_bound_us: s.settle_bound_us,
+            liveness: s.liveness,
+            design: d.clone(),
+        }
     }
 
-    /// What the checkers judge, over `history` of a run that ended at `end_us`.
-    pub fn judged<'a>(&self, history: &'a [Entry<Obs>], end_us: u64) -> OverloadRun<'a> {
+    /// What the checkers judge, over `history` of a run that ended at `end_us` (`end`: how it
+    /// ended, `heal_at_us`: when faults stopped, `forgotten`: operations a fleet crash dropped).
+    pub fn judged<'a>(&self, history: &'a [Entry<Obs>], end_us: u64, end: RunEnd, heal_at_us: u64, forgotten: &'a [(u32, u32)]) -> OverloadRun<'a> {
         let d = &self.design;
         let b = d.bounds;
         let per_bucket = b.bucket_us as f64 / 1e6;
@@ -88,12 +128,18 @@ impl OverloadModel {
             amplification_max: b.amplification_max,
             starve_us: b.starve_us,
             workers: d.server.workers,
+            tiers: d.tiers.len() as u8,
+            liveness: self.liveness,
+            settle_bound_us: self.settle_bound_us,
+            end,
+            heal_at_us,
+            forgotten,
         }
     }
 
     /// A finished run's buckets and headline numbers (for `compare` and plots).
     pub fn measure(&self, history: &[Entry<Obs>], end_us: u64, buckets: &mut Vec<Bucket>) -> Summary {
-        let run = self.judged(history, end_us);
+        let run = self.judged(history, end_us, RunEnd::Quiescent, 0, &[]);
         overload::buckets(&run, buckets);
         overload::summarize(&run, buckets)
     }
@@ -109,14 +155,21 @@ impl Model for OverloadModel {
     fn build(&self, nodes: &mut Vec<Node>) {
         nodes.push(Node::Pool(Pool::new(self.server)));
         nodes.push(Node::Fleet(Fleet::new(self.fleet)));
+        nodes.extend(self.tiers.iter().map(|t| Node::Tier(Tier::new(*t))));
     }
 
     /// Reuses the previous run's actors (and their buffers) when they have the expected roles.
     fn rebuild(&self, nodes: &mut Vec<Node>) {
+        let same = nodes.len() == FIRST_TIER + self.tiers.len() && nodes[FIRST_TIER..].iter().all(|n| matches!(n, Node::Tier(_)));
         match &mut nodes[..] {
-            [Node::Pool(p), Node::Fleet(f)] => {
+            [Node::Pool(p), Node::Fleet(f), tiers @ ..] if same => {
                 p.reset(self.server);
                 f.reset(self.fleet);
+                for (t, setup) in tiers.iter_mut().zip(&self.tiers) {
+                    if let Node::Tier(t) = t {
+                        t.reset(*setup);
+                    }
+                }
             }
             _ => {
                 nodes.clear();
@@ -126,7 +179,11 @@ impl Model for OverloadModel {
     }
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
-        let verdict = overload::check(&self.judged(run.history, run.stats.sim_time_us));
+        let forgotten = match run.nodes.get(1) {
+            Some(Node::Fleet(f)) => f.forgotten(),
+            _ => &[],
+        };
+        let verdict = overload::check(&self.judged(run.history, run.stats.sim_time_us, run.end, run.heal_at_us(), forgotten));
         crate::payment::with_faults(verdict, run, &self.config.nodes)
     }
 }

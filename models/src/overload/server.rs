@@ -7,8 +7,12 @@
 //!
 //! The idempotency layer is modelled by its in-flight check only: a retry of a key that already
 //! finished is served again at full cost (reading a stored result costs a worker too).
+//!
+//! With `Writes::OneRow` every request is a read-modify-write of one row under optimistic
+//! concurrency: it reads the row's version when a worker takes it and commits when its service
+//! time ends, unless another request committed first (then 409, a write conflict).
 
-use super::design::{InFlightPolicy, OutageMode, ServerDesign, Shedding};
+use super::design::{InFlightPolicy, OutageMode, ServerDesign, Shedding, Writes};
 use super::{Call, CODE_CONFLICT, CODE_DROPPED, CODE_OK, CODE_UNAVAILABLE};
 use crate::payment::Shared;
 use crate::world::{Msg, Node, Record, Timer};
@@ -27,7 +31,8 @@ pub enum PoolTimer {
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 enum Worker {
     Idle,
-    Serving(Call),
+    /// Serving a request that read the shared row at version `.1` (see `Writes::OneRow`).
+    Serving(Call, u32),
     /// Held by a request waiting for its key's first request to finish.
     Blocked(Call),
 }
@@ -47,11 +52,13 @@ pub struct Pool {
     blocked: u32,
     /// Bumped when the outage throws the work away: earlier `Done` timers are void.
     gen: u32,
+    /// The shared row's version (`Writes::OneRow`): durable, it survives crashes and outages.
+    version: u32,
 }
 
 impl Pool {
     pub fn new(design: Shared<ServerDesign>) -> Pool {
-        let mut p = Pool { design, queue: VecDeque::new(), workers: Vec::new(), blocked: 0, gen: 0 };
+        let mut p = Pool { design, queue: VecDeque::new(), workers: Vec::new(), blocked: 0, gen: 0, version: 0 };
         p.reset(design);
         p
     }
@@ -65,6 +72,7 @@ impl Pool {
         self.workers.resize(design.workers as usize, (Worker::Idle, 0));
         self.blocked = 0;
         self.gen = 0;
+        self.version = 0;
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
@@ -116,7 +124,7 @@ impl Pool {
     /// the worker is still idle and takes the next queued request.
     fn take(&mut self, ctx: &mut Ctx<'_, Node>, w: usize, q: Queued) {
         let key = q.call.key();
-        let in_flight = self.workers.iter().any(|(x, _)| matches!(x, Worker::Serving(c) if c.key() == key));
+        let in_flight = self.workers.iter().any(|(x, _)| matches!(x, Worker::Serving(c, _) if c.key() == key));
         let waited_us = ctx.now_us() - q.at_us;
         if in_flight {
             match self.design.in_flight {
@@ -133,7 +141,7 @@ impl Pool {
             }
         }
         ctx.observe(Obs::Served { client: q.call.client, op: q.call.op, waited_us, queue: self.queue.len() as u32, blocked: self.blocked });
-        self.workers[w] = (Worker::Serving(q.call), q.from);
+        self.workers[w] = (Worker::Serving(q.call, self.version), q.from);
         let d = &self.design;
         let service_us = if q.call.slow { d.slow_service_us } else { d.service_us };
         ctx.set_timer(service_us, Timer::Pool(PoolTimer::Done { worker: w as u32, gen: self.gen }));
@@ -151,7 +159,14 @@ impl Pool {
         match t {
             PoolTimer::Done { worker, gen } if gen == self.gen => {
                 let w = worker as usize;
-                let (Worker::Serving(call), from) = self.workers[w] else { return };
+                let (Worker::Serving(call, read), from) = self.workers[w] else { return };
+                if self.design.writes == Writes::OneRow && read != self.version {
+                    // Another request committed since this one read the row: it must start over.
+                    ctx.observe(Obs::WriteConflict { client: call.client, op: call.op });
+                    self.answer(ctx, from, call, CODE_CONFLICT);
+                    return self.next(ctx, w);
+                }
+                self.version += 1;
                 self.answer(ctx, from, call, CODE_OK);
                 self.next(ctx, w);
                 // Every request blocked on this key gets the result, and its worker back.
@@ -178,9 +193,10 @@ impl Pool {
 
     /// A crash loses everything: the queue and the work in hand (nothing is durable).
     pub fn on_crash(&mut self, _durable: &[Record]) {
-        let (design, gen) = (self.design, self.gen);
+        let (design, gen, version) = (self.design, self.gen, self.version);
         self.reset(design);
         // Timers of the old incarnation are void already (the engine's epoch); keep `gen` moving.
         self.gen = gen + 1;
+        self.version = version;
     }
 }
