@@ -2,9 +2,8 @@
 //! contract, and seed files that replay (and, for native tapes, shrink) in the semantics and on the
 //! backend they were found in. Small bounds keep each search well under a second.
 
-mod common;
 
-use common::{idemsim, json};
+use crate::common::{idemsim, json};
 use idemsim::seedfile::SeedFile;
 use models::run::Backend;
 use predicates::prelude::*;

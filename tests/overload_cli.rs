@@ -2,8 +2,7 @@
 //! naming the field; `compare` prints the overload columns; `--plot` writes an SVG of offered load
 //! and goodput and refuses what it cannot draw.
 
-mod common;
-use common::{idemsim, json};
+use crate::common::{idemsim, json};
 use predicates::prelude::*;
 use tempfile::TempDir;
 

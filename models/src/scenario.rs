@@ -83,6 +83,15 @@ pub struct Workload {
     /// (under a new key) with this probability, once.
     #[serde(default)]
     pub repay_probability: f64,
+    /// The user's pause between one purchase settling and the next starting: with it, a
+    /// client's purchases spread over seconds, as real traffic does (what a key store's loss
+    /// window of about a second, or thirty, is measured against).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub think_us: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_amount() -> u32 {
@@ -117,10 +126,10 @@ impl TryFrom<String> for Expect {
     fn try_from(s: String) -> Result<Self, String> {
         if s == "pass" {
             Ok(Expect::Pass)
-        } else if INVARIANTS.contains(&s.as_str()) {
+        } else if INVARIANTS.contains(&s.as_str()) || s == sim::PANIC {
             Ok(Expect::Violation(s))
         } else {
-            Err(format!("expect = {s:?}: use \"pass\" or an invariant: {}", INVARIANTS.join(", ")))
+            Err(format!("expect = {s:?}: use \"pass\", \"panic\" (an actor or checker panicked) or an invariant: {}", INVARIANTS.join(", ")))
         }
     }
 }
@@ -316,6 +325,9 @@ impl Scenario {
         }
         if w.duplicates > 16 {
             return Err(format!("workload.duplicates = {}: use 0 to 16", w.duplicates));
+        }
+        if w.think_us > 60_000_000 {
+            return Err(format!("workload.think_us = {}: use 0 to 60000000 (a minute between a user's purchases at most)", w.think_us));
         }
         if !(0.0..=1.0).contains(&w.repay_probability) {
             return Err(format!("workload.repay_probability = {}: use a probability from 0.0 to 1.0", w.repay_probability));

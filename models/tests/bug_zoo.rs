@@ -1,8 +1,7 @@
 //! Every bug-zoo preset is caught by its expected invariant, and fails only because of its bug:
 //! fixed, it holds under the same faults; with its trigger switched off, it holds too.
 
-mod zoo;
-use zoo::threads;
+use crate::zoo::{self, threads};
 
 use models::knobs::*;
 use models::presets;

@@ -2,8 +2,7 @@
 //! invariant from a fixed seed range, and fails only because of its bug: fixed, it holds under
 //! the same faults; with its trigger switched off, it holds too.
 
-mod zoo;
-use zoo::threads;
+use crate::zoo::{self, threads};
 
 use models::outbox::design::*;
 use models::{Expect, Role, Scenario};

@@ -2,8 +2,7 @@
 //! range, and fails only because of its bug: fixed, it holds under the same faults; with its
 //! trigger switched off, it holds too. And the correct fleet is deterministic.
 
-mod zoo;
-use zoo::threads;
+use crate::zoo::{self, threads};
 
 use models::knobs::{Backoff, RetryBudget};
 use models::overload::design::*;

@@ -138,7 +138,7 @@ fn correct_scenario() -> impl Strategy<Value = Scenario> {
             s.name = "proptest".into();
             s.payment = Some(PaymentDesign { client, server, store, provider });
             s.faults = faults;
-            s.workload = Some(Workload { clients, operations_per_client: ops, duplicates, amount: 100, repay_probability });
+            s.workload = Some(Workload { clients, operations_per_client: ops, duplicates, amount: 100, repay_probability, think_us: 0 });
             s.validate().expect("strategies build valid designs");
             s
         },
@@ -178,10 +178,10 @@ fn every_preset_is_deterministic() {
 #[test]
 fn presets_have_their_fixed_names_and_verdicts() {
     let names: Vec<String> = presets::all().iter().map(|s| format!("{} {}", s.name, s.expect)).collect();
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 36);
     for s in presets::all() {
         s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         assert_eq!(Scenario::from_toml(&s.to_toml()).as_ref(), Ok(&s), "{} survives a TOML round trip", s.name);
     }
-    assert_eq!(presets::all().iter().filter(|s| s.expect == Expect::Pass).count(), 6);
+    assert_eq!(presets::all().iter().filter(|s| s.expect == Expect::Pass).count(), 7);
 }

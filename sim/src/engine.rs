@@ -5,7 +5,7 @@
 use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
 use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
-use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
+use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict, Violation};
 use crate::model::{Log, Model, RunView};
 use crate::trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 use std::cmp::Reverse;
@@ -173,6 +173,8 @@ pub struct Sim<A: Actor> {
     seq: u64,
     now_us: u64,
     next_timer: u64,
+    /// The node whose handler runs now (`usize::MAX`: none), named if it panics.
+    handling: usize,
 }
 
 impl<A: Actor> Default for Sim<A> {
@@ -206,6 +208,7 @@ impl<A: Actor> Sim<A> {
             seq: 0,
             now_us: 0,
             next_timer: 0,
+            handling: usize::MAX,
         }
     }
 
@@ -248,11 +251,30 @@ impl<A: Actor> Sim<A> {
         self.run(model)
     }
 
-    /// Run the model with `self.choices` as it is now.
+    /// Run the model with `self.choices` as it is now. An actor or checker that panics ends
+    /// the run with a violation named `panic` (see `panics`).
     pub fn run<M: Model<Actor = A>>(&mut self, model: &M) -> Outcome {
-        self.start(model);
-        let end = self.event_loop(model.config().time_limit_us);
-        self.finish(model, end)
+        let run = crate::panics::catch(|| {
+            self.start(model);
+            let end = self.event_loop(model.config().time_limit_us);
+            self.finish(model, end)
+        });
+        run.unwrap_or_else(|message| self.panicked(model, message))
+    }
+
+    /// The outcome of a run cut short by a panic: the violation says where and when.
+    pub(crate) fn panicked<M: Model<Actor = A>>(&mut self, model: &M, message: String) -> Outcome {
+        let names = &model.config().nodes;
+        let who = names.get(self.handling).map_or("the checker or the engine".to_string(), |n| format!("{}'s handler", n.name));
+        let message = format!(
+            "{who} panicked at {}.{:03} ms, after {} events: {message}. The run stopped there; replay it to see what led up to it.",
+            self.now_us / 1000,
+            self.now_us % 1000,
+            self.stats.events
+        );
+        self.stats.sim_time_us = self.now_us;
+        let verdict = Verdict::Violation(Violation::new(crate::panics::PANIC, message, Vec::new()));
+        Outcome { verdict, end: RunEnd::Quiescent, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
     }
 
     /// Everything before the first event: actors built, faults drawn, `on_start` run.
@@ -310,6 +332,9 @@ impl<A: Actor> Sim<A> {
         self.seq = 0;
         self.now_us = 0;
         self.next_timer = 0;
+        // A run cut short by a panic may leave a handler's commands behind.
+        self.out.clear();
+        self.handling = usize::MAX;
     }
 
     /// Draw this run's crashes, pauses and partitions up front, all inside the fault phase.
@@ -574,6 +599,7 @@ impl<A: Actor> Sim<A> {
 
     /// Run one handler of `node`, then carry out the effects it asked for, in order.
     fn handle(&mut self, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
+        self.handling = node;
         let mut ctx =
             Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
         f(&mut self.nodes[node], &mut ctx);
@@ -597,6 +623,7 @@ impl<A: Actor> Sim<A> {
             }
         }
         self.out = out;
+        self.handling = usize::MAX;
     }
 
     #[inline(always)]

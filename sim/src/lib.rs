@@ -22,6 +22,7 @@ pub mod history;
 #[cfg(all(feature = "madsim", madsim))]
 pub mod madsim_backend;
 pub mod model;
+pub mod panics;
 pub mod runner;
 pub mod toy;
 pub mod trace;
@@ -35,6 +36,7 @@ pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Vio
 #[cfg(all(feature = "madsim", madsim))]
 pub use madsim_backend::{explore_madsim, run_madsim, run_madsim_full, MadsimActor, MadsimOutcome, MadsimRun};
 pub use model::{Log, Model, RunView};
+pub use panics::PANIC;
 pub use runner::{explore, ExploreReport, Found, Shard};
 pub use trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 

@@ -21,6 +21,8 @@ pub struct Setup {
     pub duplicates: u32,
     pub amount: u32,
     pub repay_probability: f64,
+    /// The pause between one purchase settling and the next starting.
+    pub think_us: u64,
     /// Server instances behind the load balancer.
     pub instances: u32,
     /// The app may crash: it then keeps its pending purchase durable.
@@ -63,6 +65,8 @@ pub struct Client {
 pub enum ClientTimer {
     Timeout { op: OpId, attempt: u32 },
     Retry { op: OpId },
+    /// The user's pause is over: the next purchase starts.
+    Next { index: u32 },
 }
 
 impl Client {
@@ -188,6 +192,7 @@ impl Client {
                 self.retry_timed_out(ctx);
             }
             ClientTimer::Retry { op } if self.phase == Phase::Backoff && op == self.op() => self.send_attempt(ctx),
+            ClientTimer::Next { index } if self.phase == Phase::Done && index == self.current => self.start_op(ctx, Begin::First),
             _ => {}
         }
     }
@@ -234,7 +239,12 @@ impl Client {
         }
         self.current += 1;
         if self.current < self.setup.ops {
-            self.start_op(ctx, Begin::First);
+            match self.setup.think_us {
+                0 => self.start_op(ctx, Begin::First),
+                t => {
+                    ctx.set_timer(t, Timer::Client(ClientTimer::Next { index: self.current }));
+                }
+            }
         }
     }
 

@@ -177,6 +177,7 @@ impl PaymentModel {
             duplicates: w.duplicates,
             amount: w.amount,
             repay_probability: w.repay_probability,
+            think_us: w.think_us,
             instances,
             crashable: s.targets.crash.contains(&Role::Client),
         };

@@ -138,7 +138,7 @@ pub fn durable_on_conflict() -> PaymentDesign {
 /// The workload of every payment preset: two users paying four times each, every first
 /// request fired twice (a double click).
 pub fn workload() -> Workload {
-    Workload { clients: 2, operations_per_client: 4, duplicates: 1, amount: 100, repay_probability: 0.5 }
+    Workload { clients: 2, operations_per_client: 4, duplicates: 1, amount: 100, repay_probability: 0.5, think_us: 0 }
 }
 
 /// The payment presets, correct designs first, then the bug zoo in DESIGN.md's order.
@@ -213,8 +213,8 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
     in_memory.client.key_storage = KeyStorage::Memory;
     let mut zoo = vec![
         bug("payment/key-per-attempt", "The client sends a fresh key on every retry: a response lost after commit makes the retry a new charge.", EXACTLY_ONCE, key_per_attempt),
-        bug("payment/setnx-everysec", "Redis SETNX with appendfsync everysec as the only idempotency store: the key store crashes soon after a SETNX, the key is lost, and the retry charges again.", EXACTLY_ONCE, setnx(redis(AppendFsync::Everysec, 86_400_000 * MS))),
-        bug("payment/setnx-no-fsync", "Redis with appendfsync no: the OS flushes every ~30 s, so a key store crash loses every key written since.", EXACTLY_ONCE, setnx(redis(AppendFsync::No, 86_400_000 * MS))),
+        bug("payment/setnx-everysec", "Redis SETNX with appendfsync everysec as the only idempotency store: the key store crashes within a second of a SETNX, the key is lost, and a retry charges again. Purchases come a second apart, the store crashes once in the first 4 s, and a partition of up to 3 s holds retries back.", EXACTLY_ONCE, setnx(redis(AppendFsync::Everysec, 86_400_000 * MS))),
+        bug("payment/setnx-no-fsync", "Redis with appendfsync no: the OS flushes every ~30 s, so a key store crash loses every key written since, and a retry of any of them charges again. The world of payment/setnx-everysec.", EXACTLY_ONCE, setnx(redis(AppendFsync::No, 86_400_000 * MS))),
         bug("payment/select-then-insert", "SELECT, then INSERT if absent, with no unique constraint: two concurrent requests with one key both find nothing and both charge.", EXACTLY_ONCE, select_then_insert),
         bug("payment/no-inflight-check", "Only completed keys are recorded: a concurrent duplicate finds no key while the first is still charging, and charges too.", EXACTLY_ONCE, with_server(&|s| s.result_storage = ResultStorage::OnlyCompletedKeys)),
         bug("payment/no-fingerprint", "No payload fingerprint, and a client whose retry changes the amount: the retry gets the first charge's 200 instead of 422.", invariants::payment::MISMATCH_REJECTED, no_fingerprint),
@@ -258,7 +258,15 @@ fn tune_trigger(s: &mut Scenario) {
         // a claim in flight that only a retry after the TTL could resume, by charging again.
         "payment/setnx-everysec" | "payment/setnx-no-fsync" => {
             quiet_provider(s, vec![Role::Store], vec![]);
-            s.faults.crash_probability = 0.5;
+            // A workload and faults that span seconds: what tells a loss window of 1 s
+            // (everysec) from one of 30 s (no) is a request for a key that arrives more than a
+            // second after the key was written, here a retry after a partition of up to 3 s. The
+            // store crashes once in every run, at any time in the first 4 s.
+            s.workload_mut().think_us = 1_000 * MS;
+            s.faults.fault_phase_us = 4_000 * MS;
+            s.faults.crash_probability = 1.0;
+            s.faults.partition_probability = 1.0;
+            s.faults.partition_us_max = 3_000 * MS;
         }
         "payment/ttl-shorter-than-retries" => quiet_provider(s, vec![], vec![]),
         "payment/async-commit" => s.faults.crash_probability = 0.5,
@@ -302,7 +310,7 @@ pub fn bench_five_charges() -> Scenario {
         Expect::Violation(EXACTLY_ONCE.into()),
         design(client(), durable_server(), postgres(true, true)),
     );
-    s.workload = Some(Workload { clients: 1, operations_per_client: 5, duplicates: 0, amount: 100, repay_probability: 0.0 });
+    s.workload = Some(Workload { clients: 1, operations_per_client: 5, duplicates: 0, amount: 100, repay_probability: 0.0, think_us: 0 });
     s.payment_mut().client.cap_us = 200 * MS;
     s.payment_mut().client.max_attempts = 6;
     s.payment_mut().server.instances = 1;

@@ -2,10 +2,12 @@
 //! fsynced per `appendfsync`, and optionally an asynchronous replica promoted on failover.
 //!
 //! Every write is handed to the OS before the reply (Redis writes its AOF buffer before it
-//! answers), so a process crash loses nothing; a machine crash loses what was not yet fsynced:
-//! the background fsync runs one period (1 s for `everysec`, 30 s for `no`) after the first
-//! write since the last one. (Not yet modelled: a flush clock that has been running long before
-//! the run, at a random phase.)
+//! answers), so a process crash loses nothing; a machine crash loses what was not yet fsynced.
+//! The background fsync runs on a clock of one period (1 s for `everysec`, about 30 s for the
+//! OS's flush under `no`) that has been running since long before the run: its phase is a
+//! choice drawn at the first start (so it shrinks, to 0, and replays). A write is durable at the
+//! clock's next tick; a restarted process starts its clock again at boot. (Not modelled: the
+//! postponement of a slow fsync, up to 2 s under `everysec`.)
 //!
 //! Expiry is checked on access against simulated time, as Redis's lazy expiry does. With
 //! `replica_failover`, a crash stands for a failover: the new primary holds what was replicated
@@ -14,7 +16,7 @@
 use super::{Msg, Node, Peers, Record, Shared, Timer};
 use crate::knobs::{AppendFsync, KeyStore};
 use invariants::{ChargeId, Key};
-use sim::{Ctx, NodeId};
+use sim::{ChoiceKind, Ctx, NodeId};
 
 /// What a key holds: in flight (with the payload fingerprint) or the stored response.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub struct Redis {
     data: Vec<Entry>,
     boots: u32,
     flush_armed: bool,
+    /// The fsync clock ticks at `phase_us + k * period`.
+    phase_us: u64,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -91,7 +95,7 @@ pub enum RedisTimer {
 
 impl Redis {
     pub fn new(cfg: Shared<KeyStore>, peers: Shared<Peers>) -> Self {
-        Redis { cfg, peers, data: Vec::new(), boots: 0, flush_armed: false }
+        Redis { cfg, peers, data: Vec::new(), boots: 0, flush_armed: false, phase_us: 0 }
     }
 
     fn params(&self) -> (AppendFsync, u64, bool, u64) {
@@ -124,6 +128,12 @@ impl Redis {
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.boots += 1;
+        let (appendfsync, _, replica, _) = self.params();
+        if let (false, Some(period_us)) = (replica, appendfsync.period_us()) {
+            // The first process has run for long: its clock is anywhere in its period. A
+            // restarted one starts its clock now.
+            self.phase_us = if self.boots == 1 { ctx.choose(ChoiceKind::Model, period_us as u32) as u64 } else { ctx.now_us() % period_us };
+        }
         if self.boots > 1 {
             self.peers.tell_restart(ctx);
         }
@@ -131,8 +141,8 @@ impl Redis {
 
     /// Become `Redis::new(cfg)`, keeping the buffers.
     pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
-        let Redis { cfg: c, peers: p, data, boots, flush_armed } = self;
-        (*c, *p, *boots, *flush_armed) = (cfg, peers, 0, false);
+        let Redis { cfg: c, peers: p, data, boots, flush_armed, phase_us } = self;
+        (*c, *p, *boots, *flush_armed, *phase_us) = (cfg, peers, 0, false, 0);
         data.clear();
     }
 
@@ -203,7 +213,8 @@ impl Redis {
         let delay_us = match (replica, appendfsync.period_us()) {
             (true, _) => lag_us,
             (false, None) => return ctx.fsync(),
-            (false, Some(period_us)) => period_us,
+            // The clock's next tick: 1 to `period_us` from now.
+            (false, Some(period_us)) => period_us - (ctx.now_us() + period_us - self.phase_us) % period_us,
         };
         if !self.flush_armed {
             self.flush_armed = true;

@@ -87,7 +87,9 @@ impl<A: Actor> Sim<A> {
 
     /// Run the model, letting `driver` pick every next event. `None` if the driver stopped it.
     pub fn run_driven<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
-        self.start(model);
+        if let Err(message) = crate::panics::catch(|| self.start(model)) {
+            return Some(self.panicked(model, message));
+        }
         self.resume_driven(model, driver)
     }
 
@@ -95,6 +97,10 @@ impl<A: Actor> Sim<A> {
     /// `Driver::next` (before the event it was about to pick) resumes exactly there, as if the
     /// run had been replayed up to that point. Set its choices with `Choices::retape` first.
     pub fn resume_driven<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
+        crate::panics::catch(|| self.drive(model, driver)).unwrap_or_else(|message| Some(self.panicked(model, message)))
+    }
+
+    fn drive<M: Model<Actor = A>, D: Driver<A>>(&mut self, model: &M, driver: &mut D) -> Option<Outcome> {
         let limit = model.config().time_limit_us;
         let end = loop {
             self.gather();
