@@ -330,12 +330,33 @@ impl AppendFsync {
 pub enum KeyStore {
     Postgres {
         /// `synchronous_commit = on`: COMMIT returns after the WAL is flushed. `off`: it returns
-        /// at once and the WAL writer flushes it within 3 x `wal_writer_delay_us` (the model takes
-        /// that worst case); a crash before then loses acknowledged commits, as if they had aborted.
+        /// at once and the WAL writer flushes it between one and 3 x `wal_writer_delay_us` later
+        /// (it hibernates between flushes; the model draws the window in that range); a crash
+        /// before then loses acknowledged commits, as if they had aborted.
         synchronous_commit: bool,
         /// A unique index on the key. Without it two inserts of one key both succeed.
         unique_constraint: bool,
+        /// PostgreSQL's `wal_writer_delay` (200 ms by default).
         wal_writer_delay_us: u64,
+        /// How long a key row is kept after it was claimed (`created_at`) before the reaper
+        /// deletes it, whatever its state: Stripe prunes keys after 24 h, Brandur's reaper after
+        /// about 72 h. A retry that arrives later finds no key and runs again. 0: never deleted.
+        /// The model reaps on access (a reaper that runs continuously: a key is gone from the
+        /// moment it is old enough, the worst case of a periodic job).
+        #[serde(default)]
+        key_retention_us: u64,
+        /// How long the database keeps the session of an app server that vanished (a machine
+        /// crash, a partition) with its transaction open and its row locks held, before it ends
+        /// it: `idle_in_transaction_session_timeout`, or TCP keepalive's detection when that is
+        /// sooner (Linux: 2 h idle plus 9 probes 75 s apart, unless `tcp_keepalives_idle` is
+        /// set). Until then a request for a key whose row it holds waits on the unique index (409
+        /// after `lock_timeout`). The timeout counts from the session's last statement, so it
+        /// also ends the transaction of a live server paused that long (as PostgreSQL does).
+        /// 0: the idealisation of earlier versions: the database learns of a crash when the
+        /// server restarts (what a process crash's kernel, closing the socket, would tell it)
+        /// and nothing ends an idle session.
+        #[serde(default)]
+        session_timeout_us: u64,
     },
     Redis {
         appendfsync: AppendFsync,

@@ -43,7 +43,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
     let in_flight = Just(InFlight::Reject409);
     let claim = prop_oneof![Just(KeyClaim::InsertOnConflict), Just(KeyClaim::SelectThenInsert)];
     let any_error_path = prop_oneof![Just(OnError::Leave), Just(OnError::ReleaseKey), Just(OnError::StoreFailure)];
-    let pg = KeyStore::Postgres { synchronous_commit: true, unique_constraint: true, wal_writer_delay_us: 200_000 };
+    let pg = KeyStore::Postgres { synchronous_commit: true, unique_constraint: true, wal_writer_delay_us: 200_000, key_retention_us: 0, session_timeout_us: 0 };
     let base = |key_claim, in_flight, workers, lock_timeout_us, instances, call_timeout_us| ServerDesign {
         key_claim,
         in_flight,
@@ -178,7 +178,7 @@ fn every_preset_is_deterministic() {
 #[test]
 fn presets_have_their_fixed_names_and_verdicts() {
     let names: Vec<String> = presets::all().iter().map(|s| format!("{} {}", s.name, s.expect)).collect();
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 34);
     for s in presets::all() {
         s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         assert_eq!(Scenario::from_toml(&s.to_toml()).as_ref(), Ok(&s), "{} survives a TOML round trip", s.name);

@@ -65,7 +65,7 @@ fn stripe_server() -> ServerDesign {
 }
 
 fn postgres(synchronous_commit: bool, unique_constraint: bool) -> KeyStore {
-    KeyStore::Postgres { synchronous_commit, unique_constraint, wal_writer_delay_us: 200 * MS }
+    KeyStore::Postgres { synchronous_commit, unique_constraint, wal_writer_delay_us: 200 * MS, key_retention_us: 0, session_timeout_us: 0 }
 }
 
 fn redis(appendfsync: AppendFsync, ttl_us: u64) -> KeyStore {
@@ -209,6 +209,12 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         s.lease_clock = LeaseClock::App;
         s.clock_skew_us = 1_000 * MS;
     });
+    // Stripe prunes keys after 24 h, Brandur's reaper after ~72 h; scaled down as the TTL
+    // preset's Redis keys are, to 60 ms against a client that retries for seconds.
+    let mut retention = durable();
+    if let KeyStore::Postgres { key_retention_us, .. } = &mut retention.store {
+        *key_retention_us = 60 * MS;
+    }
     let mut in_memory = durable();
     in_memory.client.key_storage = KeyStorage::Memory;
     let mut zoo = vec![
@@ -231,6 +237,7 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         bug("payment/provider-window-shorter-than-retries", "The provider keeps idempotency keys for 100 ms, less than the 300 ms lease: a call retried after a takeover arrives after the provider forgot the key, and it charges again.", EXACTLY_ONCE, window),
         bug("payment/lease-check-with-skew", "Two instances compare lease times on their own clocks, up to 1 s apart, with an unkeyed provider: the instance whose clock runs ahead sees a fresh lease as expired, takes the key over, and both holders charge.", EXACTLY_ONCE, skew),
         bug("payment/in-memory-key", "The app keeps the idempotency key only in memory: it crashes after its payment went through, restarts, and pays again under a fresh key.", EXACTLY_ONCE, in_memory),
+        bug("payment/postgres-retention-shorter-than-retries", "Postgres with a reaper that deletes keys 60 ms after they were claimed, sooner than the client's retries: a retry after its response was lost finds no key and charges again.", EXACTLY_ONCE, retention),
         bug("payment/replays-other-result", "A replay is built from the last charge the instance made, not from the key's stored response: a duplicate or retry of one payment is answered with another payment's charge.", invariants::payment::REPLAY_FIDELITY, with_server(&|s| {
             s.replay = Replay::LastChargeOfInstance;
             s.instances = 1;
