@@ -366,10 +366,30 @@ pub enum KeyStore {
         /// `ttl_us`.
         #[serde(default)]
         lock_ttl_us: u64,
-        /// An asynchronous replica promoted on failover: the new primary has only what was
-        /// replicated (every `replication_lag_us`), whatever the AOF policy.
+        /// An asynchronous replica and Sentinel. A crash of the primary is a failover: the
+        /// promoted replica has only what was streamed to it, whatever the AOF policy. A cut
+        /// between the primary and its replica and sentinels (the scenario's
+        /// `partition_probability`, drawn by the store itself) is a split brain: the old primary
+        /// keeps serving the app servers on its side of the cut, and after `down_after_us` the
+        /// sentinels promote the replica for the others; when the cut heals the old primary
+        /// becomes a replica again and what it accepted meanwhile is discarded.
         replica_failover: bool,
+        /// How long a write takes to stream to the replica (sub-millisecond in one data centre).
         replication_lag_us: u64,
+        /// Sentinel's `down-after-milliseconds`: how long the primary must be unreachable before
+        /// the sentinels fail over (30 s by default; presets scale it down to 30 ms, as they
+        /// scale the rest of time, so a 100 ms partition can outlast it).
+        #[serde(default)]
+        down_after_us: u64,
+        /// `min-replicas-to-write`: the primary refuses writes (NOREPLICAS) unless this many
+        /// replicas acknowledged within `min_replicas_max_lag_us`; 0: off (the default). The model
+        /// has one replica, so 0 or 1.
+        #[serde(default)]
+        min_replicas_to_write: u32,
+        /// `min-replicas-max-lag` (10 s by default; replicas acknowledge every second): how long
+        /// a primary cut off from its replica keeps accepting writes that will be lost.
+        #[serde(default)]
+        min_replicas_max_lag_us: u64,
     },
 }
 
@@ -423,6 +443,24 @@ impl PaymentDesign {
             !(s.in_flight == InFlight::Proceed && s.result_storage == ResultStorage::SameTransaction),
             "design.server.in_flight = \"proceed\" has no effect with result_storage = \"same_transaction\" (the claim waits on the unique index); use separate_write",
         )?;
+        if let KeyStore::Redis { replica_failover, down_after_us, min_replicas_to_write, replication_lag_us, .. } = self.store {
+            need(
+                !replica_failover || down_after_us > 0,
+                "design.store.down_after_us must be > 0 with replica_failover = true (Sentinel's down-after-milliseconds: 30 s by default; the presets use 30 ms)",
+            )?;
+            need(
+                min_replicas_to_write <= 1,
+                "design.store.min_replicas_to_write must be 0 or 1: the model has one replica",
+            )?;
+            need(
+                min_replicas_to_write == 0 || replica_failover,
+                "design.store.min_replicas_to_write = 1 needs replica_failover = true (a primary without a replica would refuse every write)",
+            )?;
+            need(
+                !replica_failover || replication_lag_us <= u32::MAX as u64,
+                "design.store.replication_lag_us must be below 2^32 µs",
+            )?;
+        }
         need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
         need((1..=4).contains(&s.instances), "design.server.instances must be between 1 and 4")?;
         need(s.clock_skew_us <= u32::MAX as u64, "design.server.clock_skew_us must be below 2^32 µs (about 71 minutes)")?;

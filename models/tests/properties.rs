@@ -87,6 +87,9 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
             lock_ttl_us,
             replica_failover: false,
             replication_lag_us: 0,
+            down_after_us: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag_us: 0,
         };
         (s, store)
     });
@@ -178,7 +181,7 @@ fn every_preset_is_deterministic() {
 #[test]
 fn presets_have_their_fixed_names_and_verdicts() {
     let names: Vec<String> = presets::all().iter().map(|s| format!("{} {}", s.name, s.expect)).collect();
-    assert_eq!(names.len(), 34);
+    assert_eq!(names.len(), 35);
     for s in presets::all() {
         s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         assert_eq!(Scenario::from_toml(&s.to_toml()).as_ref(), Ok(&s), "{} survives a TOML round trip", s.name);
