@@ -301,6 +301,12 @@ fn one() -> u32 {
     1
 }
 
+/// `idle_in_transaction_session_timeout = 10s`, a common setting (PostgreSQL's own default, 0,
+/// leaves it to TCP keepalive: two hours and more on Linux).
+pub fn session_timeout_default() -> u64 {
+    10_000_000
+}
+
 /// Redis `appendfsync`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -354,8 +360,8 @@ pub enum KeyStore {
         /// also ends the transaction of a live server paused that long (as PostgreSQL does).
         /// 0: the idealisation of earlier versions: the database learns of a crash when the
         /// server restarts (what a process crash's kernel, closing the socket, would tell it)
-        /// and nothing ends an idle session.
-        #[serde(default)]
+        /// and nothing ends an idle session. Default: 10 s.
+        #[serde(default = "session_timeout_default")]
         session_timeout_us: u64,
     },
     Redis {

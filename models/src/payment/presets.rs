@@ -64,8 +64,18 @@ fn stripe_server() -> ServerDesign {
     }
 }
 
+/// Postgres as the designs need it: `idle_in_transaction_session_timeout = 1s`. A server that
+/// dies mid-transaction holds the key's row until then, and every request for the key waits on
+/// it (409 after `lock_timeout`); with the 10 s default, clients that retry for seconds give up
+/// first, and a takeover or the completer then charges a payment its user was told failed.
 fn postgres(synchronous_commit: bool, unique_constraint: bool) -> KeyStore {
-    KeyStore::Postgres { synchronous_commit, unique_constraint, wal_writer_delay_us: 200 * MS, key_retention_us: 0, session_timeout_us: 0 }
+    KeyStore::Postgres {
+        synchronous_commit,
+        unique_constraint,
+        wal_writer_delay_us: 200 * MS,
+        key_retention_us: 0,
+        session_timeout_us: 1_000 * MS,
+    }
 }
 
 fn redis(appendfsync: AppendFsync, ttl_us: u64) -> KeyStore {
