@@ -63,3 +63,34 @@ fn the_violation_names_the_split_brain() {
     assert!(v.broke(EXACTLY_ONCE), "{}", v.message);
     assert!(v.message.contains("Split brain: the store's primary was cut off"), "{}", v.message);
 }
+
+#[test]
+fn impossible_redis_knobs_are_refused_naming_the_field_and_the_fix() {
+    let refused = |edit: fn(&mut KeyStore)| {
+        let mut s = presets::get("payment/setnx-always").unwrap();
+        edit(&mut s.payment_mut().store);
+        s.validate().expect_err("refused")
+    };
+    let e = refused(|k| {
+        if let KeyStore::Redis { min_replicas_to_write, .. } = k {
+            *min_replicas_to_write = 1;
+        }
+    });
+    assert!(e.contains("payment.store.min_replicas_to_write") && e.contains("replica_failover = true"), "{e}");
+    let e = refused(|k| {
+        if let KeyStore::Redis { replica_failover, down_after_us, .. } = k {
+            (*replica_failover, *down_after_us) = (true, 0);
+        }
+    });
+    assert!(e.contains("payment.store.down_after_us must be > 0"), "{e}");
+    let e = refused(|k| {
+        if let KeyStore::Redis { replica_failover, min_replicas_to_write, .. } = k {
+            (*replica_failover, *min_replicas_to_write) = (true, 2);
+        }
+    });
+    assert!(e.contains("min_replicas_to_write must be 0 or 1"), "{e}");
+    // An unknown key is refused by name.
+    let toml = presets::get("payment/setnx-always").unwrap().to_toml().replace("down_after_us", "down_after_ms");
+    let e = Scenario::from_toml(&toml).expect_err("unknown field");
+    assert!(e.contains("down_after_ms"), "{e}");
+}
