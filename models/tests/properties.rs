@@ -182,7 +182,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: 64,
         failure_persistence: None,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e17_1e1),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5e17_01e1),
         ..ProptestConfig::default()
     })]
 
