@@ -457,18 +457,12 @@ impl PaymentDesign {
                 !replica_failover || down_after_us > 0,
                 "design.store.down_after_us must be > 0 with replica_failover = true (Sentinel's down-after-milliseconds: 30 s by default; the presets use 30 ms)",
             )?;
-            need(
-                min_replicas_to_write <= 1,
-                "design.store.min_replicas_to_write must be 0 or 1: the model has one replica",
-            )?;
+            need(min_replicas_to_write <= 1, "design.store.min_replicas_to_write must be 0 or 1: the model has one replica")?;
             need(
                 min_replicas_to_write == 0 || replica_failover,
                 "design.store.min_replicas_to_write = 1 needs replica_failover = true (a primary without a replica would refuse every write)",
             )?;
-            need(
-                !replica_failover || replication_lag_us <= u32::MAX as u64,
-                "design.store.replication_lag_us must be below 2^32 µs",
-            )?;
+            need(!replica_failover || replication_lag_us <= u32::MAX as u64, "design.store.replication_lag_us must be below 2^32 µs")?;
         }
         need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
         need((1..=4).contains(&s.instances), "design.server.instances must be between 1 and 4")?;

@@ -110,9 +110,7 @@ fn without_trigger(s: &Scenario) -> Scenario {
         | "payment/no-fingerprint"
         | "payment/ttl-shorter-than-retries"
         | "payment/postgres-retention-shorter-than-retries"
-        | "payment/replays-other-result" => {
-            no_retries(&mut s)
-        }
+        | "payment/replays-other-result" => no_retries(&mut s),
         // A key store crash.
         "payment/setnx-everysec" | "payment/setnx-no-fsync" | "payment/async-commit" => s.targets.crash.retain(|r| *r != Role::Store),
         // Two requests with one key at once.
@@ -170,6 +168,7 @@ fn every_bug_zoo_preset_is_caught_by_its_invariant() {
             "payment/lease-shorter-than-pause" => Some(" paused "),
             "payment/in-memory-key" => Some("crashed at"),
             "payment/setnx-split-brain" => Some("Split brain: the store's primary was cut off"),
+            "payment/postgres-retention-shorter-than-retries" => Some("The reaper deleted"),
             _ => None,
         };
         if let Some(fault) = fault {

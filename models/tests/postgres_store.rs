@@ -62,7 +62,10 @@ fn a_crashed_servers_transaction_holds_the_key_until_its_session_times_out() {
 /// From the first commit to the WAL writer's flush after it, in the run `sim` just made.
 fn flush_gap_us(sim: &Sim<models::world::Node>) -> u64 {
     let committed = sim.history().iter().find(|e| matches!(e.obs, Obs::Charged { .. })).expect("a commit").at_us;
-    let flushed = sim.trace().iter().find(|t| t.at_us >= committed && matches!(&t.kind, sim::TraceKind::Timer { timer } if timer.contains("WalFlush")));
+    let flushed = sim
+        .trace()
+        .iter()
+        .find(|t| t.at_us >= committed && matches!(&t.kind, sim::TraceKind::Timer { timer } if timer.contains("WalFlush")));
     flushed.expect("a flush").at_us - committed
 }
 

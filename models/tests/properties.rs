@@ -43,7 +43,13 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
     let in_flight = Just(InFlight::Reject409);
     let claim = prop_oneof![Just(KeyClaim::InsertOnConflict), Just(KeyClaim::SelectThenInsert)];
     let any_error_path = prop_oneof![Just(OnError::Leave), Just(OnError::ReleaseKey), Just(OnError::StoreFailure)];
-    let pg = KeyStore::Postgres { synchronous_commit: true, unique_constraint: true, wal_writer_delay_us: 200_000, key_retention_us: 0, session_timeout_us: 1_000_000 };
+    let pg = KeyStore::Postgres {
+        synchronous_commit: true,
+        unique_constraint: true,
+        wal_writer_delay_us: 200_000,
+        key_retention_us: 0,
+        session_timeout_us: 1_000_000,
+    };
     let base = |key_claim, in_flight, workers, lock_timeout_us, instances, call_timeout_us| ServerDesign {
         key_claim,
         in_flight,

@@ -319,6 +319,17 @@ impl Model for PaymentModel {
                 v.message.push_str(&note.describe(|n| self.config.nodes.get(n).map_or("?".into(), |s| s.name.clone())));
                 Verdict::Violation(v)
             }
+            // So is the reaper's work.
+            (Verdict::Violation(mut v), Node::Postgres(Postgres { reaped: (n, first_us), .. })) if *n > 0 => {
+                let KeyStore::Postgres { key_retention_us, .. } = *self.store else { unreachable!("a Postgres store") };
+                v.message.push_str(&format!(
+                    " The reaper deleted {n} key{} older than key_retention_us ({}), the first at {}.",
+                    if *n == 1 { "" } else { "s" },
+                    invariants::ms(key_retention_us),
+                    invariants::ms(*first_us)
+                ));
+                Verdict::Violation(v)
+            }
             (verdict, _) => verdict,
         }
     }

@@ -16,6 +16,8 @@ use sim::{ChoiceKind, Ctx, NodeId, TimerId};
 
 pub use super::sql::{KeyRow, Lease, RecoveryPoint, Sql, SqlReply};
 
+mod upkeep;
+
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 struct Version<R> {
     row: R,
@@ -56,6 +58,9 @@ pub struct Postgres {
     flush_armed: bool,
     /// The outbox path's tables (empty on the payment path).
     tables: Tables,
+    /// Keys the reaper deleted and when it first did (for a violation message; kept across
+    /// crashes, as the run's record).
+    pub reaped: (u32, u64),
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -84,6 +89,7 @@ impl Postgres {
             server_boots: Vec::new(),
             flush_armed: false,
             tables: Tables::default(),
+            reaped: (0, 0),
         }
     }
 
@@ -107,12 +113,6 @@ impl Postgres {
     fn unique(&self) -> bool {
         matches!(*self.cfg, KeyStore::Postgres { unique_constraint: true, .. })
     }
-    fn session_timeout_us(&self) -> u64 {
-        match *self.cfg {
-            KeyStore::Postgres { session_timeout_us, .. } => session_timeout_us,
-            _ => 0,
-        }
-    }
 
     /// The charges an auditor would find on disk after the run.
     pub fn durable_charges(log: &[Record]) -> impl Iterator<Item = ChargeRow> + '_ {
@@ -133,9 +133,22 @@ impl Postgres {
 
     /// Become `Postgres::new(cfg)`, keeping the buffers.
     pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
-        let Postgres { cfg: c, peers: p, keys, charges, txs, aborted, next_rid, next_charge, boots, server_boots, flush_armed, tables } =
-            self;
-        (*c, *p, *next_rid, *next_charge, *boots, *flush_armed) = (cfg, peers, 0, 1, 0, false);
+        let Postgres {
+            cfg: c,
+            peers: p,
+            keys,
+            charges,
+            txs,
+            aborted,
+            next_rid,
+            next_charge,
+            boots,
+            server_boots,
+            flush_armed,
+            tables,
+            reaped,
+        } = self;
+        (*c, *p, *next_rid, *next_charge, *boots, *flush_armed, *reaped) = (cfg, peers, 0, 1, 0, false, (0, 0));
         keys.clear();
         charges.clear();
         txs.clear();
@@ -145,7 +158,9 @@ impl Postgres {
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
+        let reaped = self.reaped;
         self.reset(self.cfg, self.peers);
+        self.reaped = reaped;
         for r in durable {
             match *r {
                 Record::Boot => self.boots += 1,
@@ -523,59 +538,6 @@ impl Postgres {
             // Drawn, so a counterexample shrinks to the shortest window that still loses it.
             let extra_us = ctx.choose(ChoiceKind::Model, (2 * wal_writer_delay_us).min(u32::MAX as u64 - 1) as u32 + 1) as u64;
             ctx.set_timer(wal_writer_delay_us + extra_us, Timer::Pg(PgTimer::WalFlush));
-        }
-    }
-
-    /// The reaper (`key_retention_us`): delete every committed key row claimed at least the
-    /// retention ago. A row another transaction is changing is left for later, as a DELETE
-    /// would wait on its row lock.
-    fn reap(&mut self, ctx: &mut Ctx<'_, Node>) {
-        let KeyStore::Postgres { key_retention_us, .. } = *self.cfg else { return };
-        if key_retention_us == 0 {
-            return;
-        }
-        let now = ctx.now_us();
-        let old = |v: &Version<KeyRow>| v.created_by.is_none() && v.deleted_by.is_none() && v.row.created_us + key_retention_us <= now;
-        let mut reaped = false;
-        while let Some(i) = self.keys.iter().position(old) {
-            let rid = self.keys.remove(i).row.rid;
-            ctx.write(Record::KeyGone { rid });
-            reaped = true;
-        }
-        if reaped {
-            self.durability(ctx);
-        }
-    }
-
-    /// Arm a session-timeout check for every open transaction that is idle (no statement of it
-    /// running or waiting) and has none: someone waits on a lock, or a server restarted, and
-    /// only a session's end can free what a dead server holds.
-    fn watch_sessions(&mut self, ctx: &mut Ctx<'_, Node>) {
-        let timeout_us = self.session_timeout_us();
-        if timeout_us == 0 {
-            return;
-        }
-        let now = ctx.now_us();
-        for t in self.txs.iter_mut().filter(|t| t.waiting.is_none() && t.session_timer.is_none()) {
-            let after_us = (t.last_us + timeout_us).saturating_sub(now).max(1);
-            t.session_timer = Some(ctx.set_timer(after_us, Timer::Pg(PgTimer::SessionTimeout { tx: t.id })));
-        }
-    }
-
-    /// A session-timeout check: end `tx` if it has been idle that long, else look again when it
-    /// would be.
-    fn check_session(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64) {
-        let Some(t) = self.txs.iter_mut().find(|t| t.id == tx) else { return };
-        t.session_timer = None;
-        if t.waiting.is_some() {
-            return; // Not idle: a statement of it waits on a lock (and re-arms when it parks).
-        }
-        if ctx.now_us() >= t.last_us + self.session_timeout_us() {
-            // FATAL: terminating connection due to idle-in-transaction timeout (or the keepalive
-            // found the peer gone): the transaction rolls back and its locks are released.
-            self.end(ctx, tx, false, false);
-        } else {
-            self.watch_sessions(ctx);
         }
     }
 

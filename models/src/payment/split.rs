@@ -112,7 +112,8 @@ impl Redis {
             return;
         }
         self.split = Some(Split { cut_at_us: ctx.now_us(), old_side, promoted: None, claimed: Vec::new(), parked: Vec::new() });
-        self.note = Some(SplitNote { cut_at_us: ctx.now_us(), len_us, old_side, promoted_at_us: None, claimed_on_both: 0, claimed_while_two: 0 });
+        self.note =
+            Some(SplitNote { cut_at_us: ctx.now_us(), len_us, old_side, promoted_at_us: None, claimed_on_both: 0, claimed_while_two: 0 });
         let KeyStore::Redis { down_after_us, .. } = *self.cfg() else { unreachable!("redis config") };
         if down_after_us < len_us {
             ctx.set_timer(down_after_us, Timer::Redis(RedisTimer::Promote));
