@@ -301,6 +301,12 @@ fn one() -> u32 {
     1
 }
 
+/// `idle_in_transaction_session_timeout = 10s`, a common setting (PostgreSQL's own default, 0,
+/// leaves it to TCP keepalive: two hours and more on Linux).
+pub fn session_timeout_default() -> u64 {
+    10_000_000
+}
+
 /// Redis `appendfsync`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -330,12 +336,36 @@ impl AppendFsync {
 pub enum KeyStore {
     Postgres {
         /// `synchronous_commit = on`: COMMIT returns after the WAL is flushed. `off`: it returns
-        /// at once and the WAL writer flushes it within 3 x `wal_writer_delay_us` (the model takes
-        /// that worst case); a crash before then loses acknowledged commits, as if they had aborted.
+        /// at once and the WAL writer flushes it between one and 3 x `wal_writer_delay_us` later
+        /// (it hibernates between flushes; the model draws the window in that range); a crash
+        /// before then loses acknowledged commits, as if they had aborted.
         synchronous_commit: bool,
         /// A unique index on the key. Without it two inserts of one key both succeed.
         unique_constraint: bool,
+        /// PostgreSQL's `wal_writer_delay` (200 ms by default).
         wal_writer_delay_us: u64,
+        /// How long a key row is kept after it was claimed (`created_at`) before the reaper
+        /// deletes it, whatever its state: Stripe prunes keys after 24 h, Brandur's reaper after
+        /// about 72 h. A retry that arrives later finds no key and runs again. 0: never deleted.
+        /// The model reaps on access (a reaper that runs continuously: a key is gone from the
+        /// moment it is old enough, the worst case of a periodic job).
+        #[serde(default)]
+        key_retention_us: u64,
+        /// How long the database keeps the session of an app server that vanished (a machine
+        /// crash, a partition) with its transaction open and its row locks held, before it ends
+        /// it: `idle_in_transaction_session_timeout`, or TCP keepalive's detection when that is
+        /// sooner (Linux: 2 h idle plus 9 probes 75 s apart, unless `tcp_keepalives_idle` is
+        /// set). Until then a request for a key whose row it holds waits on the unique index (409
+        /// after `lock_timeout`). The timeout counts from the session's last statement, so it
+        /// also ends the transaction of a live server paused that long (as PostgreSQL does).
+        /// Departure: every server crash is taken for a machine crash (no FIN reaches the
+        /// database); after a process crash the kernel would close the socket and the session
+        /// would end at once.
+        /// 0: the idealisation of earlier versions: the database learns of a crash when the
+        /// server restarts (what a process crash's kernel, closing the socket, would tell it)
+        /// and nothing ends an idle session. Default: 10 s.
+        #[serde(default = "session_timeout_default")]
+        session_timeout_us: u64,
     },
     Redis {
         appendfsync: AppendFsync,
@@ -345,10 +375,30 @@ pub enum KeyStore {
         /// `ttl_us`.
         #[serde(default)]
         lock_ttl_us: u64,
-        /// An asynchronous replica promoted on failover: the new primary has only what was
-        /// replicated (every `replication_lag_us`), whatever the AOF policy.
+        /// An asynchronous replica and Sentinel. A crash of the primary is a failover: the
+        /// promoted replica has only what was streamed to it, whatever the AOF policy. A cut
+        /// between the primary and its replica and sentinels (the scenario's
+        /// `partition_probability`, drawn by the store itself) is a split brain: the old primary
+        /// keeps serving the app servers on its side of the cut, and after `down_after_us` the
+        /// sentinels promote the replica for the others; when the cut heals the old primary
+        /// becomes a replica again and what it accepted meanwhile is discarded.
         replica_failover: bool,
+        /// How long a write takes to stream to the replica (sub-millisecond in one data centre).
         replication_lag_us: u64,
+        /// Sentinel's `down-after-milliseconds`: how long the primary must be unreachable before
+        /// the sentinels fail over (30 s by default; presets scale it down to 30 ms, as they
+        /// scale the rest of time, so a 100 ms partition can outlast it).
+        #[serde(default)]
+        down_after_us: u64,
+        /// `min-replicas-to-write`: the primary refuses writes (NOREPLICAS) unless this many
+        /// replicas acknowledged within `min_replicas_max_lag_us`; 0: off (the default). The model
+        /// has one replica, so 0 or 1.
+        #[serde(default)]
+        min_replicas_to_write: u32,
+        /// `min-replicas-max-lag` (10 s by default; replicas acknowledge every second): how long
+        /// a primary cut off from its replica keeps accepting writes that will be lost.
+        #[serde(default)]
+        min_replicas_max_lag_us: u64,
     },
 }
 
@@ -402,6 +452,18 @@ impl PaymentDesign {
             !(s.in_flight == InFlight::Proceed && s.result_storage == ResultStorage::SameTransaction),
             "design.server.in_flight = \"proceed\" has no effect with result_storage = \"same_transaction\" (the claim waits on the unique index); use separate_write",
         )?;
+        if let KeyStore::Redis { replica_failover, down_after_us, min_replicas_to_write, replication_lag_us, .. } = self.store {
+            need(
+                !replica_failover || down_after_us > 0,
+                "design.store.down_after_us must be > 0 with replica_failover = true (Sentinel's down-after-milliseconds: 30 s by default; the presets use 30 ms)",
+            )?;
+            need(min_replicas_to_write <= 1, "design.store.min_replicas_to_write must be 0 or 1: the model has one replica")?;
+            need(
+                min_replicas_to_write == 0 || replica_failover,
+                "design.store.min_replicas_to_write = 1 needs replica_failover = true (a primary without a replica would refuse every write)",
+            )?;
+            need(!replica_failover || replication_lag_us <= u32::MAX as u64, "design.store.replication_lag_us must be below 2^32 µs")?;
+        }
         need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
         need((1..=4).contains(&s.instances), "design.server.instances must be between 1 and 4")?;
         need(s.clock_skew_us <= u32::MAX as u64, "design.server.clock_skew_us must be below 2^32 µs (about 71 minutes)")?;

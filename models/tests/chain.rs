@@ -28,7 +28,8 @@ fn flipped(edits: &[(&str, &str)]) -> Scenario {
     Scenario::from_toml(&text).expect("the flipped file is valid")
 }
 
-const POSTGRES_STORE: &str = "kind = \"postgres\"\nsynchronous_commit = true\nunique_constraint = true\nwal_writer_delay_us = 200000";
+const POSTGRES_STORE: &str =
+    "kind = \"postgres\"\nsynchronous_commit = true\nunique_constraint = true\nwal_writer_delay_us = 200000\nkey_retention_us = 0\nsession_timeout_us = 1000000";
 
 /// The key store and server of a Redis SETNX design (the claim, the result in a separate write,
 /// the charge at the provider), with `appendfsync` and, for the correct one, its lock and keyed

@@ -99,6 +99,8 @@ impl ChainModel {
             synchronous_commit,
             unique_constraint: true,
             wal_writer_delay_us: d.orders_db.wal_writer_delay_us,
+            key_retention_us: 0,
+            session_timeout_us: 0,
         };
         let b = d.broker;
         ChainModel {

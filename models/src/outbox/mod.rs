@@ -109,6 +109,8 @@ impl OutboxModel {
             synchronous_commit,
             unique_constraint: true,
             wal_writer_delay_us: d.store.wal_writer_delay_us,
+            key_retention_us: 0,
+            session_timeout_us: 0,
         };
         OutboxModel {
             config,

@@ -12,6 +12,7 @@ pub mod presets;
 pub mod provider;
 pub mod redis;
 pub mod server;
+pub mod split;
 pub mod sql;
 
 use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
@@ -107,6 +108,8 @@ pub struct PaymentModel {
     store: Shared<KeyStore>,
     provider: Shared<ProviderDesign>,
     peers: Shared<Peers>,
+    /// A Redis store's split brain (with `replica_failover`).
+    split: Shared<redis::SplitFault>,
     /// The completer sweeps until here: the heal plus the liveness bound.
     sweep_until_us: u64,
     heal_at_us: u64,
@@ -187,6 +190,12 @@ impl PaymentModel {
             store: Shared(d.store),
             provider: Shared(d.provider),
             peers: Shared(Peers::payment(instances)),
+            split: Shared(redis::SplitFault {
+                probability: s.faults.partition_probability,
+                phase_us: s.faults.fault_phase_us,
+                len_us_max: s.faults.partition_us_max,
+                instances,
+            }),
             sweep_until_us: s.faults.fault_phase_us + s.settle_bound_us,
             heal_at_us: s.faults.fault_phase_us,
             settle_bound_us: s.settle_bound_us,
@@ -284,7 +293,7 @@ impl Model for PaymentModel {
         nodes.push(if self.postgres() {
             Node::Postgres(Postgres::new(self.store, self.peers))
         } else {
-            Node::Redis(Redis::new(self.store, self.peers))
+            Node::Redis(Redis::new(self.store, self.peers, self.split))
         });
         nodes.push(Node::Provider(Provider::new(self.provider)));
         for node in COMPLETER..self.first_client() {
@@ -304,7 +313,26 @@ impl Model for PaymentModel {
     }
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
-        with_faults(self.verdict(run), run, &self.config.nodes)
+        let verdict = with_faults(self.verdict(run), run, &self.config.nodes);
+        match (verdict, &run.nodes[STORE]) {
+            // The store's own fault (a split brain) is not in the engine's log: name it too.
+            (Verdict::Violation(mut v), Node::Redis(Redis { note: Some(note), .. })) => {
+                v.message.push_str(&note.describe(|n| self.config.nodes.get(n).map_or("?".into(), |s| s.name.clone())));
+                Verdict::Violation(v)
+            }
+            // So is the reaper's work.
+            (Verdict::Violation(mut v), Node::Postgres(Postgres { reaped: (n, first_us), .. })) if *n > 0 => {
+                let KeyStore::Postgres { key_retention_us, .. } = *self.store else { unreachable!("a Postgres store") };
+                v.message.push_str(&format!(
+                    " The reaper deleted {n} key{} older than key_retention_us ({}), the first at {}.",
+                    if *n == 1 { "" } else { "s" },
+                    invariants::ms(key_retention_us),
+                    invariants::ms(*first_us)
+                ));
+                Verdict::Violation(v)
+            }
+            (verdict, _) => verdict,
+        }
     }
 }
 
@@ -326,7 +354,7 @@ impl PaymentModel {
             match node {
                 Node::Server(s) => s.reset_as(&self.server(i)),
                 Node::Postgres(p) => p.reset(self.store, self.peers),
-                Node::Redis(r) => r.reset(self.store, self.peers),
+                Node::Redis(r) => r.reset(self.store, self.peers, self.split),
                 Node::Provider(p) => p.reset(self.provider),
                 Node::Client(c) => *c = Client::new(self.client_setup, (i - first_client) as u32),
                 other => unreachable!("{other:?} on the payment path"),

@@ -64,12 +64,34 @@ fn stripe_server() -> ServerDesign {
     }
 }
 
+/// Postgres as the designs need it: `idle_in_transaction_session_timeout = 1s`. A server that
+/// dies mid-transaction holds the key's row until then, and every request for the key waits on
+/// it (409 after `lock_timeout`); with the 10 s default, clients that retry for seconds give up
+/// first, and a takeover or the completer then charges a payment its user was told failed.
 fn postgres(synchronous_commit: bool, unique_constraint: bool) -> KeyStore {
-    KeyStore::Postgres { synchronous_commit, unique_constraint, wal_writer_delay_us: 200 * MS }
+    KeyStore::Postgres {
+        synchronous_commit,
+        unique_constraint,
+        wal_writer_delay_us: 200 * MS,
+        key_retention_us: 0,
+        session_timeout_us: 1_000 * MS,
+    }
 }
 
 fn redis(appendfsync: AppendFsync, ttl_us: u64) -> KeyStore {
-    KeyStore::Redis { appendfsync, ttl_us, lock_ttl_us: 0, replica_failover: false, replication_lag_us: 100 * MS }
+    KeyStore::Redis {
+        appendfsync,
+        ttl_us,
+        lock_ttl_us: 0,
+        replica_failover: false,
+        // A stream within one data centre.
+        replication_lag_us: 500,
+        // Sentinel's 30 s, scaled down by 1000 as the presets' other times are.
+        down_after_us: 30 * MS,
+        min_replicas_to_write: 0,
+        // Redis's 10 s, scaled the same way.
+        min_replicas_max_lag_us: 10 * MS,
+    }
 }
 
 /// SETNX claims the key; an external provider (no key of its own) makes the charge: Redis alone
@@ -209,6 +231,16 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         s.lease_clock = LeaseClock::App;
         s.clock_skew_us = 1_000 * MS;
     });
+    // Stripe prunes keys after 24 h, Brandur's reaper after ~72 h; scaled down as the TTL
+    // preset's Redis keys are, to 60 ms against a client that retries for seconds.
+    let mut retention = durable();
+    if let KeyStore::Postgres { key_retention_us, .. } = &mut retention.store {
+        *key_retention_us = 60 * MS;
+    }
+    let mut split_brain = redis(AppendFsync::Always, 86_400_000 * MS);
+    if let KeyStore::Redis { replica_failover, .. } = &mut split_brain {
+        *replica_failover = true;
+    }
     let mut in_memory = durable();
     in_memory.client.key_storage = KeyStorage::Memory;
     let mut zoo = vec![
@@ -231,6 +263,8 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         bug("payment/provider-window-shorter-than-retries", "The provider keeps idempotency keys for 100 ms, less than the 300 ms lease: a call retried after a takeover arrives after the provider forgot the key, and it charges again.", EXACTLY_ONCE, window),
         bug("payment/lease-check-with-skew", "Two instances compare lease times on their own clocks, up to 1 s apart, with an unkeyed provider: the instance whose clock runs ahead sees a fresh lease as expired, takes the key over, and both holders charge.", EXACTLY_ONCE, skew),
         bug("payment/in-memory-key", "The app keeps the idempotency key only in memory: it crashes after its payment went through, restarts, and pays again under a fresh key.", EXACTLY_ONCE, in_memory),
+        bug("payment/postgres-retention-shorter-than-retries", "Postgres with a reaper that deletes keys 60 ms after they were claimed, sooner than the client's retries: a retry after its response was lost finds no key and charges again.", EXACTLY_ONCE, retention),
+        bug("payment/setnx-split-brain", "Redis SETNX with appendfsync always as the only idempotency store, an asynchronous replica and Sentinel (down-after 30 ms), without min-replicas-to-write: the primary is cut off from its replica and the sentinels; the replica is promoted without what had not streamed to it or was held up on the cut; the old primary keeps taking SETNX from the servers on its side until the heal discards it all. A key claimed on both primaries, or lost after its charge, charges twice (or is charged while its client is told it failed).", EXACTLY_ONCE, setnx(split_brain)),
         bug("payment/replays-other-result", "A replay is built from the last charge the instance made, not from the key's stored response: a duplicate or retry of one payment is answered with another payment's charge.", invariants::payment::REPLAY_FIDELITY, with_server(&|s| {
             s.replay = Replay::LastChargeOfInstance;
             s.instances = 1;
@@ -269,6 +303,12 @@ fn tune_trigger(s: &mut Scenario) {
             s.faults.partition_us_max = 3_000 * MS;
         }
         "payment/ttl-shorter-than-retries" => quiet_provider(s, vec![], vec![]),
+        // The trigger is the store's own cut (drawn at the partition rate): nothing crashes or
+        // pauses, as in the other SETNX-only presets.
+        "payment/setnx-split-brain" => {
+            quiet_provider(s, vec![], vec![]);
+            s.faults.partition_probability = 0.5;
+        }
         "payment/async-commit" => s.faults.crash_probability = 0.5,
         "payment/result-separate-write" => s.faults.crash_probability = 0.5,
         "payment/lease-shorter-than-pause" => {

@@ -10,9 +10,21 @@
 //! postponement of a slow fsync, up to 2 s under `everysec`.)
 //!
 //! Expiry is checked on access against simulated time, as Redis's lazy expiry does. With
-//! `replica_failover`, a crash stands for a failover: the new primary holds what was replicated
-//! (every `replication_lag_us`), modelled as the log's durable part, whatever the AOF policy.
+//! `replica_failover`, a crash stands for a failover: the new primary holds what was streamed to
+//! the replica (each write `replication_lag_us` after it was made: the flush clock is armed by
+//! the first write not yet shipped), modelled as the log's durable part, whatever the AOF policy.
+//!
+//! Split brain (`replica_failover`, `split.rs`): the store draws a cut between the primary and
+//! its replica and sentinels. The app servers on the primary's side of the cut keep using it; the
+//! others cannot reach it, and after `down_after_us` the sentinels promote the replica, with what
+//! had streamed to it before the cut, and point them there. Two primaries now accept SETNX for
+//! one key. When the cut heals the old primary resyncs from the new one: what it accepted during
+//! the cut is gone. `min_replicas_to_write` makes the old primary refuse writes once its replica
+//! has not acknowledged for `min_replicas_max_lag_us`. Departure: the model's durable log holds
+//! the surviving primary's data, so a crash of the store during a cut ends it, and the new
+//! primary's writes during the cut are made durable (as a resync) only when it heals.
 
+pub use super::split::{Side, Split, SplitFault, SplitNote};
 use super::{Msg, Node, Peers, Record, Shared, Timer};
 use crate::knobs::{AppendFsync, KeyStore};
 use invariants::{ChargeId, Key};
@@ -66,6 +78,8 @@ pub enum RedisReply {
     Exists(Value),
     /// `GET` found nothing.
     Nil,
+    /// `-NOREPLICAS Not enough good replicas to write` (`min_replicas_to_write`).
+    NoReplicas,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -80,25 +94,53 @@ pub struct Entry {
 pub struct Redis {
     cfg: Shared<KeyStore>,
     peers: Shared<Peers>,
-    data: Vec<Entry>,
+    pub(super) fault: Shared<SplitFault>,
+    pub(super) data: Vec<Entry>,
     boots: u32,
     flush_armed: bool,
     /// The fsync clock ticks at `phase_us + k * period`.
     phase_us: u64,
+    /// `replica_failover`: what the replica holds (every write streamed to it),
+    pub(super) replica: Vec<Entry>,
+    /// and the writes not streamed yet.
+    pub(super) unshipped: Vec<Entry>,
+    /// A split brain in progress.
+    pub(super) split: Option<Split>,
+    /// What this run's cut did (kept across crashes: it is the run's record, not the store's).
+    pub note: Option<SplitNote>,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum RedisTimer {
     /// The background fsync (everysec, or the OS for `no`), or the replica catching up.
     Flush,
+    /// The primary is cut off from its replica and the sentinels for `len_us`; the servers whose
+    /// bit is set in `old_side` are on its side of the cut.
+    Cut { len_us: u64, old_side: u64 },
+    /// The sentinels agree the primary is down and promote the replica.
+    Promote,
+    /// The cut heals.
+    Heal,
 }
 
 impl Redis {
-    pub fn new(cfg: Shared<KeyStore>, peers: Shared<Peers>) -> Self {
-        Redis { cfg, peers, data: Vec::new(), boots: 0, flush_armed: false, phase_us: 0 }
+    pub fn new(cfg: Shared<KeyStore>, peers: Shared<Peers>, fault: Shared<SplitFault>) -> Self {
+        Redis {
+            cfg,
+            peers,
+            fault,
+            data: Vec::new(),
+            boots: 0,
+            flush_armed: false,
+            phase_us: 0,
+            replica: Vec::new(),
+            unshipped: Vec::new(),
+            split: None,
+            note: None,
+        }
     }
 
-    fn params(&self) -> (AppendFsync, u64, bool, u64) {
+    pub(super) fn params(&self) -> (AppendFsync, u64, bool, u64) {
         let KeyStore::Redis { appendfsync, ttl_us, replica_failover, replication_lag_us, .. } = *self.cfg else {
             unreachable!("redis config")
         };
@@ -137,61 +179,75 @@ impl Redis {
         if self.boots > 1 {
             self.peers.tell_restart(ctx);
         }
-    }
-
-    /// Become `Redis::new(cfg)`, keeping the buffers.
-    pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>) {
-        let Redis { cfg: c, peers: p, data, boots, flush_armed, phase_us } = self;
-        (*c, *p, *boots, *flush_armed, *phase_us) = (cfg, peers, 0, false, 0);
-        data.clear();
-    }
-
-    pub fn on_crash(&mut self, durable: &[Record]) {
-        let boots = self.boots;
-        self.reset(self.cfg, self.peers);
-        self.boots = boots;
-        for r in durable {
-            if let Record::Redis(e) = *r {
-                self.put(e);
-            }
+        if self.boots == 1 && self.params().2 {
+            self.plan_split(ctx);
         }
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Node>, _t: RedisTimer) {
-        self.flush_armed = false;
-        ctx.fsync();
+    /// Become `Redis::new(cfg)`, keeping the buffers.
+    pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>, fault: Shared<SplitFault>) {
+        let Redis { cfg: c, peers: p, fault: f, data, boots, flush_armed, phase_us, replica, unshipped, split, note } = self;
+        (*c, *p, *f, *boots, *flush_armed, *phase_us, *split, *note) = (cfg, peers, fault, 0, false, 0, None, None);
+        data.clear();
+        replica.clear();
+        unshipped.clear();
     }
 
-    fn get(&self, key: Key, now_us: u64) -> Option<Value> {
-        self.data.iter().find(|e| e.key == key && e.expires_at_us > now_us).and_then(|e| e.value)
+    pub fn on_crash(&mut self, durable: &[Record]) {
+        let (boots, note) = (self.boots, self.note);
+        self.reset(self.cfg, self.peers, self.fault);
+        (self.boots, self.note) = (boots, note);
+        for r in durable {
+            if let Record::Redis(e) = *r {
+                put(&mut self.data, e);
+            }
+        }
+        // The promoted replica's data is the primary's now, and its replica is in sync.
+        self.replica.clone_from(&self.data);
     }
 
-    fn put(&mut self, e: Entry) {
-        self.data.retain(|d| d.key != e.key);
-        if e.value.is_some() {
-            self.data.push(e);
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Node>, t: RedisTimer) {
+        match t {
+            RedisTimer::Flush => {
+                self.flush_armed = false;
+                if self.split.is_some() {
+                    return; // Nothing reaches the replica across the cut; shipped at the heal.
+                }
+                for e in self.unshipped.drain(..) {
+                    put(&mut self.replica, e);
+                }
+                ctx.fsync();
+            }
+            RedisTimer::Cut { len_us, old_side } => self.cut(ctx, len_us, old_side),
+            RedisTimer::Promote => self.promote(ctx.now_us()),
+            RedisTimer::Heal => self.heal(ctx),
         }
     }
 
     pub fn on_cmd(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, req: u64, cmd: RedisCmd) {
         let now = ctx.now_us();
+        let Some(side) = self.side_of(from) else { return self.park(from, req, cmd) }; // Across the cut.
+        if cmd.writes() && self.refuses_writes(side, now) {
+            return ctx.send(from, Msg::RedisReply { req, reply: RedisReply::NoReplicas });
+        }
         let reply = match cmd {
-            RedisCmd::Get { key } => self.get(key, now).map_or(RedisReply::Nil, RedisReply::Exists),
-            RedisCmd::SetNx { key, value } => match self.get(key, now) {
+            RedisCmd::Get { key } => self.get_on(side, key, now).map_or(RedisReply::Nil, RedisReply::Exists),
+            RedisCmd::SetNx { key, value } => match self.get_on(side, key, now) {
                 Some(v) => RedisReply::Exists(v),
                 None => {
-                    self.write(ctx, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
+                    self.write(ctx, side, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
+                    self.claimed(side, key);
                     RedisReply::Ok
                 }
             },
             RedisCmd::Set { key, value } => {
-                self.write(ctx, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
+                self.write(ctx, side, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
                 RedisReply::Ok
             }
             RedisCmd::IfInFlight { key, then } => {
-                if matches!(self.get(key, now), Some(Value::InFlight { .. })) {
+                if matches!(self.get_on(side, key, now), Some(Value::InFlight { .. })) {
                     let expires_at_us = then.map_or(0, |v| now + self.ttl_of(v));
-                    self.write(ctx, Entry { key, value: then, expires_at_us });
+                    self.write(ctx, side, Entry { key, value: then, expires_at_us });
                 }
                 RedisReply::Ok
             }
@@ -200,13 +256,17 @@ impl Redis {
     }
 
     /// Apply a write and append it to the AOF (handed to the OS before the reply); fsync now, or
-    /// arm the background flush.
-    fn write(&mut self, ctx: &mut Ctx<'_, Node>, e: Entry) {
-        self.put(e);
+    /// arm the background flush. During a cut a write stays on its side (see `split.rs`).
+    fn write(&mut self, ctx: &mut Ctx<'_, Node>, side: Side, e: Entry) {
+        if side == Side::Promoted {
+            return self.write_promoted(e);
+        }
+        put(&mut self.data, e);
         let (appendfsync, _, replica, lag_us) = self.params();
         if replica {
             // The replica holds what was shipped to it: the log's durable part (see the top).
             ctx.write(Record::Redis(e));
+            self.unshipped.push(e);
         } else {
             ctx.write_os(Record::Redis(e));
         }
@@ -216,9 +276,42 @@ impl Redis {
             // The clock's next tick: 1 to `period_us` from now.
             (false, Some(period_us)) => period_us - (ctx.now_us() + period_us - self.phase_us) % period_us,
         };
+        self.arm_flush_in(ctx, delay_us);
+    }
+
+    fn arm_flush_in(&mut self, ctx: &mut Ctx<'_, Node>, delay_us: u64) {
         if !self.flush_armed {
             self.flush_armed = true;
             ctx.set_timer(delay_us, Timer::Redis(RedisTimer::Flush));
         }
+    }
+
+    /// Stream what is not shipped yet to the replica.
+    pub(super) fn arm_flush(&mut self, ctx: &mut Ctx<'_, Node>) {
+        let lag_us = self.params().3;
+        self.arm_flush_in(ctx, lag_us);
+    }
+
+    pub(super) fn cfg(&self) -> &KeyStore {
+        &self.cfg
+    }
+}
+
+impl RedisCmd {
+    fn writes(self) -> bool {
+        !matches!(self, RedisCmd::Get { .. })
+    }
+}
+
+/// The live value of `key` in `data` at `now_us`.
+pub(super) fn get(data: &[Entry], key: Key, now_us: u64) -> Option<Value> {
+    data.iter().find(|e| e.key == key && e.expires_at_us > now_us).and_then(|e| e.value)
+}
+
+/// Store `e` in `data` (a `None` value deletes the key).
+pub(super) fn put(data: &mut Vec<Entry>, e: Entry) {
+    data.retain(|d| d.key != e.key);
+    if e.value.is_some() {
+        data.push(e);
     }
 }

@@ -301,7 +301,7 @@ impl Server {
         let step = self.job(slot).step;
         match (step, reply) {
             (Step::ErrorPath, _) => self.finish(ctx, slot, Status::ServerError),
-            (_, Reply::Sql(SqlReply::TxAborted)) => self.error(ctx, slot),
+            (_, Reply::Sql(SqlReply::TxAborted) | Reply::Redis(RedisReply::NoReplicas)) => self.error(ctx, slot),
             (Step::Claim | Step::InsertKey, Reply::Sql(SqlReply::Inserted) | Reply::Redis(RedisReply::Ok)) => {
                 self.claimed(ctx, slot, false)
             }
