@@ -75,7 +75,7 @@ pub struct ShrunkViolation {
     /// The size before and after, in words ("2 clients, 8 operations, 9 faults (...)").
     pub before: String,
     pub after: String,
-    /// How it ended, in words ("1-minimal, 83 runs").
+    /// How it ended, in words ("1-minimal after 83 runs").
     pub verdict: String,
 }
 
@@ -336,7 +336,8 @@ fn first_text(out: &mut String, f: &FirstViolation, backend: Backend) {
 
 /// The first violation shrunk: its story and message first, then where both seed files are.
 fn shrunk_text(out: &mut String, f: &FirstViolation, k: &ShrunkViolation) {
-    let _ = writeln!(out, "\nfirst violation: seed {}, {}; shrunk from {} to {} ({})", f.seed, f.invariant, k.before, k.after, k.verdict);
+    let _ = writeln!(out, "\nfirst violation: seed {}, {}", f.seed, f.invariant);
+    let _ = writeln!(out, "shrunk to {}: {}; as found: {}", k.after, k.verdict, k.before);
     let _ = writeln!(out, "  {}", k.story);
     let _ = writeln!(out, "  {}", k.message);
     let _ = writeln!(out);

@@ -14,9 +14,9 @@ SCENARIO is a preset name (see `idemsim list`) or a path to a TOML scenario file
 Exit status: 0 nothing violated, 1 a violation was found (or reproduced), 2 bad input.
 
 Typical session:
-  idemsim explore payment/setnx-everysec          # find a double charge, write a seed file
-  idemsim shrink idemsim-seeds/<file>.toml        # reduce it to a minimal counterexample
+  idemsim explore payment/setnx-everysec          # find a double charge, shrink it, explain it
   idemsim replay idemsim-seeds/<file>.shrunk.toml # read it as a timeline (or --format mermaid)
+  idemsim shrink idemsim-seeds/<file>.toml        # shrink any seed file (explore --no-shrink, check)
   idemsim compare payment/setnx-everysec payment/setnx-always payment/durable-on-conflict
   idemsim check payment/durable-on-conflict --exhaustive --crashes 1 --lost 1   # every run, not a sample";
 
@@ -44,8 +44,8 @@ enum Cmd {
         #[arg(long, conflicts_with = "toml")]
         json: bool,
     },
-    /// Run many seeds of a scenario on all cores; on a violation, write a seed file and print the
-    /// command that replays it.
+    /// Run many seeds of a scenario on all cores; on a violation, write a seed file, shrink it
+    /// (within a deterministic budget) and explain the shrunk run.
     #[command(after_help = "Exit status: 0 no violation, 1 a violation was found, 2 bad input.")]
     Explore {
         /// A preset name or a TOML scenario file.

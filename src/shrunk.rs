@@ -41,16 +41,20 @@ impl Report {
 
     /// One line: what shrinking did and whether the result is proven 1-minimal.
     pub fn verdict_text(&self) -> String {
-        let how = format!("{} runs", self.shrunk.runs);
+        let how = format!("after {} runs", self.shrunk.runs);
         if self.one_minimal() {
-            format!("1-minimal, {how}")
+            format!("1-minimal {how}")
         } else if !self.shrunk.complete {
             format!(
                 "smaller, not proven 1-minimal: the budget of {} runs ran out (raise it with --shrink-budget, or `shrink` the seed file)",
                 self.budget.runs
             )
         } else {
-            format!("{how}; not 1-minimal: {} faults and {} units of work could still go", self.minimal.removable_faults.len(), self.minimal.removable_operations.len())
+            format!(
+                "not 1-minimal {how}: {} faults and {} units of work could still go",
+                self.minimal.removable_faults.len(),
+                self.minimal.removable_operations.len()
+            )
         }
     }
 }

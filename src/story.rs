@@ -70,7 +70,8 @@ impl Run<'_> {
                 _ => None,
             })
             .collect();
-        let (first, second) = charged.iter().enumerate().find_map(|(i, a)| charged[i + 1..].iter().find(|b| b.1.op == a.1.op).map(|b| (*a, *b)))?;
+        let (first, second) =
+            charged.iter().enumerate().find_map(|(i, a)| charged[i + 1..].iter().find(|b| b.1.op == a.1.op).map(|b| (*a, *b)))?;
         let op = first.1.op;
         let again = self.request_behind(op, second);
         let cause = if first.1.key != second.1.key {
@@ -124,7 +125,10 @@ impl Run<'_> {
         };
         let store = self.node_named("store");
         let crash = self.faults.iter().find(|f| {
-            Some(f.node) == store && f.at_us > c1 && f.at_us < c2 && matches!(f.kind, FaultKind::Crash { writes_lost, .. } if writes_lost > 0)
+            Some(f.node) == store
+                && f.at_us > c1
+                && f.at_us < c2
+                && matches!(f.kind, FaultKind::Crash { writes_lost, .. } if writes_lost > 0)
         });
         if let (Some(crash), Some(store)) = (crash, store) {
             let FaultKind::Crash { writes_lost, kind } = crash.kind else { unreachable!("a crash") };
@@ -149,7 +153,10 @@ impl Run<'_> {
             );
         }
         if takeover {
-            let pause = self.faults.iter().find(|f| f.node == claimer && f.at_us >= c1 && f.at_us < c2 && matches!(f.kind, FaultKind::Pause { .. }));
+            let pause = self
+                .faults
+                .iter()
+                .find(|f| f.node == claimer && f.at_us >= c1 && f.at_us < c2 && matches!(f.kind, FaultKind::Pause { .. }));
             let why = match pause {
                 Some(FaultNote { at_us, kind: FaultKind::Pause { until_us }, .. }) => format!(
                     "{} paused for {} at {} while holding key {}, its lease ran out",
@@ -160,7 +167,11 @@ impl Run<'_> {
                 ),
                 _ => format!("the lease on key {} ran out while {} still held it", key(k), self.name(claimer)),
             };
-            return format!("{why}; {again} took the key over at {} and {charged_again}, though the first holder had charged (#{})", ms(c2), first.1.charge);
+            return format!(
+                "{why}; {again} took the key over at {} and {charged_again}, though the first holder had charged (#{})",
+                ms(c2),
+                first.1.charge
+            );
         }
         if let Some(ttl) = self.ttl_us().filter(|ttl| c2 >= c1 + ttl) {
             return format!(
@@ -197,7 +208,9 @@ impl Run<'_> {
     /// 50.000 ms and its retry (attempt 2)").
     fn request_behind(&self, op: u32, charge: (u64, ChargeRow)) -> String {
         let sent = self.history.iter().rev().find_map(|&(at, node, ref o)| match *o {
-            Obs::Sent { op: o, attempt, copy, key, .. } if o == op && key == charge.1.key && at <= charge.0 => Some((at, node, attempt, copy)),
+            Obs::Sent { op: o, attempt, copy, key, .. } if o == op && key == charge.1.key && at <= charge.0 => {
+                Some((at, node, attempt, copy))
+            }
             _ => None,
         });
         let Some((_, client, attempt, copy)) = sent else { return "a second request".into() };
@@ -208,9 +221,10 @@ impl Run<'_> {
             return "a second request".into();
         }
         let prev = attempt - 1;
-        let lost = self.faults.iter().find(|f| {
-            matches!(f.kind, FaultKind::Lost { to, .. } if to == client) && self.name(f.node).starts_with("server")
-        });
+        let lost = self
+            .faults
+            .iter()
+            .find(|f| matches!(f.kind, FaultKind::Lost { to, .. } if to == client) && self.name(f.node).starts_with("server"));
         let lost = lost.map(|f| format!("the response from {} was lost at {}, ", self.name(f.node), ms(f.at_us))).unwrap_or_default();
         let ended = self.history.iter().find_map(|&(at, _, ref o)| match *o {
             Obs::TimedOut { op: o, attempt: a } if o == op && a == prev => Some(format!("the client timed out at {}", ms(at))),
@@ -272,7 +286,11 @@ impl Run<'_> {
                     sim::CrashKind::Machine => "crashed",
                     sim::CrashKind::Process => "had its process crash",
                 };
-                let lost = if writes_lost > 0 { format!(", losing {writes_lost} un-fsynced write{}", if writes_lost == 1 { "" } else { "s" }) } else { String::new() };
+                let lost = if writes_lost > 0 {
+                    format!(", losing {writes_lost} un-fsynced write{}", if writes_lost == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                };
                 format!("{node} {what} at {at}{lost}")
             }
             FaultKind::Restart => format!("{node} restarted at {at}"),

@@ -330,8 +330,14 @@ fn a_scenario_file_runs_like_its_preset() {
         .get_output()
         .stdout
         .clone();
-    let b =
-        idemsim().args(["explore", BUG, "--runs", "100", "--json", "--no-shrink", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    let b = idemsim()
+        .args(["explore", BUG, "--runs", "100", "--json", "--no-shrink", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
     assert_eq!(json(&a)["report"], json(&b)["report"]);
 }
 

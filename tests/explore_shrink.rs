@@ -84,20 +84,25 @@ fn a_spent_budget_says_smaller_not_proven_1_minimal_and_is_deterministic() {
         .stdout
         .clone();
     assert!(String::from_utf8(out).unwrap().contains("smaller, not proven 1-minimal: the budget of 20 runs ran out"));
-    idemsim().args(["explore", BUG, "--no-shrink", "--shrink-budget", "5"]).assert().code(2).stderr(predicate::str::contains("--no-shrink"));
+    idemsim()
+        .args(["explore", BUG, "--no-shrink", "--shrink-budget", "5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--no-shrink"));
 }
 
 #[test]
 fn the_text_opens_with_the_story_then_names_both_seed_files() {
     let dir = TempDir::new().unwrap();
-    let out =
-        idemsim().args(["explore", BUG, "--runs", "200", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    let out = idemsim().args(["explore", BUG, "--runs", "200", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let at = lines.iter().position(|l| l.starts_with("first violation: seed")).expect("a first violation");
-    assert!(lines[at].contains("shrunk from 2 clients") && lines[at].contains("to 1 client, 1 operation"), "{}", lines[at]);
-    assert!(lines[at + 1].starts_with("  The store crashed"), "{text}");
-    assert!(lines[at + 2].starts_with("  double charge: operation 0"), "{text}");
+    let shrunk = lines[at + 1];
+    assert!(shrunk.starts_with("shrunk to 1 client, 1 operation, 2 faults (1 crash, 1 lost message): 1-minimal after"), "{shrunk}");
+    assert!(shrunk.contains("as found: 2 clients, 8 operations"), "{shrunk}");
+    assert!(lines[at + 2].starts_with("  The store crashed"), "{text}");
+    assert!(lines[at + 3].starts_with("  double charge: operation 0"), "{text}");
     assert!(text.contains("seed file:") && text.contains("shrunk file:") && text.contains("as a diagram:"), "{text}");
 }
 

@@ -33,7 +33,10 @@ fn a_redis_crash_that_lost_the_key() {
 
 #[test]
 fn a_timeout_and_a_retry_with_a_fresh_key() {
-    has("payment-key-per-attempt", &["the client timed out at 50.000 ms", "its retry (attempt 2) carried a fresh idempotency key (0x2 after 0x1)"]);
+    has(
+        "payment-key-per-attempt",
+        &["the client timed out at 50.000 ms", "its retry (attempt 2) carried a fresh idempotency key (0x2 after 0x1)"],
+    );
 }
 
 #[test]
@@ -49,6 +52,12 @@ fn a_lease_taken_over_during_a_pause() {
 
 #[test]
 fn other_paths_name_their_faults_and_the_violating_event() {
-    has("outbox-dual-write", &["After service crashed at", "effectively_once_event broke at", "(OrderCommitted on orders-db)", "lost event"]);
-    has("payment-async-commit", &["store crashed at", "losing 2 un-fsynced writes", "exactly_once_charge broke", "acknowledged charge lost"]);
+    has(
+        "outbox-dual-write",
+        &["After service crashed at", "effectively_once_event broke at", "(OrderCommitted on orders-db)", "lost event"],
+    );
+    has(
+        "payment-async-commit",
+        &["store crashed at", "losing 2 un-fsynced writes", "exactly_once_charge broke", "acknowledged charge lost"],
+    );
 }

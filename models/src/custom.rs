@@ -51,8 +51,8 @@
 //! assert!(report.by_invariant.get("exactly_once_charge").is_none());
 //! ```
 
-use crate::payment::{PaymentModel, FIRST_SERVER};
 pub use crate::payment::{Msg, Node, Record, Timer, PROVIDER, STORE};
+use crate::payment::{PaymentModel, FIRST_SERVER};
 use crate::run::RunRecord;
 use crate::scenario::{Path, Scenario};
 pub use invariants::Obs;
@@ -73,6 +73,8 @@ pub struct ServerEnv {
 }
 
 /// The library's actors and yours in one run: what [`OwnServer`] runs.
+// One per node, built once per run and reused: boxing the library's node would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Hash)]
 pub enum Mixed<H> {
     Lib(Node),

@@ -186,7 +186,8 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
         B: Actor<Msg = A::Msg, Timer = A::Timer, Obs = A::Obs, Record = A::Record> + ?Sized,
     {
         let mut out = Vec::new();
-        let r = f(&mut Ctx { now_us: self.now_us, me: self.me, out: &mut out, choices: &mut *self.choices, next_timer: &mut *self.next_timer });
+        let r =
+            f(&mut Ctx { now_us: self.now_us, me: self.me, out: &mut out, choices: &mut *self.choices, next_timer: &mut *self.next_timer });
         self.out.extend(out.into_iter().map(Cmd::cast));
         r
     }
