@@ -192,16 +192,22 @@ impl Runner {
 
     fn eval(&mut self, scenario: &Scenario, model: &World, tape: Option<&[u32]>, seed: u64) -> Cand {
         self.runs += 1;
+        // No candidate may spend more than what is left of the budget: one whose edit turned
+        // it into a retry storm is cut there, and rejected. The first run, the one to shrink,
+        // always runs whole.
+        let left = if self.runs == 1 { u64::MAX } else { self.budget.events().saturating_sub(self.events).max(1) };
+        self.sim.set_max_events(left);
         let outcome = match tape {
             Some(t) => self.sim.run_tape(model, t),
             None => self.sim.run_seed(model, seed),
         };
         self.events += outcome.stats.events;
+        let cut = outcome.stats.events >= left;
         let rec = self.sim.choices.recorded();
         let end = rec.iter().rposition(|c| c.value != 0).map_or(0, |i| i + 1);
         let (invariant, message) = match outcome.verdict.violation() {
-            Some(v) => (Some(v.invariant.clone()), v.message.clone()),
-            None => (None, String::new()),
+            Some(v) if !cut => (Some(v.invariant.clone()), v.message.clone()),
+            _ => (None, String::new()),
         };
         Cand {
             scenario: scenario.clone(),
