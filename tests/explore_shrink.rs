@@ -10,17 +10,18 @@ use tempfile::TempDir;
 
 const BUG: &str = "payment/setnx-everysec";
 
+/// `explore BUG` (200 seeds, 2 threads) with `extra` arguments: its stdout.
+fn explore(dir: &Path, extra: &[&str]) -> Vec<u8> {
+    let a = idemsim().args(["explore", BUG, "--runs", "200", "--threads", "2", "--save"]).arg(dir).args(extra).assert();
+    a.code(1).get_output().stdout.clone()
+}
+
 fn explore_json(dir: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = idemsim()
-        .args(["explore", BUG, "--runs", "200", "--threads", "2", "--json", "--save"])
-        .arg(dir)
-        .args(extra)
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    json(&out)
+    json(&explore(dir, &[extra, &["--json"]].concat()))
+}
+
+fn explore_text(dir: &Path, extra: &[&str]) -> String {
+    String::from_utf8(explore(dir, extra)).unwrap()
 }
 
 #[test]
@@ -51,15 +52,7 @@ fn no_shrink_prints_the_violation_as_found() {
     let dir = TempDir::new().unwrap();
     let v = explore_json(dir.path(), &["--no-shrink"]);
     assert!(v["shrunk"].is_null() && !v["first_violation"].is_null());
-    let out = idemsim()
-        .args(["explore", BUG, "--runs", "200", "--no-shrink", "--save"])
-        .arg(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = explore_text(dir.path(), &["--no-shrink"]);
     assert!(text.contains("shrink it:") && !text.contains("shrunk file:"), "{text}");
 }
 
@@ -75,15 +68,7 @@ fn a_spent_budget_says_smaller_not_proven_1_minimal_and_is_deterministic() {
     // The budget counts runs, not seconds: the same on every run and machine.
     let b = explore_json(dir.path(), &["--shrink-budget", "20"]);
     assert_eq!(a["shrunk"], b["shrunk"]);
-    let out = idemsim()
-        .args(["explore", BUG, "--runs", "200", "--shrink-budget", "20", "--save"])
-        .arg(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    assert!(String::from_utf8(out).unwrap().contains("smaller, not proven 1-minimal: the budget of 20 runs ran out"));
+    assert!(explore_text(dir.path(), &["--shrink-budget", "20"]).contains("smaller, not proven 1-minimal: the budget of 20 runs ran out"));
     idemsim()
         .args(["explore", BUG, "--no-shrink", "--shrink-budget", "5"])
         .assert()
@@ -94,8 +79,7 @@ fn a_spent_budget_says_smaller_not_proven_1_minimal_and_is_deterministic() {
 #[test]
 fn the_text_opens_with_the_story_then_names_both_seed_files() {
     let dir = TempDir::new().unwrap();
-    let out = idemsim().args(["explore", BUG, "--runs", "200", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = explore_text(dir.path(), &[]);
     let lines: Vec<&str> = text.lines().collect();
     let at = lines.iter().position(|l| l.starts_with("first violation: seed")).expect("a first violation");
     let shrunk = lines[at + 1];
