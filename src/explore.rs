@@ -30,6 +30,8 @@ pub struct Args {
     pub backend: Backend,
     /// Overload scenarios: an SVG of offered load and goodput over time.
     pub plot: Option<PathBuf>,
+    /// Shrink the first violation within this budget (`None`: `--no-shrink`).
+    pub shrink: Option<crate::shrink::Budget>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,34 @@ pub struct FirstViolation {
     pub seed_file: Option<String>,
     /// The command that replays it.
     pub replay: String,
+}
+
+/// The first violation shrunk: what `first_violation` says, of the shrunk run, and how it came
+/// about (a field of `explore --json` results, so `merge` prints what one machine prints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShrunkViolation {
+    /// The seed the first violation came from.
+    pub seed: u64,
+    pub invariant: String,
+    /// The causal sentence built from the shrunk run's trace.
+    pub story: String,
+    pub message: String,
+    /// The shrunk seed file (a tape).
+    pub seed_file: Option<String>,
+    /// The command that replays it.
+    pub replay: String,
+    /// Shrinking reached a fixpoint and nothing more can go.
+    pub one_minimal: bool,
+    /// The budget ran out first: the result is smaller, not proven 1-minimal.
+    pub budget_exhausted: bool,
+    /// Candidate runs shrinking took, and its budget.
+    pub runs: u64,
+    pub budget_runs: u64,
+    /// The size before and after, in words ("2 clients, 8 operations, 9 faults (...)").
+    pub before: String,
+    pub after: String,
+    /// How it ended, in words ("1-minimal after 83 runs").
+    pub verdict: String,
 }
 
 /// What `explore --json` prints, and what `merge` reads and prints.
@@ -72,6 +102,9 @@ pub struct Summary {
     pub elapsed_sec: f64,
     pub threads: usize,
     pub first_violation: Option<FirstViolation>,
+    /// The first violation shrunk (null without a violation, with `--no-shrink`, or on madsim).
+    #[serde(default)]
+    pub shrunk: Option<ShrunkViolation>,
     /// Everything merging needs: counts, stats, the lowest failing seed, the XOR of history hashes.
     pub report: ExploreReport,
 }
@@ -104,6 +137,7 @@ pub fn run(args: &Args) -> Result<Found> {
     let started = Instant::now();
     let report = with_progress(seeds.end - seeds.start, |progress| scenario.explore_with(args.backend, seeds.clone(), threads, progress));
     let elapsed = started.elapsed().as_secs_f64();
+    let mut shrunk = None;
     let first_violation = match &report.first {
         None => None,
         Some(found) => {
@@ -118,6 +152,14 @@ pub fn run(args: &Args) -> Result<Found> {
             };
             let path = crate::seedfile::backend_path(&args.save, &scenario, args.backend, found.seed);
             file.write(&path)?;
+            // Not the overload path: its runs drive a fleet whose every event scans many timers,
+            // so a budget counted in runs or events does not bound its time well enough to run
+            // by default. `idemsim shrink` still shrinks its seed files.
+            let overload = scenario.path() == models::scenario::Path::Overload;
+            if let (Some(budget), Backend::Native, false) = (args.shrink, args.backend, overload) {
+                let input = crate::shrunk::explore_input(&scenario, found.seed, &path);
+                shrunk = crate::shrunk::shrink_to_file(&input, None, budget)?.map(|r| shrunk_violation(found.seed, &r));
+            }
             let shown = path.display().to_string();
             Some(FirstViolation {
                 seed: found.seed,
@@ -143,6 +185,7 @@ pub fn run(args: &Args) -> Result<Found> {
         elapsed_sec: (elapsed * 1000.0).round() / 1000.0,
         threads,
         first_violation,
+        shrunk,
         report,
     };
     print_summary(&summary, args.json, Some(&scenario.expect));
@@ -154,6 +197,25 @@ pub fn run(args: &Args) -> Result<Found> {
         eprintln!("plot: {} (mean over seeds {}..{})", path.display(), plotted.start, plotted.end);
     }
     Ok(found(&summary))
+}
+
+fn shrunk_violation(seed: u64, r: &crate::shrunk::Report) -> ShrunkViolation {
+    let shown = r.path.display().to_string();
+    ShrunkViolation {
+        seed,
+        invariant: r.shrunk.invariant.clone(),
+        story: r.story.clone(),
+        message: r.shrunk.message.clone(),
+        replay: format!("{} replay {}", program(), shell_quote(&shown)),
+        seed_file: Some(shown),
+        one_minimal: r.one_minimal(),
+        budget_exhausted: !r.shrunk.complete,
+        runs: r.shrunk.runs,
+        budget_runs: r.budget.runs,
+        before: r.size_text(&r.shrunk.before),
+        after: r.size_text(&r.shrunk.after),
+        verdict: r.verdict_text(),
+    }
 }
 
 fn found(s: &Summary) -> Found {
@@ -237,25 +299,10 @@ pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
     if s.time_limited > 0 {
         let _ = writeln!(out, "runs that hit the time limit with events left: {}", s.time_limited);
     }
-    if let Some(f) = &s.first_violation {
-        let _ = writeln!(out, "\nfirst violation: seed {}, {}", f.seed, f.invariant);
-        let _ = writeln!(out, "  {}", f.message);
-        if let Some(file) = &f.seed_file {
-            let _ = writeln!(out, "\nseed file:  {file}");
-        }
-        let _ = writeln!(out, "replay it:  {}", f.replay);
-        match (&f.seed_file, s.backend) {
-            (Some(file), Backend::Native) => {
-                let _ = writeln!(out, "shrink it:  {} shrink {}", program(), shell_quote(file));
-            }
-            (_, Backend::Madsim) => {
-                let _ = writeln!(
-                    out,
-                    "shrink:     works on native runs (a madsim run replays by seed, with no tape to edit): explore without --backend madsim, then shrink its seed file"
-                );
-            }
-            _ => {}
-        }
+    match (&s.first_violation, &s.shrunk) {
+        (Some(f), Some(k)) => shrunk_text(&mut out, f, k),
+        (Some(f), None) => first_text(&mut out, f, s.backend),
+        _ => {}
     }
     match expect {
         Some(Expect::Pass) if s.violations > 0 => {
@@ -267,6 +314,45 @@ pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
         _ => {}
     }
     out
+}
+
+/// The first violation as found (`--no-shrink`, or madsim).
+fn first_text(out: &mut String, f: &FirstViolation, backend: Backend) {
+    let _ = writeln!(out, "\nfirst violation: seed {}, {}", f.seed, f.invariant);
+    let _ = writeln!(out, "  {}", f.message);
+    if let Some(file) = &f.seed_file {
+        let _ = writeln!(out, "\nseed file:  {file}");
+    }
+    let _ = writeln!(out, "replay it:  {}", f.replay);
+    match (&f.seed_file, backend) {
+        (Some(file), Backend::Native) => {
+            let _ = writeln!(out, "shrink it:  {} shrink {}", program(), shell_quote(file));
+        }
+        (_, Backend::Madsim) => {
+            let _ = writeln!(
+                out,
+                "shrink:     works on native runs (a madsim run replays by seed, with no tape to edit): explore without --backend madsim, then shrink its seed file"
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The first violation shrunk: its story and message first, then where both seed files are.
+fn shrunk_text(out: &mut String, f: &FirstViolation, k: &ShrunkViolation) {
+    let _ = writeln!(out, "\nfirst violation: seed {}, {}", f.seed, f.invariant);
+    let _ = writeln!(out, "shrunk to {}: {}; as found: {}", k.after, k.verdict, k.before);
+    let _ = writeln!(out, "  {}", k.story);
+    let _ = writeln!(out, "  {}", k.message);
+    let _ = writeln!(out);
+    if let Some(file) = &f.seed_file {
+        let _ = writeln!(out, "seed file:    {file}  (seed {}, as found)", f.seed);
+    }
+    if let Some(file) = &k.seed_file {
+        let _ = writeln!(out, "shrunk file:  {file}");
+    }
+    let _ = writeln!(out, "replay it:    {}", k.replay);
+    let _ = writeln!(out, "as a diagram: {} --format mermaid", k.replay);
 }
 
 /// Merge shard summaries (disjoint, contiguous seed ranges of one scenario) into the summary of
@@ -306,11 +392,15 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
     }
     let mut report = ExploreReport::default();
     let mut first_violation: Option<FirstViolation> = None;
+    let mut shrunk = None;
     for p in &parts {
         report.merge(p.report.clone());
         if let Some(f) = &p.first_violation {
             if !matches!(&first_violation, Some(g) if g.seed <= f.seed) {
                 first_violation = Some(f.clone());
+                // Shrinking is a function of the seed and the budget: the shard that found the
+                // lowest seed shrank exactly what one machine would have.
+                shrunk = p.shrunk.clone();
             }
         }
     }
@@ -330,6 +420,7 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
         elapsed_sec: parts.iter().map(|p| p.elapsed_sec).fold(0.0, f64::max),
         threads: parts.iter().map(|p| p.threads).sum(),
         first_violation,
+        shrunk,
         report,
     })
 }

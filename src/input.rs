@@ -17,10 +17,16 @@ pub fn load_scenario(arg: &str) -> Result<Scenario> {
         }
         return Scenario::from_toml(&text).map_err(|e| BadInput(format!("{arg}: {}", e.trim_end())));
     }
-    if arg.ends_with(".toml") || path.is_dir() {
+    if looks_like_path(arg) || path.is_dir() {
         return Err(BadInput(format!("{arg}: no such file (SCENARIO is a preset name or a path to a TOML scenario file)")));
     }
     Err(unknown_preset(arg))
+}
+
+/// An argument meant as a path, not a preset name (presets are `path/name`, never absolute,
+/// never dotted, never `.toml`): a missing one is "no such file", not "unknown preset".
+pub fn looks_like_path(arg: &str) -> bool {
+    arg.ends_with(".toml") || arg.starts_with('/') || arg.starts_with('.') || arg.starts_with('~')
 }
 
 /// "unknown preset", with the closest name if there is one.

@@ -7,7 +7,9 @@
 //! - [`seedfile`]: the self-contained seed file format.
 //! - [`explore`]: many seeds on all cores, sharding, merging shard results.
 //! - [`replay`] and [`render`]: one run as a text timeline, a mermaid diagram or JSON.
-//! - [`shrink`]: a failing run reduced to a 1-minimal counterexample.
+//! - [`shrink`]: a failing run reduced to a 1-minimal counterexample, within a budget.
+//! - [`shrunk`]: `idemsim shrink`, and the shrinking `explore` does by default.
+//! - [`story`]: the causal sentence that opens a counterexample's explanation.
 //! - [`check`]: every run of a small scenario within bounds (exhaustive search).
 //! - [`compare`]: designs side by side on the same seeds.
 //! - [`list`]: the preset catalogue.
@@ -23,6 +25,8 @@ pub mod render;
 pub mod replay;
 pub mod seedfile;
 pub mod shrink;
+pub mod shrunk;
+pub mod story;
 
 use std::fmt;
 

@@ -1,7 +1,8 @@
 //! The `idemsim` command line: see `idemsim --help` and README.md.
 
 use clap::{Parser, Subcommand};
-use idemsim::{check, compare, explore, list, replay, shrink, BadInput, Found};
+use idemsim::shrink::Budget;
+use idemsim::{check, compare, explore, list, replay, shrunk, BadInput, Found};
 use models::run::Backend;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,9 +14,9 @@ SCENARIO is a preset name (see `idemsim list`) or a path to a TOML scenario file
 Exit status: 0 nothing violated, 1 a violation was found (or reproduced), 2 bad input.
 
 Typical session:
-  idemsim explore payment/setnx-everysec          # find a double charge, write a seed file
-  idemsim shrink idemsim-seeds/<file>.toml        # reduce it to a minimal counterexample
+  idemsim explore payment/setnx-everysec          # find a double charge, shrink it, explain it
   idemsim replay idemsim-seeds/<file>.shrunk.toml # read it as a timeline (or --format mermaid)
+  idemsim shrink idemsim-seeds/<file>.toml        # shrink any seed file (explore --no-shrink, check)
   idemsim compare payment/setnx-everysec payment/setnx-always payment/durable-on-conflict
   idemsim check payment/durable-on-conflict --exhaustive --crashes 1 --lost 1   # every run, not a sample";
 
@@ -43,8 +44,8 @@ enum Cmd {
         #[arg(long, conflicts_with = "toml")]
         json: bool,
     },
-    /// Run many seeds of a scenario on all cores; on a violation, write a seed file and print the
-    /// command that replays it.
+    /// Run many seeds of a scenario on all cores; on a violation, write a seed file, shrink it
+    /// (within a deterministic budget) and explain the shrunk run.
     #[command(after_help = "Exit status: 0 no violation, 1 a violation was found, 2 bad input.")]
     Explore {
         /// A preset name or a TOML scenario file.
@@ -79,6 +80,14 @@ enum Cmd {
         /// first 1,000 seeds at most) into this SVG file.
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
+        /// Do not shrink the first violation (print it as found).
+        #[arg(long)]
+        no_shrink: bool,
+        /// Shrink the first violation within this many candidate runs (and 2,000 simulated events
+        /// a run): a deterministic bound, the same on every machine. When it runs out, the
+        /// result is smaller but not proven 1-minimal.
+        #[arg(long, value_name = "RUNS", default_value_t = idemsim::shrink::EXPLORE_RUNS, conflicts_with = "no_shrink")]
+        shrink_budget: u64,
     },
     /// Check every run of a small scenario within bounds (exhaustive search), not a sample of
     /// seeds; on a violation, write the counterexample as a seed file.
@@ -132,6 +141,10 @@ enum Cmd {
         out: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// At most this many candidate runs (and 2,000 simulated events a run); past it the
+        /// result is smaller but not proven 1-minimal.
+        #[arg(long, value_name = "RUNS", default_value_t = idemsim::shrink::MAX_RUNS)]
+        budget: u64,
     },
     /// Run the same seeds against each design and print violation rates side by side (on the
     /// native backend).
@@ -180,8 +193,9 @@ Examples:
 fn run(cli: Cli) -> idemsim::Result<Found> {
     match cli.cmd {
         Cmd::List { toml, json } => list::run(toml.as_deref(), json),
-        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot } => {
-            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot })
+        Cmd::Explore { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot, no_shrink, shrink_budget } => {
+            let shrink = (!no_shrink).then_some(Budget::runs(shrink_budget));
+            explore::run(&explore::Args { scenario, runs, seed, threads, shard, swarm, json, save, backend, plot, shrink })
         }
         Cmd::Check(args) => check::run(&args),
         Cmd::Merge { files, json } => explore::merge_files(&files, json),
@@ -189,9 +203,9 @@ fn run(cli: Cli) -> idemsim::Result<Found> {
             let input = replay::RunInput::resolve(&input, seed, swarm, backend)?;
             replay::run(&input, format, verbose)
         }
-        Cmd::Shrink { input, seed, swarm, out, json } => {
-            let input = shrink::resolve(&input, seed, swarm, default_threads())?;
-            shrink::command(&input, out, json)
+        Cmd::Shrink { input, seed, swarm, out, json, budget } => {
+            let input = shrunk::resolve(&input, seed, swarm, default_threads())?;
+            shrunk::command(&input, out, json, Budget::runs(budget))
         }
         Cmd::Compare { scenarios, runs, seed, threads, swarm, format, plot } => {
             let end = seed.checked_add(runs).ok_or_else(|| BadInput(format!("--seed {seed} + --runs {runs} overflows")))?;

@@ -51,8 +51,8 @@ impl RunInput {
                             "{input} is a preset: say which run with --seed S (e.g. `idemsim replay {input} --seed 0`), or give a seed file"
                         )));
                     }
-                    if input.ends_with(".toml") {
-                        return Err(BadInput(format!("{input}: no such file")));
+                    if crate::input::looks_like_path(input) || path.is_dir() {
+                        return Err(BadInput(format!("{input}: no such file (give a seed file, or a SCENARIO with --seed S)")));
                     }
                     return Err(crate::input::unknown_preset(input));
                 }

@@ -26,8 +26,38 @@ use std::collections::BTreeMap;
 
 /// How many seeds a smaller workload may try to find the same violation.
 pub const SEARCH_SEEDS: u64 = 2_000;
-/// A bound on runs, so shrinking a huge scenario still ends promptly.
+/// `idemsim shrink`'s default budget, in candidate runs: enough for every preset to reach a
+/// fixpoint, while shrinking a huge scenario still ends.
 pub const MAX_RUNS: u64 = 300_000;
+/// `explore`'s default budget for shrinking its first violation: every payment and outbox preset
+/// shrinks to 1-minimal in well under this (at most about 6,400 runs), in under a second.
+pub const EXPLORE_RUNS: u64 = 10_000;
+/// Simulated events a budget of one run stands for. A run-heavy scenario (an overload fleet
+/// runs a million events where a payment run has a hundred) runs out of events first.
+pub const EVENTS_PER_RUN: u64 = 2_000;
+
+/// How much shrinking may do, counted in work rather than wall-clock time so that the result is
+/// the same on every machine: at most `runs` candidate runs and `runs * EVENTS_PER_RUN`
+/// simulated events, whichever runs out first.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub runs: u64,
+}
+
+impl Budget {
+    pub fn runs(runs: u64) -> Budget {
+        Budget { runs }
+    }
+    pub fn events(&self) -> u64 {
+        self.runs.saturating_mul(EVENTS_PER_RUN)
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::runs(MAX_RUNS)
+    }
+}
 
 /// The measurable size of a counterexample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -130,7 +160,7 @@ pub fn removals(tape: &[u32], kinds: &[ChoiceKind], i: usize) -> Vec<Vec<u32>> {
     out
 }
 
-fn plural_kind(kind: &str, n: usize) -> String {
+pub fn plural_kind(kind: &str, n: usize) -> String {
     match (kind, n) {
         (k, 1) => k.to_string(),
         ("crash", _) => "crashes".into(),
@@ -143,27 +173,41 @@ fn plural_kind(kind: &str, n: usize) -> String {
 struct Runner {
     sim: Sim<Node>,
     runs: u64,
+    events: u64,
+    budget: Budget,
 }
 
 impl Runner {
-    fn new(semantics: Semantics) -> Runner {
+    fn new(semantics: Semantics, budget: Budget) -> Runner {
         let mut sim = Sim::new();
         semantics.apply(&mut sim);
         sim.choices.set_recording(true);
-        Runner { sim, runs: 0 }
+        Runner { sim, runs: 0, events: 0, budget }
+    }
+
+    /// Is there budget left for another candidate?
+    fn left(&self) -> bool {
+        self.runs < self.budget.runs && self.events < self.budget.events()
     }
 
     fn eval(&mut self, scenario: &Scenario, model: &World, tape: Option<&[u32]>, seed: u64) -> Cand {
         self.runs += 1;
+        // No candidate may spend more than what is left of the budget: one whose edit turned
+        // it into a retry storm is cut there, and rejected. The first run, the one to shrink,
+        // always runs whole.
+        let left = if self.runs == 1 { u64::MAX } else { self.budget.events().saturating_sub(self.events).max(1) };
+        self.sim.set_max_events(left);
         let outcome = match tape {
             Some(t) => self.sim.run_tape(model, t),
             None => self.sim.run_seed(model, seed),
         };
+        self.events += outcome.stats.events;
+        let cut = outcome.stats.events >= left;
         let rec = self.sim.choices.recorded();
         let end = rec.iter().rposition(|c| c.value != 0).map_or(0, |i| i + 1);
         let (invariant, message) = match outcome.verdict.violation() {
-            Some(v) => (Some(v.invariant.clone()), v.message.clone()),
-            None => (None, String::new()),
+            Some(v) if !cut => (Some(v.invariant.clone()), v.message.clone()),
+            _ => (None, String::new()),
         };
         Cand {
             scenario: scenario.clone(),
@@ -192,20 +236,23 @@ pub struct Shrunk {
     pub before: Size,
     pub after: Size,
     pub runs: u64,
-    /// False if the run budget ran out before a fixpoint (the result still fails, but may not be
-    /// 1-minimal).
+    /// Simulated events those runs took.
+    pub events: u64,
+    /// False if the budget ran out before a fixpoint (the result still fails and is no larger,
+    /// but may not be 1-minimal).
     pub complete: bool,
 }
 
 /// Shrink the run of `scenario` under `tape` (a seed's tape is what `Scenario::record` returns).
 /// `None` if that run violates nothing.
 pub fn shrink(scenario: &Scenario, tape: &[u32]) -> Option<Shrunk> {
-    shrink_in(Semantics::Timed, scenario, tape)
+    shrink_in(Semantics::Timed, scenario, tape, Budget::default())
 }
 
-/// [`shrink`] with every candidate run in `semantics` (the semantics the tape was recorded in).
-pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Option<Shrunk> {
-    let mut r = Runner::new(semantics);
+/// [`shrink`] with every candidate run in `semantics` (the semantics the tape was recorded in),
+/// within `budget`.
+pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32], budget: Budget) -> Option<Shrunk> {
+    let mut r = Runner::new(semantics, budget);
     let start = r.tape(scenario, tape);
     let invariant = start.invariant.clone()?;
     let before = start.size();
@@ -215,6 +262,9 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
     // 1. A smaller workload, with the same tape or a fresh seed.
     'workload: loop {
         for s in cur.scenario.smaller() {
+            if !r.left() {
+                break 'workload;
+            }
             let model = s.model();
             let c = r.eval(&s, &model, Some(&cur.tape), 0);
             if same(&c) {
@@ -222,6 +272,9 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
                 continue 'workload;
             }
             for seed in 0..SEARCH_SEEDS {
+                if !r.left() {
+                    break 'workload;
+                }
                 let c = r.eval(&s, &model, None, seed);
                 if same(&c) {
                     cur = c;
@@ -233,11 +286,11 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
     }
 
     let mut complete = false;
-    while r.runs < MAX_RUNS {
+    while r.left() {
         let mut changed = false;
         // 2. Faults, one at a time.
         let mut i = 0;
-        while i < cur.tape.len() {
+        while i < cur.tape.len() && r.left() {
             if cur.kinds[i].is_fault() && cur.tape[i] != 0 {
                 let found = removals(&cur.tape, &cur.kinds, i).into_iter().map(|t| r.tape(&cur.scenario, &t)).find(|c| same(c));
                 if let Some(c) = found {
@@ -250,6 +303,9 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
         }
         // 3. The workload, with this tape.
         for s in cur.scenario.smaller() {
+            if !r.left() {
+                break;
+            }
             let c = r.tape(&s, &cur.tape);
             if same(&c) {
                 cur = c;
@@ -259,7 +315,7 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
         }
         // 4. Everything else: lower, without adding faults or events.
         let mut i = 0;
-        while i < cur.tape.len() && r.runs < MAX_RUNS {
+        while i < cur.tape.len() && r.left() {
             if !cur.kinds[i].is_fault() && cur.tape[i] != 0 {
                 // 0 first, then halving while it keeps failing.
                 let mut target = 0;
@@ -290,7 +346,8 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
             }
             i += 1;
         }
-        if !changed {
+        // A pass that changed nothing proves a fixpoint only if it ran to its end.
+        if !changed && r.left() {
             complete = true;
             break;
         }
@@ -303,6 +360,7 @@ pub fn shrink_in(semantics: Semantics, scenario: &Scenario, tape: &[u32]) -> Opt
         message: cur.message,
         before,
         runs: r.runs,
+        events: r.events,
         complete,
     })
 }
@@ -328,7 +386,7 @@ pub fn check_minimal(scenario: &Scenario, tape: &[u32], invariant: &str) -> Mini
 
 /// [`check_minimal`] in `semantics`.
 pub fn check_minimal_in(semantics: Semantics, scenario: &Scenario, tape: &[u32], invariant: &str) -> Minimality {
-    let mut r = Runner::new(semantics);
+    let mut r = Runner::new(semantics, Budget::runs(u64::MAX / EVENTS_PER_RUN));
     let base = r.tape(scenario, tape);
     let mut m = Minimality::default();
     let violates = |c: &Cand| c.invariant.as_deref() == Some(invariant);
@@ -346,148 +404,4 @@ pub fn check_minimal_in(semantics: Semantics, scenario: &Scenario, tape: &[u32],
         }
     }
     m
-}
-
-/// `idemsim shrink`: shrink, report before and after, write the shrunk seed file.
-pub fn command(input: &crate::replay::RunInput, out: Option<std::path::PathBuf>, json: bool) -> crate::Result<crate::Found> {
-    use crate::{ms, program, shell_quote};
-    use std::fmt::Write;
-    if input.backend != models::run::Backend::Native {
-        return Err(crate::BadInput(madsim_refusal(input)));
-    }
-    let started = std::time::Instant::now();
-    let first = input.record(false)?;
-    let tape: Vec<u32> = first.tape.iter().map(|c| c.value).collect();
-    let Some(s) = shrink_in(input.semantics, &input.scenario, &tape) else {
-        eprintln!("nothing to shrink: {} violates no invariant", input.origin);
-        return Ok(crate::Found::Nothing);
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    let minimal = check_minimal_in(input.semantics, &s.scenario, &s.tape, &s.invariant);
-    let path = out.unwrap_or_else(|| match &input.path {
-        Some(p) => {
-            let stem = p.file_stem().map(|s| s.to_string_lossy().trim_end_matches(".shrunk").to_string()).unwrap_or_default();
-            p.with_file_name(format!("{stem}.shrunk.toml"))
-        }
-        None => {
-            let seed = match input.source {
-                models::run::Source::Seed(s) => s,
-                models::run::Source::Tape(_) => 0,
-            };
-            let p = crate::seedfile::default_path(std::path::Path::new(crate::explore::DEFAULT_SAVE_DIR), &input.scenario, seed);
-            p.with_extension("shrunk.toml")
-        }
-    });
-    let file = crate::seedfile::SeedFile {
-        semantics: input.semantics,
-        ..crate::seedfile::SeedFile::new(
-            s.scenario.clone(),
-            &models::run::Source::Tape(s.tape.clone()),
-            models::Expect::Violation(s.invariant.clone()),
-            s.message.clone(),
-        )
-    };
-    file.write(&path)?;
-    let shown = path.display().to_string();
-    let is_minimal = minimal.removable_faults.is_empty() && minimal.removable_operations.is_empty();
-    if json {
-        let v = serde_json::json!({
-            "input": input.origin, "invariant": s.invariant, "message": s.message,
-            "before": s.before, "after": s.after, "runs": s.runs, "elapsed_sec": (elapsed * 1000.0).round() / 1000.0,
-            "one_minimal": is_minimal, "seed_file": shown, "semantics": input.semantics,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-        return Ok(crate::Found::Violation);
-    }
-    let (b, a) = (&s.before, &s.after);
-    let fault_kinds = |z: &Size| {
-        if z.faults.is_empty() {
-            "none".to_string()
-        } else {
-            z.faults.iter().map(|(k, v)| format!("{v} {}", plural_kind(k, *v))).collect::<Vec<_>>().join(", ")
-        }
-    };
-    let [clients, operations, duplicates] = s.scenario.work_labels();
-    let rows = [
-        (clients, b.clients.to_string(), a.clients.to_string()),
-        (operations, b.operations.to_string(), a.operations.to_string()),
-        (duplicates, b.duplicates.to_string(), a.duplicates.to_string()),
-        ("faults", b.fault_count().to_string(), a.fault_count().to_string()),
-        ("events", b.events.to_string(), a.events.to_string()),
-        ("choices", b.choices.to_string(), a.choices.to_string()),
-        ("simulated time", ms(b.sim_time_us), ms(a.sim_time_us)),
-    ];
-    let wb = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
-    let wa = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(5);
-    let mut o = String::new();
-    let untimed = match input.semantics {
-        Semantics::Timed => String::new(),
-        other => format!(" ({}, as `check` found it)", crate::seedfile::semantics_name(other)),
-    };
-    let _ = writeln!(o, "shrink {}{untimed}: {}", input.origin, s.invariant);
-    let _ = writeln!(o, "  {:14}  {:>wb$}  {:>wa$}", "", "before", "after");
-    for (name, before, after) in rows {
-        let _ = writeln!(o, "  {name:14}  {before:>wb$}  {after:>wa$}");
-    }
-    let _ = writeln!(o, "  faults before: {}", fault_kinds(b));
-    let _ = writeln!(o, "  faults after:  {}", fault_kinds(a));
-    let _ = writeln!(o, "{} runs in {:.2} s", s.runs, elapsed);
-    if is_minimal {
-        let faults = match minimal.faults.len() {
-            0 => "no fault is left (the interleaving alone does it)".to_string(),
-            1 => "removing the one remaining fault".to_string(),
-            n => format!("removing any one of the {n} remaining faults"),
-        };
-        let tail = if minimal.faults.is_empty() { "; removing" } else { ", or" };
-        let units = s.scenario.work_units();
-        let _ = writeln!(o, "1-minimal: {faults}{tail} any {units} makes the violation disappear.");
-    } else {
-        let _ = writeln!(
-            o,
-            "not 1-minimal (the run budget of {MAX_RUNS} ran out): {} faults and {} workload reductions could still go.",
-            minimal.removable_faults.len(),
-            minimal.removable_operations.len()
-        );
-    }
-    let _ = writeln!(o, "\nstill violates {}:\n  {}", s.invariant, s.message);
-    let _ = writeln!(o, "\nshrunk seed file: {shown}");
-    let _ = writeln!(o, "replay it:        {} replay {}", program(), shell_quote(&shown));
-    let _ = writeln!(o, "as a diagram:     {} replay {} --format mermaid", program(), shell_quote(&shown));
-    print!("{o}");
-    Ok(crate::Found::Violation)
-}
-
-/// What `idemsim shrink` works on: a seed file, SCENARIO --seed S, or a bare SCENARIO, for which
-/// the lowest failing seed below 100,000 is found first.
-pub fn resolve(input: &str, seed: Option<u64>, swarm: bool, threads: usize) -> crate::Result<crate::replay::RunInput> {
-    let path = std::path::Path::new(input);
-    let is_seed_file = path.is_file() && crate::seedfile::looks_like_seed_file(&crate::input::read(path)?);
-    if seed.is_some() || is_seed_file {
-        return crate::replay::RunInput::resolve(input, seed, swarm, None);
-    }
-    let mut scenario = crate::input::load_scenario(input)?;
-    scenario.swarm |= swarm;
-    for range in [0..1_000, 1_000..10_000, 10_000..100_000] {
-        if let Some(found) = scenario.explore(range, threads, None).first {
-            eprintln!("shrinking the first failing seed of {input}: {}", found.seed);
-            return crate::replay::RunInput::resolve(input, Some(found.seed), swarm, None);
-        }
-    }
-    Err(crate::BadInput(format!("{input}: no violation in seeds 0..100000, so nothing to shrink")))
-}
-
-/// Why a madsim seed file cannot be shrunk, and what to do instead.
-fn madsim_refusal(input: &crate::replay::RunInput) -> String {
-    let name = &input.scenario.name;
-    let preset = models::presets::get(name).is_some_and(|p| p == input.scenario);
-    let p = crate::program();
-    let instead = if preset {
-        format!("find the bug on the native backend and shrink that: `{p} shrink {name}` (its first failing native seed)")
-    } else {
-        format!("find the bug on the native backend and shrink that: `{p} explore SCENARIO`, then `{p} shrink` the seed file it writes")
-    };
-    format!(
-        "{} ran on the madsim backend, which replays by seed only: shrinking edits a native choice tape, so it works on native runs. The same seed on the native backend is another run; {instead}",
-        input.origin
-    )
 }

@@ -22,7 +22,7 @@ fn scenario_file(dir: &TempDir, name: &str, edit: impl Fn(String) -> String) -> 
 /// `explore BUG` into `dir`; returns the seed file it wrote.
 fn find_bug(dir: &Path) -> PathBuf {
     let out = idemsim()
-        .args(["explore", BUG, "--runs", "200", "--threads", "2", "--json", "--save"])
+        .args(["explore", BUG, "--runs", "200", "--threads", "2", "--json", "--no-shrink", "--save"])
         .arg(dir)
         .assert()
         .code(1)
@@ -63,9 +63,13 @@ fn explore_finds_a_violation_writes_a_seed_file_and_prints_the_replay_command() 
     let a = idemsim().args(["explore", BUG, "--runs", "200", "--threads", "2", "--save"]).arg(dir.path()).assert().code(1);
     let text = String::from_utf8(a.get_output().stdout.clone()).unwrap();
     assert!(text.contains("first violation: seed") && text.contains("exactly_once_charge"), "{text}");
-    let replay = text.lines().find_map(|l| l.strip_prefix("replay it:  ")).expect("a replay command");
-    let file = replay.strip_prefix("idemsim replay ").expect("idemsim replay FILE");
+    let replay = text.lines().find_map(|l| l.strip_prefix("replay it:")).expect("a replay command");
+    let file = replay.trim_start().strip_prefix("idemsim replay ").expect("idemsim replay FILE");
     assert!(Path::new(file).is_file(), "{file}");
+    // Both seed files are named: the run as found, and the shrunk one the replay command runs.
+    let found = text.lines().find_map(|l| l.strip_prefix("seed file:")).expect("the seed file as found");
+    assert!(Path::new(found.trim().split("  ").next().unwrap()).is_file(), "{found}");
+    assert!(file.ends_with(".shrunk.toml"), "{file}");
     // The printed command works and reproduces the violation.
     idemsim().args(["replay", file]).assert().code(1).stdout(predicate::str::contains("VIOLATION of exactly_once_charge"));
 }
@@ -118,7 +122,7 @@ fn explore_json_has_the_contract_fields() {
 fn explore_swarm_runs() {
     let dir = TempDir::new().unwrap();
     let out = idemsim()
-        .args(["explore", BUG, "--runs", "200", "--swarm", "--json", "--save"])
+        .args(["explore", BUG, "--runs", "200", "--swarm", "--json", "--no-shrink", "--save"])
         .arg(dir.path())
         .assert()
         .get_output()
@@ -175,7 +179,7 @@ fn merged_shards_equal_the_one_machine_summary() {
 fn merge_refuses_different_scenarios_and_non_json() {
     let dir = TempDir::new().unwrap();
     let a = idemsim()
-        .args(["explore", BUG, "--runs", "20", "--json", "--shard", "1/2", "--save"])
+        .args(["explore", BUG, "--runs", "20", "--json", "--shard", "1/2", "--no-shrink", "--save"])
         .arg(dir.path())
         .assert()
         .get_output()
@@ -325,15 +329,21 @@ fn a_scenario_file_runs_like_its_preset() {
     let a = idemsim()
         .arg("explore")
         .arg(&path)
-        .args(["--runs", "100", "--json", "--save"])
+        .args(["--runs", "100", "--json", "--no-shrink", "--save"])
         .arg(dir.path())
         .assert()
         .code(1)
         .get_output()
         .stdout
         .clone();
-    let b =
-        idemsim().args(["explore", BUG, "--runs", "100", "--json", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    let b = idemsim()
+        .args(["explore", BUG, "--runs", "100", "--json", "--no-shrink", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
     assert_eq!(json(&a)["report"], json(&b)["report"]);
 }
 

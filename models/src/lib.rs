@@ -2,10 +2,12 @@
 //!
 //! Actors for every design variant of each path ([`payment`], [`outbox`], and the whole
 //! [`chain`]), the knobs that select them ([`knobs`]), the
-//! scenario format ([`scenario`]) and the preset catalogue ([`presets`]). [`run`] is the surface
+//! scenario format ([`scenario`]) and the preset catalogue ([`presets`]). [`custom`] runs your own
+//! server actor in the payment world. [`run`] is the surface
 //! the command line uses: explore, replay and judge any scenario.
 
 pub mod chain;
+pub mod custom;
 pub mod knobs;
 pub mod outbox;
 pub mod overload;

@@ -51,6 +51,25 @@ pub enum Cmd<A: Actor + ?Sized> {
     Fsync,
 }
 
+impl<A: Actor + ?Sized> Cmd<A> {
+    /// The same effect for another actor type with the same message, timer, observation and
+    /// record types (a command is made of those alone).
+    pub fn cast<B>(self) -> Cmd<B>
+    where
+        B: Actor<Msg = A::Msg, Timer = A::Timer, Obs = A::Obs, Record = A::Record> + ?Sized,
+    {
+        match self {
+            Cmd::Send { to, msg } => Cmd::Send { to, msg },
+            Cmd::SetTimer { id, after_us, timer } => Cmd::SetTimer { id, after_us, timer },
+            Cmd::CancelTimer(id) => Cmd::CancelTimer(id),
+            Cmd::Observe(o) => Cmd::Observe(o),
+            Cmd::Write(r) => Cmd::Write(r),
+            Cmd::WriteOs(r) => Cmd::WriteOs(r),
+            Cmd::Fsync => Cmd::Fsync,
+        }
+    }
+}
+
 /// What a handler sees of the world: simulated time, its own id, and a place to put effects.
 pub struct Ctx<'a, A: Actor + ?Sized> {
     pub(crate) now_us: u64,
@@ -107,5 +126,69 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     /// True with probability `p` through the run's choice source (`p <= 0` or `>= 1`: no choice).
     pub fn flip(&mut self, kind: ChoiceKind, p: f64) -> bool {
         self.choices.flip(kind, p)
+    }
+
+    /// Run `f` with this context seen as one of actor type `B`, which speaks the same messages,
+    /// timers, observations and records. This is how an actor enum that mixes a library's actors
+    /// with your own (`models::custom::Mixed`) hands each handler the context its own type
+    /// expects: the effects `f` writes land in this context, in order, and draw on the same
+    /// choice source and timer ids.
+    ///
+    /// ```
+    /// use sim::{Actor, Ctx, NodeId};
+    ///
+    /// /// An actor that answers every message with the same message.
+    /// #[derive(Hash)]
+    /// struct Echo;
+    /// impl Actor for Echo {
+    ///     type Msg = u32;
+    ///     type Timer = ();
+    ///     type Obs = u32;
+    ///     type Record = ();
+    ///     fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
+    ///     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: u32) {
+    ///         ctx.observe(msg);
+    ///         ctx.send(from, msg);
+    ///     }
+    ///     fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: ()) {}
+    ///     fn on_crash(&mut self, _: &[()]) {}
+    /// }
+    ///
+    /// /// Another actor type over the same vocabulary, wrapping one.
+    /// #[derive(Hash)]
+    /// struct Wrapper(Echo);
+    /// impl Actor for Wrapper {
+    ///     type Msg = u32;
+    ///     type Timer = ();
+    ///     type Obs = u32;
+    ///     type Record = ();
+    ///     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+    ///         ctx.as_actor(|c| self.0.on_start(c))
+    ///     }
+    ///     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: u32) {
+    ///         ctx.as_actor(|c| self.0.on_message(c, from, msg))
+    ///     }
+    ///     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, t: ()) {
+    ///         ctx.as_actor(|c| self.0.on_timer(c, t))
+    ///     }
+    ///     fn on_crash(&mut self, durable: &[()]) {
+    ///         self.0.on_crash(durable)
+    ///     }
+    /// }
+    ///
+    /// let (mut out, mut choices, mut next_timer) = (Vec::new(), sim::Choices::seeded(1), 0);
+    /// let mut ctx = Ctx::<Wrapper>::new(0, 0, &mut out, &mut choices, &mut next_timer);
+    /// Wrapper(Echo).on_message(&mut ctx, 3, 42);
+    /// assert!(matches!(out[..], [sim::Cmd::Observe(42), sim::Cmd::Send { to: 3, msg: 42 }]));
+    /// ```
+    pub fn as_actor<B, R>(&mut self, f: impl FnOnce(&mut Ctx<'_, B>) -> R) -> R
+    where
+        B: Actor<Msg = A::Msg, Timer = A::Timer, Obs = A::Obs, Record = A::Record> + ?Sized,
+    {
+        let mut out = Vec::new();
+        let r =
+            f(&mut Ctx { now_us: self.now_us, me: self.me, out: &mut out, choices: &mut *self.choices, next_timer: &mut *self.next_timer });
+        self.out.extend(out.into_iter().map(Cmd::cast));
+        r
     }
 }

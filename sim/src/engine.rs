@@ -165,6 +165,8 @@ pub struct Sim<A: Actor> {
     fault_log: Vec<FaultNote>,
     /// Untimed (asynchronous) semantics, for the exhaustive explorer: see `set_untimed`.
     untimed: bool,
+    /// A run stops after this many events: see `set_max_events`.
+    max_events: u64,
     /// Untimed within the delay bound: see `set_bounded`.
     bounded: bool,
     /// Driven runs: which of `ties` may run next, and what the driver is told about them.
@@ -202,6 +204,7 @@ impl<A: Actor> Sim<A> {
             trace: None,
             fault_log: Vec::new(),
             untimed: false,
+            max_events: u64::MAX,
             bounded: false,
             eligible: Vec::new(),
             infos: Vec::new(),
@@ -210,6 +213,14 @@ impl<A: Actor> Sim<A> {
             next_timer: 0,
             handling: usize::MAX,
         }
+    }
+
+    /// End the following runs after `max` events, as if at the time limit (`RunEnd::TimeLimit`,
+    /// `Stats::events == max`). A bound on work, not on time: the shrinker's budget, which must
+    /// not let one candidate whose removed fault turned it into a retry storm run for minutes.
+    /// A run cut here is not the run the choices describe: callers discard its verdict.
+    pub fn set_max_events(&mut self, max: u64) {
+        self.max_events = max;
     }
 
     /// Record the full timeline of the following runs (for replay).
@@ -424,6 +435,9 @@ impl<A: Actor> Sim<A> {
                 return RunEnd::TimeLimit;
             }
             debug_assert!(at_us >= self.now_us, "time went backwards");
+            if self.stats.events >= self.max_events {
+                return RunEnd::TimeLimit;
+            }
             self.now_us = at_us;
             self.stats.events += 1;
             self.dispatch_slot(slot);
@@ -482,6 +496,9 @@ impl<A: Actor> Sim<A> {
             return Some(RunEnd::TimeLimit);
         }
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
+        if self.stats.events >= self.max_events {
+            return Some(RunEnd::TimeLimit);
+        }
         self.now_us = ev.at_us;
         self.stats.events += 1;
         self.dispatch(ev);
