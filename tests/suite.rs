@@ -9,8 +9,11 @@ mod common;
 mod check;
 mod cli;
 mod corpus;
+mod explore_shrink;
 mod madsim_differential;
 mod overload_cli;
+mod shards;
+mod story;
 
 /// The test file that is a binary of its own.
 const ALONE: &str = "madsim_memory";

@@ -122,6 +122,9 @@ impl PaymentHandler {
                 ctx.observe(Obs::KeyRejected { key, code: 409 });
                 Self::respond(ctx, &job, Status::Conflict);
             }
+            // The store refused the write (`min_replicas_to_write` with its replica out of
+            // reach): nothing was claimed, the client may retry.
+            RedisReply::NoReplicas => Self::respond(ctx, &job, Status::ServerError),
         }
     }
 
