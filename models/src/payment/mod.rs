@@ -314,14 +314,16 @@ impl Model for PaymentModel {
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
         let verdict = with_faults(self.verdict(run), run, &self.config.nodes);
-        match (verdict, &run.nodes[STORE]) {
+        // (A view without the actors, as `models::custom` gives for a world with your own, has
+        // nothing to add.)
+        match (verdict, run.nodes.get(STORE)) {
             // The store's own fault (a split brain) is not in the engine's log: name it too.
-            (Verdict::Violation(mut v), Node::Redis(Redis { note: Some(note), .. })) => {
+            (Verdict::Violation(mut v), Some(Node::Redis(Redis { note: Some(note), .. }))) => {
                 v.message.push_str(&note.describe(|n| self.config.nodes.get(n).map_or("?".into(), |s| s.name.clone())));
                 Verdict::Violation(v)
             }
             // So is the reaper's work.
-            (Verdict::Violation(mut v), Node::Postgres(Postgres { reaped: (n, first_us), .. })) if *n > 0 => {
+            (Verdict::Violation(mut v), Some(Node::Postgres(Postgres { reaped: (n, first_us), .. }))) if *n > 0 => {
                 let KeyStore::Postgres { key_retention_us, .. } = *self.store else { unreachable!("a Postgres store") };
                 v.message.push_str(&format!(
                     " The reaper deleted {n} key{} older than key_retention_us ({}), the first at {}.",
