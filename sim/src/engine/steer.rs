@@ -266,9 +266,7 @@ impl<A: Actor> Sim<A> {
         for log in &self.stores {
             (&log.records, log.synced, log.written).hash(&mut h);
         }
-        let mut cancelled = self.cancelled.clone();
-        cancelled.sort_unstable();
-        cancelled.hash(&mut h);
+        self.cancelled_ids().hash(&mut h);
         let mut cuts = self.cuts.clone();
         cuts.sort_unstable_by_key(|&(n, d)| (n, d as u8));
         cuts.hash(&mut h);
