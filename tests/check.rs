@@ -2,7 +2,6 @@
 //! contract, and seed files that replay (and, for native tapes, shrink) in the semantics and on the
 //! backend they were found in. Small bounds keep each search well under a second.
 
-
 use crate::common::{idemsim, json};
 use idemsim::seedfile::SeedFile;
 use models::run::Backend;

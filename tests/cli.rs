@@ -1,7 +1,6 @@
 //! The command line end to end: every subcommand, the exit-status contract (0 nothing violated,
 //! 1 a violation, 2 bad input) and every bad-input path. Small `--runs` keep it to seconds.
 
-
 use crate::common::{idemsim, json};
 use predicates::prelude::*;
 use serde_json::Value;
@@ -465,7 +464,12 @@ fn seed_files_of_another_format_or_malformed_are_refused() {
     idemsim().arg("replay").arg(&unknown).assert().code(2).stderr(predicate::str::contains("unknown field `flavour`"));
     let bad_expect = dir.path().join("expect.toml");
     std::fs::write(&bad_expect, text.replace("expect = \"exactly_once_charge\"\nseed", "expect = \"exactly_once\"\nseed")).unwrap();
-    idemsim().arg("replay").arg(&bad_expect).assert().code(2).stderr(predicate::str::contains("use \"pass\", \"panic\"").and(predicate::str::contains("or an invariant: exactly_once_charge")));
+    idemsim()
+        .arg("replay")
+        .arg(&bad_expect)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("use \"pass\", \"panic\"").and(predicate::str::contains("or an invariant: exactly_once_charge")));
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! `explore` shrinks its first violation by default, within a deterministic budget, and opens
 //! the explanation with a causal sentence built from the shrunk run; bad paths are named.
 
-
 use crate::common::{idemsim, json};
 use predicates::prelude::*;
 use std::path::Path;

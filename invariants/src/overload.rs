@@ -270,7 +270,11 @@ pub fn settles(run: &OverloadRun<'_>) -> Option<Violation> {
             None => "every operation had settled, but events kept coming (a livelock or a retry loop that never stops)".into(),
         };
         let events = first_open.map(|k| op_events(h, k)).unwrap_or_default();
-        return Some(Violation::new(SETTLES, format!("the run hit its time limit at {} with events still pending: {detail}. ", ms(run.end_us)), events));
+        return Some(Violation::new(
+            SETTLES,
+            format!("the run hit its time limit at {} with events still pending: {detail}. ", ms(run.end_us)),
+            events,
+        ));
     }
     if let Some(k) = first_open {
         let message = format!("{}: the run went quiet with its client still waiting (no answer and no timeout to end it). ", story(h, k));
@@ -525,7 +529,11 @@ mod tests {
         let mut h = op(100, 0, 1, Some(150));
         h.extend(op(120, 1, 2, None));
         let v = settles(&run(&h)).expect("operation 1 never settled");
-        assert!(v.message.contains("client 0 operation 1 arrived at 0.120 ms, its client sent 2 attempts") && v.message.contains("went quiet"), "{}", v.message);
+        assert!(
+            v.message.contains("client 0 operation 1 arrived at 0.120 ms, its client sent 2 attempts") && v.message.contains("went quiet"),
+            "{}",
+            v.message
+        );
         let forgotten = [(0, 1)];
         assert!(settles(&OverloadRun { forgotten: &forgotten, ..run(&h) }).is_none(), "a fleet crash ended it");
         assert!(settles(&OverloadRun { liveness: false, ..run(&h) }).is_none());

@@ -129,7 +129,10 @@ impl TryFrom<String> for Expect {
         } else if INVARIANTS.contains(&s.as_str()) || s == sim::PANIC {
             Ok(Expect::Violation(s))
         } else {
-            Err(format!("expect = {s:?}: use \"pass\", \"panic\" (an actor or checker panicked) or an invariant: {}", INVARIANTS.join(", ")))
+            Err(format!(
+                "expect = {s:?}: use \"pass\", \"panic\" (an actor or checker panicked) or an invariant: {}",
+                INVARIANTS.join(", ")
+            ))
         }
     }
 }

@@ -109,7 +109,8 @@ fn the_fsync_clock_starts_at_a_random_phase() {
     for seed in 0..50 {
         sim.run_seed(&model, seed);
         let at = |f: &dyn Fn(&sim::TraceKind) -> bool| sim.trace().iter().find(|e| e.node == store && f(&e.kind)).map(|e| e.at_us);
-        let (Some(write), Some(fsync)) = (at(&|k| matches!(k, sim::TraceKind::Write { .. })), at(&|k| matches!(k, sim::TraceKind::Fsync { .. })))
+        let (Some(write), Some(fsync)) =
+            (at(&|k| matches!(k, sim::TraceKind::Write { .. })), at(&|k| matches!(k, sim::TraceKind::Fsync { .. })))
         else {
             continue;
         };

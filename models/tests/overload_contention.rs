@@ -59,7 +59,15 @@ fn the_jitter_ranking_on_the_contention_workload_is_stable_across_seed_ranges() 
     let mut by_time = Vec::new();
     for r in &ranges {
         let means: Vec<Mean> = std::thread::scope(|s| {
-            let hs: Vec<_> = POLICIES.iter().map(|&(b, _)| s.spawn({ let r = r.clone(); move || measure(b, r) })).collect();
+            let hs: Vec<_> = POLICIES
+                .iter()
+                .map(|&(b, _)| {
+                    s.spawn({
+                        let r = r.clone();
+                        move || measure(b, r)
+                    })
+                })
+                .collect();
             hs.into_iter().map(|h| h.join().expect("measured")).collect()
         });
         println!("seeds {}..{}:", r.start, r.end);

@@ -38,7 +38,8 @@ fn backoff() -> impl Strategy<Value = Backoff> {
 /// operations each (the run stays small), and keep to at most 8 attempts.
 fn scenario() -> impl Strategy<Value = Scenario> {
     let fleet = (1..=1000u32, any::<bool>(), backoff(), 1..=8u32, budget(), 0..3usize, 0..=20u32);
-    let server = (any::<bool>(), any::<bool>(), any::<bool>(), 0..2usize, any::<bool>(), proptest::collection::vec((backoff(), 1..=3u32), 0..=2));
+    let server =
+        (any::<bool>(), any::<bool>(), any::<bool>(), 0..2usize, any::<bool>(), proptest::collection::vec((backoff(), 1..=3u32), 0..=2));
     (fleet, server).prop_map(|((clients, open, backoff, max_attempts, budget, ra, slow), (block, drop, silent, outage, one_row, tiers))| {
         let mut s = presets::get("overload/jitter-budget").expect("preset");
         let d = s.overload_mut();
@@ -60,7 +61,10 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             d.server.outage = None;
         }
         d.server.writes = if one_row { Writes::OneRow } else { Writes::PerKey };
-        d.tiers = tiers.into_iter().map(|(backoff, max_attempts)| TierDesign { backoff, max_attempts, ..models::overload::presets::retrying_tier() }).collect();
+        d.tiers = tiers
+            .into_iter()
+            .map(|(backoff, max_attempts)| TierDesign { backoff, max_attempts, ..models::overload::presets::retrying_tier() })
+            .collect();
         s.validate().expect("a valid scenario");
         s
     })

@@ -77,12 +77,7 @@ fn every_overload_bug_is_caught_by_its_invariant() {
             "overload/contention-no-jitter" => ("settled only at", "past its bound"),
             _ => ("starved", "bucket"),
         };
-        assert!(
-            v.message.contains(about) && v.message.contains(place),
-            "{}: the message does not say what broke: {}",
-            s.name,
-            v.message
-        );
+        assert!(v.message.contains(about) && v.message.contains(place), "{}: the message does not say what broke: {}", s.name, v.message);
         println!("{:32} caught in {caught:3} of {SEEDS} runs, first at seed {}: {:?}", s.name, first.seed, r.by_invariant);
     }
 }

@@ -177,7 +177,8 @@ fn redis_failover_scenario() -> impl Strategy<Value = Scenario> {
             let p = s.payment_mut();
             (p.client, p.store, p.server.instances, p.provider) = (client, store, instances, provider);
             s.faults = faults;
-            s.workload = Some(Workload { clients, operations_per_client: ops, duplicates, amount: 100, repay_probability: 0.5, think_us: 0 });
+            s.workload =
+                Some(Workload { clients, operations_per_client: ops, duplicates, amount: 100, repay_probability: 0.5, think_us: 0 });
             s.validate().expect("strategies build valid designs");
             s
         },

@@ -97,7 +97,11 @@ fn a_checker_panic_is_a_violation_too() {
     let model = FragileModel::new(0.5, 0.0, true);
     let r = explore(&model, 0..200, 2, None);
     let v = r.first.expect("a lost request makes the checker panic").violation;
-    assert!(v.message.starts_with("the checker or the engine panicked at ") && v.message.contains("the request was handled"), "{}", v.message);
+    assert!(
+        v.message.starts_with("the checker or the engine panicked at ") && v.message.contains("the request was handled"),
+        "{}",
+        v.message
+    );
     assert!(r.violations < 200, "runs that delivered the request pass");
 }
 

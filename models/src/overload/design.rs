@@ -237,7 +237,10 @@ impl OverloadDesign {
             need((1..=100).contains(&t.max_attempts), "overload.tiers[].max_attempts must be between 1 and 100")?;
             need(t.timeout_us > 0, "overload.tiers[].timeout_us must be > 0")?;
             need(t.base_us <= t.cap_us && t.cap_us <= u32::MAX as u64, "overload.tiers[].base_us must be <= cap_us < 2^32 µs")?;
-            need(t.backoff != Backoff::Decorrelated || t.base_us > 0, "overload.tiers[].base_us must be > 0 with backoff = \"decorrelated\"")?;
+            need(
+                t.backoff != Backoff::Decorrelated || t.base_us > 0,
+                "overload.tiers[].base_us must be > 0 with backoff = \"decorrelated\"",
+            )?;
         }
         let b = &self.bounds;
         need(b.bucket_us > 0, "overload.bounds.bucket_us must be > 0")?;

@@ -22,8 +22,8 @@ use fleet::{Fleet, FleetSetup};
 use invariants::overload::{self, Bucket, OverloadRun, Summary};
 use invariants::Obs;
 use server::Pool;
-use tier::{Tier, TierSetup};
 use sim::{Entry, HistoryView, Model, NodeSpec, RunEnd, RunView, SimConfig, Verdict};
+use tier::{Tier, TierSetup};
 
 pub const CODE_OK: u16 = 200;
 pub const CODE_CONFLICT: u16 = 409;
@@ -112,7 +112,14 @@ impl OverloadModel {
 
     /// What the checkers judge, over `history` of a run that ended at `end_us` (`end`: how it
     /// ended, `heal_at_us`: when faults stopped, `forgotten`: operations a fleet crash dropped).
-    pub fn judged<'a>(&self, history: &'a [Entry<Obs>], end_us: u64, end: RunEnd, heal_at_us: u64, forgotten: &'a [(u32, u32)]) -> OverloadRun<'a> {
+    pub fn judged<'a>(
+        &self,
+        history: &'a [Entry<Obs>],
+        end_us: u64,
+        end: RunEnd,
+        heal_at_us: u64,
+        forgotten: &'a [(u32, u32)],
+    ) -> OverloadRun<'a> {
         let d = &self.design;
         let b = d.bounds;
         let per_bucket = b.bucket_us as f64 / 1e6;

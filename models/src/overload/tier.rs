@@ -35,7 +35,6 @@ pub struct TierSetup {
     pub next: NodeId,
 }
 
-
 /// One request being forwarded: `call` as the caller sent it (the answer goes back with it).
 #[derive(Copy, Clone, Debug, Hash)]
 struct Forward {
@@ -72,7 +71,15 @@ impl Tier {
 
     pub fn on_call(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, call: Call) {
         self.serial += 1;
-        let f = Forward { call, from, attempt: 0, phase: Phase::Free, serial: self.serial, prev_sleep_us: self.setup.design.base_us, timeout: None };
+        let f = Forward {
+            call,
+            from,
+            attempt: 0,
+            phase: Phase::Free,
+            serial: self.serial,
+            prev_sleep_us: self.setup.design.base_us,
+            timeout: None,
+        };
         let slot = super::take_slot(&mut self.slots, &mut self.free, f);
         self.send(ctx, slot);
     }
@@ -91,9 +98,9 @@ impl Tier {
 
     /// The slot's call, if it is still the one that sent `call` and waits for its answer.
     fn waiting(&self, call: &Call) -> bool {
-        self.slots.get(call.slot as usize).is_some_and(|f| {
-            f.phase == Phase::Waiting && f.attempt == call.attempt && f.call.client == call.client && f.call.op == call.op
-        })
+        self.slots
+            .get(call.slot as usize)
+            .is_some_and(|f| f.phase == Phase::Waiting && f.attempt == call.attempt && f.call.client == call.client && f.call.op == call.op)
     }
 
     pub fn on_answer(&mut self, ctx: &mut Ctx<'_, Node>, call: Call, code: u16, retry_after_us: u32) {

@@ -63,10 +63,17 @@ pub struct Client {
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum ClientTimer {
-    Timeout { op: OpId, attempt: u32 },
-    Retry { op: OpId },
+    Timeout {
+        op: OpId,
+        attempt: u32,
+    },
+    Retry {
+        op: OpId,
+    },
     /// The user's pause is over: the next purchase starts.
-    Next { index: u32 },
+    Next {
+        index: u32,
+    },
 }
 
 impl Client {
