@@ -5,12 +5,13 @@
 use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
 use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
-use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict, Violation};
+use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
 use crate::model::{Log, Model, RunView};
 use crate::trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+mod bookkeeping;
 mod steer;
 pub use steer::{Driver, EventInfo, Step};
 
@@ -274,21 +275,6 @@ impl<A: Actor> Sim<A> {
             self.finish(model, end)
         });
         run.unwrap_or_else(|message| self.panicked(model, message))
-    }
-
-    /// The outcome of a run cut short by a panic: the violation says where and when.
-    pub(crate) fn panicked<M: Model<Actor = A>>(&mut self, model: &M, message: String) -> Outcome {
-        let names = &model.config().nodes;
-        let who = names.get(self.handling).map_or("the checker or the engine".to_string(), |n| format!("{}'s handler", n.name));
-        let message = format!(
-            "{who} panicked at {}.{:03} ms, after {} events: {message}. The run stopped there; replay it to see what led up to it.",
-            self.now_us / 1000,
-            self.now_us % 1000,
-            self.stats.events
-        );
-        self.stats.sim_time_us = self.now_us;
-        let verdict = Verdict::Violation(Violation::new(crate::panics::PANIC, message, Vec::new()));
-        Outcome { verdict, end: RunEnd::Quiescent, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
     }
 
     /// Everything before the first event: actors built, faults drawn, `on_start` run.
@@ -589,31 +575,6 @@ impl<A: Actor> Sim<A> {
         self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }
 
-    /// Was timer `id` cancelled? Clears the mark: a timer fires (or is skipped) once.
-    fn take_cancelled(&mut self, TimerId(id): TimerId) -> bool {
-        let bit = 1 << (id % 64);
-        match self.cancelled.get_mut((id / 64) as usize) {
-            Some(w) if *w & bit != 0 => {
-                *w &= !bit;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The cancelled timers not yet due, in id order (for state keys).
-    pub(crate) fn cancelled_ids(&self) -> Vec<TimerId> {
-        let mut ids = Vec::new();
-        for (w, &bits) in self.cancelled.iter().enumerate() {
-            let mut b = bits;
-            while b != 0 {
-                ids.push(TimerId(w as u64 * 64 + b.trailing_zeros() as u64));
-                b &= b - 1;
-            }
-        }
-        ids
-    }
-
     fn crash(&mut self, node: NodeId, kind: CrashKind) {
         if self.rt[node].down {
             return;
@@ -678,13 +639,7 @@ impl<A: Actor> Sim<A> {
                 let epoch = self.rt[node].epoch;
                 self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
             }
-            Cmd::CancelTimer(TimerId(id)) => {
-                let word = (id / 64) as usize;
-                if word >= self.cancelled.len() {
-                    self.cancelled.resize(word + 1, 0);
-                }
-                self.cancelled[word] |= 1 << (id % 64);
-            }
+            Cmd::CancelTimer(id) => self.cancel(id),
             Cmd::Observe(obs) => {
                 let index = self.history.len();
                 self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
