@@ -173,6 +173,9 @@ impl Run<'_> {
                 first.1.charge
             );
         }
+        if let Some(evicted) = self.evicted(k, c1, c2) {
+            return format!("{evicted}; {again} claimed it again at {} and {charged_again}", ms(c2));
+        }
         if let Some(ttl) = self.ttl_us().filter(|ttl| c2 >= c1 + ttl) {
             return format!(
                 "key {} expired {} after its claim (its TTL); {again} claimed it again at {} and {charged_again}",
@@ -213,7 +216,7 @@ impl Run<'_> {
             }
             _ => None,
         });
-        let Some((_, client, attempt, copy)) = sent else { return "a second request".into() };
+        let Some((sent_at, client, attempt, copy)) = sent else { return "a second request".into() };
         if copy > 0 {
             return format!("a second copy of attempt {attempt} (a double click)");
         }
@@ -221,10 +224,10 @@ impl Run<'_> {
             return "a second request".into();
         }
         let prev = attempt - 1;
-        let lost = self
-            .faults
-            .iter()
-            .find(|f| matches!(f.kind, FaultKind::Lost { to, .. } if to == client) && self.name(f.node).starts_with("server"));
+        // The last answer to this client lost before the retry went out.
+        let lost = self.faults.iter().rfind(|f| {
+            matches!(f.kind, FaultKind::Lost { to, .. } if to == client) && f.at_us <= sent_at && self.name(f.node).starts_with("server")
+        });
         let lost = lost.map(|f| format!("the response from {} was lost at {}, ", self.name(f.node), ms(f.at_us))).unwrap_or_default();
         let ended = self.history.iter().find_map(|&(at, _, ref o)| match *o {
             Obs::TimedOut { op: o, attempt: a } if o == op && a == prev => Some(format!("the client timed out at {}", ms(at))),
@@ -248,6 +251,28 @@ impl Run<'_> {
             #[allow(unreachable_patterns)]
             _ => "claim",
         }
+    }
+
+    /// "the store was full (maxmemory_keys = 4) and evicted key 0x0 at 12.000 ms (allkeys_lru)",
+    /// if a Redis store with `maxmemory` evicted key `k` between its two claims.
+    fn evicted(&self, k: u64, c1: u64, c2: u64) -> Option<String> {
+        let KeyStore::Redis { maxmemory_keys, maxmemory_policy, .. } = self.scenario.payment().store else { return None };
+        let store = self.node_named("store")?;
+        // An eviction is written to the AOF as a deletion; a release would have been observed.
+        let del = format!("key: {k}, value: None");
+        let at = self.trace.iter().find_map(|e| match &e.kind {
+            TraceKind::Write { record } if e.node == store && e.at_us > c1 && e.at_us < c2 && record.contains(&del) => Some(e.at_us),
+            _ => None,
+        })?;
+        let released = self.history.iter().any(|&(t, _, ref o)| matches!(*o, Obs::KeyReleased { key } if key == k && t > c1 && t <= at));
+        (maxmemory_keys > 0 && !released).then(|| {
+            format!(
+                "the store was full (maxmemory_keys = {maxmemory_keys}) and evicted key {} at {} ({})",
+                key(k),
+                ms(at),
+                maxmemory_policy.name()
+            )
+        })
     }
 
     /// The key store's TTL on a claimed key, if it has one.

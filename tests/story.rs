@@ -25,8 +25,19 @@ fn a_redis_crash_that_lost_the_key() {
         &[
             "The store crashed 103.219 ms after acknowledging SETNX for key 0x0 and before its next fsync",
             "the key was lost",
-            "the client timed out at 103.430 ms",
+            "the response from server0 was lost at 65.430 ms, the client timed out at 103.430 ms",
             "claimed it again at 110.106 ms and charged again (#2 at 111.106 ms)",
+        ],
+    );
+}
+
+#[test]
+fn a_key_evicted_from_a_full_store() {
+    has(
+        "payment-setnx-evicting-cache",
+        &[
+            "The store was full (maxmemory_keys = 3) and evicted key 0x0 at 18.001 ms (allkeys-lru)",
+            "claimed it again at 53.000 ms and charged again",
         ],
     );
 }

@@ -122,6 +122,22 @@ pub enum OnError {
     StoreFailure,
 }
 
+/// What a handler that has charged does when storing the result fails: the key store's
+/// connection broke (it crashed or restarted) or the call timed out.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultWrite {
+    /// Give the request up: the design's `on_error` path, then 500. The charge is then known
+    /// only to the provider, and the key says it is still in flight until its lock expires.
+    #[default]
+    Once,
+    /// Keep the charge and store the result again every 5 ms until the store answers, then
+    /// respond: the money moved, so the key must say so. A store whose process restarts within
+    /// the lock TTL still holds the claim (Redis wrote it to the OS before it replied), so no
+    /// one can take the key meanwhile. Redis key stores only (`key_claim = "set_nx"`).
+    UntilStored,
+}
+
 /// Whose clock decides whether a lock lease has expired.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -295,6 +311,8 @@ pub struct ServerDesign {
     pub replay: Replay,
     #[serde(default)]
     pub completer: Completer,
+    #[serde(default)]
+    pub result_write: ResultWrite,
 }
 
 fn one() -> u32 {
@@ -399,7 +417,52 @@ pub enum KeyStore {
         /// a primary cut off from its replica keeps accepting writes that will be lost.
         #[serde(default)]
         min_replicas_max_lag_us: u64,
+        /// `appendonly`: false runs Redis without persistence (no AOF; no RDB snapshot either):
+        /// a crash of either kind, even a process restart, comes back empty.
+        #[serde(default = "yes")]
+        appendonly: bool,
+        /// A slow disk under `everysec`: the percentage of fsync ticks that stall. Redis then
+        /// postpones writing its AOF buffer while the fsync runs, for up to 2 s ("Asynchronous
+        /// AOF fsync is taking too long"): a process crash meanwhile loses what was written,
+        /// and a machine crash loses up to 2 s instead of 1. 0 (the default): fsyncs are quick.
+        #[serde(default)]
+        fsync_stall_percent: u32,
+        /// `maxmemory`, counted in keys: 0 (the default) is no limit.
+        #[serde(default)]
+        maxmemory_keys: u32,
+        #[serde(default)]
+        maxmemory_policy: MaxmemoryPolicy,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `maxmemory-policy`: what a write of a new key does when `maxmemory_keys` are held.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxmemoryPolicy {
+    /// Refuse the write (`-OOM command not allowed when used memory > 'maxmemory'`): the claim
+    /// fails, no key is lost. Redis's default.
+    #[default]
+    Noeviction,
+    /// Evict the least recently used key, whatever it holds: a cache's setting, and an
+    /// idempotency key in flight or holding its result is a key like any other.
+    AllkeysLru,
+    /// Evict the key closest to expiring: the in-flight claims, whose lock TTL is short, go first.
+    VolatileTtl,
+}
+
+impl MaxmemoryPolicy {
+    /// As redis.conf spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaxmemoryPolicy::Noeviction => "noeviction",
+            MaxmemoryPolicy::AllkeysLru => "allkeys-lru",
+            MaxmemoryPolicy::VolatileTtl => "volatile-ttl",
+        }
+    }
 }
 
 /// A whole payment design.
@@ -427,6 +490,10 @@ impl PaymentDesign {
         need(
             s.key_claim != KeyClaim::InsertOnConflict || unique,
             "design.server.key_claim = \"insert_on_conflict\" needs design.store.unique_constraint = true (ON CONFLICT needs a unique index)",
+        )?;
+        need(
+            s.result_write == ResultWrite::Once || s.key_claim == KeyClaim::SetNx,
+            "design.server.result_write = \"until_stored\" needs key_claim = \"set_nx\" (a Redis key store); on Postgres keep the result in the charge's transaction (result_storage = \"same_transaction\") or use recovery points",
         )?;
         need(
             postgres || s.charge != ChargeTarget::LocalLedger,
@@ -463,6 +530,16 @@ impl PaymentDesign {
                 "design.store.min_replicas_to_write = 1 needs replica_failover = true (a primary without a replica would refuse every write)",
             )?;
             need(!replica_failover || replication_lag_us <= u32::MAX as u64, "design.store.replication_lag_us must be below 2^32 µs")?;
+            let KeyStore::Redis { appendfsync, appendonly, fsync_stall_percent, maxmemory_keys, .. } = self.store else { unreachable!() };
+            need(fsync_stall_percent <= 100, "design.store.fsync_stall_percent must be between 0 and 100")?;
+            need(
+                fsync_stall_percent == 0 || (appendfsync == AppendFsync::Everysec && appendonly && !replica_failover),
+                "design.store.fsync_stall_percent needs appendfsync = \"everysec\" with appendonly = true and no replica_failover (only the once-a-second fsync is postponed)",
+            )?;
+            need(
+                maxmemory_keys == 0 || !replica_failover,
+                "design.store.maxmemory_keys needs replica_failover = false (eviction is modelled on a single node); set it to 0 or turn failover off",
+            )?;
         }
         need((1..=64).contains(&s.workers), "design.server.workers must be between 1 and 64")?;
         need((1..=4).contains(&s.instances), "design.server.instances must be between 1 and 4")?;

@@ -67,6 +67,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
         on_error: OnError::Leave,
         replay: Replay::StoredResponse,
         completer: Completer::None,
+        result_write: ResultWrite::Once,
     };
     // Key, charge and result in one transaction: a failed call rolls back, so every error path is safe.
     // A call timeout of 0 waits forever; a positive one outlasts a round trip to the store or the
@@ -77,7 +78,11 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
         .prop_map(move |(c, f, w, l, n, t, e)| (ServerDesign { on_error: e, ..base(c, f, w, l, n, t) }, pg));
     // Redis with appendfsync always, a lock TTL and a keyed provider: a retry after the lock
     // expires calls the provider again with the same key. Releasing the key is safe too; storing
-    // a failure after a provider call that may have charged is not.
+    // a failure after a provider call that may have charged is not. (This property found two
+    // store options that break the design: without persistence a store crash erases the record
+    // of a charge, an orphan charge; with `maxmemory` and `noeviction` a full store refuses the
+    // claim of a retry whose lock expired, and a charged user is told the payment failed. See
+    // redis_options.rs.)
     let release_or_leave = prop_oneof![Just(OnError::Leave), Just(OnError::ReleaseKey)];
     let setnx = (1..9u32, 1..5u32, 70_000..120_000u64, 50_000..500_000u64, release_or_leave).prop_map(move |(w, n, t, lock_ttl_us, e)| {
         let s = ServerDesign {
@@ -96,6 +101,10 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
             down_after_us: 0,
             min_replicas_to_write: 0,
             min_replicas_max_lag_us: 0,
+            appendonly: true,
+            fsync_stall_percent: 0,
+            maxmemory_keys: 0,
+            maxmemory_policy: MaxmemoryPolicy::Noeviction,
         };
         (s, store)
     });
@@ -168,6 +177,10 @@ fn redis_failover_scenario() -> impl Strategy<Value = Scenario> {
             down_after_us,
             min_replicas_to_write,
             min_replicas_max_lag_us,
+            appendonly: true,
+            fsync_stall_percent: 0,
+            maxmemory_keys: 0,
+            maxmemory_policy: MaxmemoryPolicy::Noeviction,
         },
     );
     (client(), store, 1..5u32, provider(), faults(), 1..6u32, 1..11u32, 0..3u32).prop_map(
@@ -238,7 +251,7 @@ fn every_preset_is_deterministic() {
 #[test]
 fn presets_have_their_fixed_names_and_verdicts() {
     let names: Vec<String> = presets::all().iter().map(|s| format!("{} {}", s.name, s.expect)).collect();
-    assert_eq!(names.len(), 38);
+    assert_eq!(names.len(), 39);
     for s in presets::all() {
         s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
         assert_eq!(Scenario::from_toml(&s.to_toml()).as_ref(), Ok(&s), "{} survives a TOML round trip", s.name);

@@ -18,6 +18,7 @@ mod overload_properties;
 mod overload_zoo;
 mod postgres_store;
 mod properties;
+mod redis_options;
 mod split_brain;
 
 /// The test file that is a binary of its own.

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod completer;
+mod eviction;
 mod handoff;
 pub mod postgres;
 pub mod presets;
@@ -268,7 +269,12 @@ impl PaymentModel {
             } else {
                 // Judged at the liveness deadline: a claim whose lock TTL runs out by then is
                 // released by Redis itself.
-                Redis::keys_at(run.durable(STORE), run.stats.sim_time_us.max(self.sweep_until_us), values);
+                let at_us = run.stats.sim_time_us.max(self.sweep_until_us);
+                match run.nodes.get(STORE) {
+                    // Without persistence the store's memory is all there is (a crash emptied it).
+                    Some(Node::Redis(r)) if !r.appendonly() => r.live_keys(at_us, values),
+                    _ => Redis::keys_at(run.durable(STORE), at_us, values),
+                }
                 out.extend(values.iter().map(|&(key, v)| {
                     let end = match v {
                         redis::Value::Done { charge, .. } => KeyEnd::Finished { charge },
@@ -329,6 +335,17 @@ impl Model for PaymentModel {
                     " The reaper deleted {n} key{} older than key_retention_us ({}), the first at {}.",
                     if *n == 1 { "" } else { "s" },
                     invariants::ms(key_retention_us),
+                    invariants::ms(*first_us)
+                ));
+                Verdict::Violation(v)
+            }
+            // And evictions.
+            (Verdict::Violation(mut v), Some(Node::Redis(Redis { evicted: (n, first_key, first_us), .. }))) if *n > 0 => {
+                let KeyStore::Redis { maxmemory_keys, maxmemory_policy, .. } = *self.store else { unreachable!("a Redis store") };
+                v.message.push_str(&format!(
+                    " The store, full at maxmemory_keys = {maxmemory_keys}, evicted {n} key{} ({}), the first {first_key:#x} at {}.",
+                    if *n == 1 { "" } else { "s" },
+                    maxmemory_policy.name(),
                     invariants::ms(*first_us)
                 ));
                 Verdict::Violation(v)

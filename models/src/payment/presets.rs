@@ -48,6 +48,7 @@ fn durable_server() -> ServerDesign {
         on_error: OnError::Leave,
         replay: Replay::StoredResponse,
         completer: Completer::None,
+        result_write: ResultWrite::Once,
     }
 }
 
@@ -91,6 +92,10 @@ fn redis(appendfsync: AppendFsync, ttl_us: u64) -> KeyStore {
         min_replicas_to_write: 0,
         // Redis's 10 s, scaled the same way.
         min_replicas_max_lag_us: 10 * MS,
+        appendonly: true,
+        fsync_stall_percent: 0,
+        maxmemory_keys: 0,
+        maxmemory_policy: MaxmemoryPolicy::Noeviction,
     }
 }
 
@@ -212,6 +217,12 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
     let mut async_commit = durable();
     async_commit.store = postgres(false, true);
     let setnx = |store: KeyStore| design(client(), setnx_server(), store);
+    // The fsync presets' handler keeps a charge whose result it could not store and stores it
+    // again once the store answers: the only way left for them to lose a key is the fsync window.
+    let setnx_fsync = |appendfsync| {
+        let server = ServerDesign { result_write: ResultWrite::UntilStored, ..setnx_server() };
+        design(client(), server, redis(appendfsync, 86_400_000 * MS))
+    };
     let lease = stripe(&|s| {
         s.charge = ChargeTarget::Provider;
         s.completer = Completer::None;
@@ -241,12 +252,18 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
     if let KeyStore::Redis { replica_failover, .. } = &mut split_brain {
         *replica_failover = true;
     }
+    // A Redis configured as a cache: room for 3 keys (the workload has 8 operations, each
+    // result kept 24 h), allkeys-lru.
+    let mut cache = redis(AppendFsync::Always, 86_400_000 * MS);
+    if let KeyStore::Redis { lock_ttl_us, maxmemory_keys, maxmemory_policy, .. } = &mut cache {
+        (*lock_ttl_us, *maxmemory_keys, *maxmemory_policy) = (300 * MS, 3, MaxmemoryPolicy::AllkeysLru);
+    }
     let mut in_memory = durable();
     in_memory.client.key_storage = KeyStorage::Memory;
     let mut zoo = vec![
         bug("payment/key-per-attempt", "The client sends a fresh key on every retry: a response lost after commit makes the retry a new charge.", EXACTLY_ONCE, key_per_attempt),
-        bug("payment/setnx-everysec", "Redis SETNX with appendfsync everysec as the only idempotency store: the key store crashes within a second of a SETNX, the key is lost, and a retry charges again. Purchases come a second apart, the store crashes (in 9 runs of 10) in the first 4 s, and a partition of up to 3 s holds retries back.", EXACTLY_ONCE, setnx(redis(AppendFsync::Everysec, 86_400_000 * MS))),
-        bug("payment/setnx-no-fsync", "Redis with appendfsync no: the OS flushes every ~30 s, so a key store crash loses every key written since, and a retry of any of them charges again. The world of payment/setnx-everysec.", EXACTLY_ONCE, setnx(redis(AppendFsync::No, 86_400_000 * MS))),
+        bug("payment/setnx-everysec", "Redis SETNX with appendfsync everysec as the only idempotency store: the key store crashes within a second of a SETNX, the key is lost, and a retry charges again. Purchases come a second apart, the store crashes (in 9 runs of 10) in the first 4 s, and a partition of up to 3 s holds retries back.", EXACTLY_ONCE, setnx_fsync(AppendFsync::Everysec)),
+        bug("payment/setnx-no-fsync", "Redis with appendfsync no: the OS flushes every ~30 s, so a key store crash loses every key written since, and a retry of any of them charges again. The world of payment/setnx-everysec.", EXACTLY_ONCE, setnx_fsync(AppendFsync::No)),
         bug("payment/select-then-insert", "SELECT, then INSERT if absent, with no unique constraint: two concurrent requests with one key both find nothing and both charge.", EXACTLY_ONCE, select_then_insert),
         bug("payment/no-inflight-check", "Only completed keys are recorded: a concurrent duplicate finds no key while the first is still charging, and charges too.", EXACTLY_ONCE, with_server(&|s| s.result_storage = ResultStorage::OnlyCompletedKeys)),
         bug("payment/no-fingerprint", "No payload fingerprint, and a client whose retry changes the amount: the retry gets the first charge's 200 instead of 422.", invariants::payment::MISMATCH_REJECTED, no_fingerprint),
@@ -265,6 +282,7 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
         bug("payment/in-memory-key", "The app keeps the idempotency key only in memory: it crashes after its payment went through, restarts, and pays again under a fresh key.", EXACTLY_ONCE, in_memory),
         bug("payment/postgres-retention-shorter-than-retries", "Postgres with a reaper that deletes keys 60 ms after they were claimed, sooner than the client's retries: a retry after its response was lost finds no key and charges again.", EXACTLY_ONCE, retention),
         bug("payment/setnx-split-brain", "Redis SETNX with appendfsync always as the only idempotency store, an asynchronous replica and Sentinel (down-after 30 ms), without min-replicas-to-write: the primary is cut off from its replica and the sentinels; the replica is promoted without what had not streamed to it or was held up on the cut; the old primary keeps taking SETNX from the servers on its side until the heal discards it all. A key claimed on both primaries, or lost after its charge, charges twice (or is charged while its client is told it failed).", EXACTLY_ONCE, setnx(split_brain)),
+        bug("payment/setnx-evicting-cache", "Redis SETNX with appendfsync always on a store configured as a cache (maxmemory of 3 keys, allkeys-lru): under memory pressure Redis evicts an idempotency key like any cached entry, and a retry of the evicted key charges again.", EXACTLY_ONCE, setnx(cache)),
         bug("payment/replays-other-result", "A replay is built from the last charge the instance made, not from the key's stored response: a duplicate or retry of one payment is answered with another payment's charge.", invariants::payment::REPLAY_FIDELITY, with_server(&|s| {
             s.replay = Replay::LastChargeOfInstance;
             s.instances = 1;
@@ -308,7 +326,7 @@ fn tune_trigger(s: &mut Scenario) {
             }
             s.faults.partition_us_max = 3_000 * MS;
         }
-        "payment/ttl-shorter-than-retries" => quiet_provider(s, vec![], vec![]),
+        "payment/ttl-shorter-than-retries" | "payment/setnx-evicting-cache" => quiet_provider(s, vec![], vec![]),
         // The trigger is the store's own cut (drawn at the partition rate): nothing crashes or
         // pauses, as in the other SETNX-only presets.
         "payment/setnx-split-brain" => {

@@ -6,8 +6,11 @@
 //! The background fsync runs on a clock of one period (1 s for `everysec`, about 30 s for the
 //! OS's flush under `no`) that has been running since long before the run: its phase is a
 //! choice drawn at the first start (so it shrinks, to 0, and replays). A write is durable at the
-//! clock's next tick; a restarted process starts its clock again at boot. (Not modelled: the
-//! postponement of a slow fsync, up to 2 s under `everysec`.)
+//! clock's next tick; a restarted process starts its clock again at boot. A slow disk
+//! (`fsync_stall_percent`) stalls a tick's fsync until the next tick; meanwhile Redis postpones
+//! writing its AOF buffer, so what is written during the stall is lost even in a process crash,
+//! and a machine crash loses up to 2 s. Without `appendonly` nothing is persisted at all.
+//! `maxmemory` and eviction are in `eviction.rs`.
 //!
 //! Expiry is checked on access against simulated time, as Redis's lazy expiry does. With
 //! `replica_failover`, a crash stands for a failover: the new primary holds what was streamed to
@@ -80,6 +83,8 @@ pub enum RedisReply {
     Nil,
     /// `-NOREPLICAS Not enough good replicas to write` (`min_replicas_to_write`).
     NoReplicas,
+    /// `-OOM command not allowed when used memory > 'maxmemory'` (`maxmemory_policy = noeviction`).
+    Oom,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -98,6 +103,9 @@ pub struct Redis {
     pub(super) data: Vec<Entry>,
     boots: u32,
     flush_armed: bool,
+    /// A slow fsync is running (`fsync_stall_percent`): writes stay in the process until the next
+    /// tick, which ends it.
+    stalled: bool,
     /// The fsync clock ticks at `phase_us + k * period`.
     phase_us: u64,
     /// `replica_failover`: what the replica holds (every write streamed to it),
@@ -108,6 +116,8 @@ pub struct Redis {
     pub(super) split: Option<Split>,
     /// What this run's cut did (kept across crashes: it is the run's record, not the store's).
     pub note: Option<SplitNote>,
+    /// Keys evicted at `maxmemory`: how many, and the first one and when (the run's record too).
+    pub evicted: (u32, Key, u64),
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -132,11 +142,13 @@ impl Redis {
             data: Vec::new(),
             boots: 0,
             flush_armed: false,
+            stalled: false,
             phase_us: 0,
             replica: Vec::new(),
             unshipped: Vec::new(),
             split: None,
             note: None,
+            evicted: (0, 0, 0),
         }
     }
 
@@ -168,6 +180,12 @@ impl Redis {
         }
     }
 
+    /// The keys in memory at `now_us`, live ones only (what an auditor finds in a store without
+    /// persistence).
+    pub fn live_keys(&self, now_us: u64, out: &mut Vec<(Key, Value)>) {
+        out.extend(self.data.iter().filter(|e| e.expires_at_us > now_us).filter_map(|e| Some((e.key, e.value?))));
+    }
+
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.boots += 1;
         let (appendfsync, _, replica, _) = self.params();
@@ -186,17 +204,19 @@ impl Redis {
 
     /// Become `Redis::new(cfg)`, keeping the buffers.
     pub fn reset(&mut self, cfg: Shared<KeyStore>, peers: Shared<Peers>, fault: Shared<SplitFault>) {
-        let Redis { cfg: c, peers: p, fault: f, data, boots, flush_armed, phase_us, replica, unshipped, split, note } = self;
-        (*c, *p, *f, *boots, *flush_armed, *phase_us, *split, *note) = (cfg, peers, fault, 0, false, 0, None, None);
+        let Redis { cfg: c, peers: p, fault: f, data, boots, flush_armed, stalled, phase_us, replica, unshipped, split, note, evicted } =
+            self;
+        (*c, *p, *f, *boots, *flush_armed, *stalled, *phase_us, *split, *note) = (cfg, peers, fault, 0, false, false, 0, None, None);
+        *evicted = (0, 0, 0);
         data.clear();
         replica.clear();
         unshipped.clear();
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {
-        let (boots, note) = (self.boots, self.note);
+        let (boots, note, evicted) = (self.boots, self.note, self.evicted);
         self.reset(self.cfg, self.peers, self.fault);
-        (self.boots, self.note) = (boots, note);
+        (self.boots, self.note, self.evicted) = (boots, note, evicted);
         for r in durable {
             if let Record::Redis(e) = *r {
                 put(&mut self.data, e);
@@ -216,6 +236,9 @@ impl Redis {
                 for e in self.unshipped.drain(..) {
                     put(&mut self.replica, e);
                 }
+                if self.stalls(ctx) {
+                    return;
+                }
                 ctx.fsync();
             }
             RedisTimer::Cut { len_us, old_side } => self.cut(ctx, len_us, old_side),
@@ -231,15 +254,23 @@ impl Redis {
             return ctx.send(from, Msg::RedisReply { req, reply: RedisReply::NoReplicas });
         }
         let reply = match cmd {
-            RedisCmd::Get { key } => self.get_on(side, key, now).map_or(RedisReply::Nil, RedisReply::Exists),
+            RedisCmd::Get { key } => {
+                self.touch(key);
+                self.get_on(side, key, now).map_or(RedisReply::Nil, RedisReply::Exists)
+            }
             RedisCmd::SetNx { key, value } => match self.get_on(side, key, now) {
-                Some(v) => RedisReply::Exists(v),
+                Some(v) => {
+                    self.touch(key);
+                    RedisReply::Exists(v)
+                }
+                None if !self.make_room(ctx, key, now) => RedisReply::Oom,
                 None => {
                     self.write(ctx, side, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
                     self.claimed(side, key);
                     RedisReply::Ok
                 }
             },
+            RedisCmd::Set { key, .. } if !self.make_room(ctx, key, now) => RedisReply::Oom,
             RedisCmd::Set { key, value } => {
                 self.write(ctx, side, Entry { key, value: Some(value), expires_at_us: now + self.ttl_of(value) });
                 RedisReply::Ok
@@ -257,7 +288,7 @@ impl Redis {
 
     /// Apply a write and append it to the AOF (handed to the OS before the reply); fsync now, or
     /// arm the background flush. During a cut a write stays on its side (see `split.rs`).
-    fn write(&mut self, ctx: &mut Ctx<'_, Node>, side: Side, e: Entry) {
+    pub(super) fn write(&mut self, ctx: &mut Ctx<'_, Node>, side: Side, e: Entry) {
         if side == Side::Promoted {
             return self.write_promoted(e);
         }
@@ -267,6 +298,10 @@ impl Redis {
             // The replica holds what was shipped to it: the log's durable part (see the top).
             ctx.write(Record::Redis(e));
             self.unshipped.push(e);
+        } else if !self.appendonly() {
+            return; // No persistence: memory is all there is.
+        } else if self.stalled {
+            ctx.write(Record::Redis(e)); // Postponed: in the process's AOF buffer only.
         } else {
             ctx.write_os(Record::Redis(e));
         }
@@ -277,6 +312,26 @@ impl Redis {
             (false, Some(period_us)) => period_us - (ctx.now_us() + period_us - self.phase_us) % period_us,
         };
         self.arm_flush_in(ctx, delay_us);
+    }
+
+    pub fn appendonly(&self) -> bool {
+        matches!(*self.cfg, KeyStore::Redis { appendonly: true, .. })
+    }
+
+    /// At a tick: end a stalled fsync (what was postponed is written and synced now), or draw
+    /// whether this tick's fsync stalls until the next one. True if nothing is synced now.
+    fn stalls(&mut self, ctx: &mut Ctx<'_, Node>) -> bool {
+        let KeyStore::Redis { fsync_stall_percent, appendfsync, .. } = *self.cfg else { unreachable!("redis config") };
+        if fsync_stall_percent == 0 || self.stalled {
+            self.stalled = false;
+            return false;
+        }
+        if !ctx.flip(ChoiceKind::Model, fsync_stall_percent as f64 / 100.0) {
+            return false;
+        }
+        self.stalled = true;
+        self.arm_flush_in(ctx, appendfsync.period_us().expect("everysec has a period"));
+        true
     }
 
     fn arm_flush_in(&mut self, ctx: &mut Ctx<'_, Node>, delay_us: u64) {

@@ -10,7 +10,9 @@ use super::provider::{ChargeCall, ProviderReply};
 use super::redis::{RedisCmd, RedisReply, Value};
 use super::{Msg, Node, Record, Request, Shared, Timer, PROVIDER, STORE};
 use crate::chain::ChainLink;
-use crate::knobs::{ChargeTarget, Fingerprint, InFlight, KeyClaim, LeaseClock, OnError, Recovery, Replay, ResultStorage, ServerDesign};
+use crate::knobs::{
+    ChargeTarget, Fingerprint, InFlight, KeyClaim, LeaseClock, OnError, Recovery, Replay, ResultStorage, ResultWrite, ServerDesign,
+};
 use invariants::{ChargeId, Obs, Status};
 use sim::{ChoiceKind, Ctx, NodeId, TimerId};
 
@@ -125,6 +127,11 @@ pub enum ServerTimer {
     },
     /// The completer's next sweep.
     Sweep,
+    /// `result_write = until_stored`: store the result of the job in `slot` again.
+    StoreAgain {
+        slot: usize,
+        wait: u32,
+    },
     /// Checkout chain: resend the job in `slot`'s unacknowledged publish (its `wait`-th).
     Resend {
         slot: usize,
@@ -301,7 +308,7 @@ impl Server {
         let step = self.job(slot).step;
         match (step, reply) {
             (Step::ErrorPath, _) => self.finish(ctx, slot, Status::ServerError),
-            (_, Reply::Sql(SqlReply::TxAborted) | Reply::Redis(RedisReply::NoReplicas)) => self.error(ctx, slot),
+            (_, Reply::Sql(SqlReply::TxAborted) | Reply::Redis(RedisReply::NoReplicas | RedisReply::Oom)) => self.error(ctx, slot),
             (Step::Claim | Step::InsertKey, Reply::Sql(SqlReply::Inserted) | Reply::Redis(RedisReply::Ok)) => {
                 self.claimed(ctx, slot, false)
             }
@@ -515,6 +522,12 @@ impl Server {
                 }
                 self.error(ctx, slot);
             }
+            ServerTimer::StoreAgain { slot, wait } => {
+                if self.jobs[slot].as_ref().is_some_and(|j| j.wait == wait && j.step == Step::Complete) {
+                    self.job(slot).timer = None;
+                    self.complete(ctx, slot);
+                }
+            }
             ServerTimer::Sweep => self.sweep(ctx),
             ServerTimer::Resend { slot, wait } => self.resend(ctx, slot, wait),
         }
@@ -552,6 +565,9 @@ impl Server {
 
     /// A call timed out or failed, or the store's connection broke: the design's error path.
     fn error(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
+        if self.store_again(ctx, slot) {
+            return;
+        }
         self.end_tx(ctx, slot);
         let r = self.job(slot).req;
         if self.job(slot).client.is_none() {
@@ -578,6 +594,17 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// `result_write = until_stored`: a charged job whose result was not stored keeps its charge
+    /// and tries again in `POLL_US`, rather than giving the request up.
+    fn store_again(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) -> bool {
+        if self.design.result_write != ResultWrite::UntilStored || self.job(slot).step != Step::Complete {
+            return false;
+        }
+        self.job(slot).call = 0; // No call is outstanding: a late answer to the failed one is dropped.
+        self.arm(ctx, slot, POLL_US, |slot, wait| ServerTimer::StoreAgain { slot, wait });
+        true
     }
 
     /// Respond, rolling back an open (read-only or abandoned) transaction without waiting.
