@@ -152,11 +152,7 @@ pub fn run(args: &Args) -> Result<Found> {
             };
             let path = crate::seedfile::backend_path(&args.save, &scenario, args.backend, found.seed);
             file.write(&path)?;
-            // Not the overload path: its runs drive a fleet whose every event scans many timers,
-            // so a budget counted in runs or events does not bound its time well enough to run
-            // by default. `idemsim shrink` still shrinks its seed files.
-            let overload = scenario.path() == models::scenario::Path::Overload;
-            if let (Some(budget), Backend::Native, false) = (args.shrink, args.backend, overload) {
+            if let (Some(budget), Backend::Native) = (args.shrink, args.backend) {
                 let input = crate::shrunk::explore_input(&scenario, found.seed, &path);
                 shrunk = crate::shrunk::shrink_to_file(&input, None, budget)?.map(|r| shrunk_violation(found.seed, &r));
             }

@@ -39,21 +39,32 @@ impl Report {
         format!("{}, {}, {}", one(clients, z.clients), one(operations, z.operations), fault_text(z))
     }
 
+    /// "the budget of 10000 runs ran out", or, when long runs spent its events first, "the
+    /// budget of 20000000 simulated events (10000 runs x 2000) ran out after 5 runs".
+    pub fn budget_spent(&self) -> String {
+        let b = self.budget;
+        if self.shrunk.runs < b.runs {
+            format!(
+                "the budget of {} simulated events ({} runs x {}) ran out after {} runs",
+                b.events(),
+                b.runs,
+                crate::shrink::EVENTS_PER_RUN,
+                self.shrunk.runs
+            )
+        } else {
+            format!("the budget of {} runs ran out", b.runs)
+        }
+    }
+
     /// One line: what shrinking did and whether the result is proven 1-minimal.
     pub fn verdict_text(&self) -> String {
         let how = format!("after {} runs", self.shrunk.runs);
         if self.one_minimal() {
             format!("1-minimal {how}")
         } else if !self.shrunk.complete && self.shrunk.before == self.shrunk.after {
-            format!(
-                "not shrunk: the budget of {} runs ran out before any edit held (raise it with --shrink-budget, or `shrink` the seed file)",
-                self.budget.runs
-            )
+            format!("not shrunk: {} before any edit held (raise it with --shrink-budget, or `shrink` the seed file)", self.budget_spent())
         } else if !self.shrunk.complete {
-            format!(
-                "smaller, not proven 1-minimal: the budget of {} runs ran out (raise it with --shrink-budget, or `shrink` the seed file)",
-                self.budget.runs
-            )
+            format!("smaller, not proven 1-minimal: {} (raise it with --shrink-budget, or `shrink` the seed file)", self.budget_spent())
         } else {
             format!(
                 "not 1-minimal {how}: {} faults and {} units of work could still go",
@@ -192,7 +203,7 @@ pub fn command(input: &RunInput, out: Option<PathBuf>, json: bool, budget: Budge
         let units = s.scenario.work_units();
         let _ = writeln!(o, "1-minimal: {faults}{tail} any {units} makes the violation disappear.");
     } else if !s.complete {
-        let _ = writeln!(o, "smaller, not proven 1-minimal: the budget of {} runs ran out (--budget N raises it).", r.budget.runs);
+        let _ = writeln!(o, "smaller, not proven 1-minimal: {} (--budget N raises it).", r.budget_spent());
     } else {
         let _ = writeln!(
             o,

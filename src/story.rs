@@ -9,7 +9,7 @@
 //! the run and the violating event.
 
 use invariants::{ChargeRow, Obs};
-use models::knobs::{ChargeTarget, KeyClaim, KeyStore};
+use models::knobs::{ChargeTarget, KeyClaim, KeyStore, LeaseClock};
 use models::scenario::Path;
 use models::Scenario;
 use sim::{FaultKind, FaultNote, Semantics, Sim, TraceEvent, TraceKind, Violation};
@@ -20,7 +20,9 @@ pub fn tell(scenario: &Scenario, semantics: Semantics, tape: &[u32]) -> Option<S
     let model = scenario.model();
     let mut sim = Sim::new();
     semantics.apply(&mut sim);
-    sim.set_trace(true);
+    // Only the payment stories read the trace; an overload fleet's would take gigabytes.
+    let payment = matches!(scenario.path(), Path::Payment | Path::Chain);
+    sim.set_trace(payment);
     let outcome = sim.run_tape(&model, tape);
     let v = outcome.verdict.violation()?;
     let run = Run {
@@ -30,7 +32,6 @@ pub fn tell(scenario: &Scenario, semantics: Semantics, tape: &[u32]) -> Option<S
         trace: sim.trace(),
         names: sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect(),
     };
-    let payment = matches!(scenario.path(), Path::Payment | Path::Chain);
     let told = if payment && v.invariant == "exactly_once_charge" { run.double_charge(v) } else { None };
     Some(told.unwrap_or_else(|| run.generic(v)))
 }
@@ -111,7 +112,7 @@ impl Run<'_> {
                 ms(second.0)
             );
         }
-        let [(c1, claimer, _), .., (c2, _, takeover)] = claims[..] else {
+        let [(c1, claimer, _), .., (c2, taker, takeover)] = claims[..] else {
             let by = match design.server.charge {
                 ChargeTarget::LocalLedger => "the ledger",
                 _ => "the provider",
@@ -150,6 +151,23 @@ impl Run<'_> {
                 key(k),
                 if writes_lost == 1 { "" } else { "s" },
                 ms(c2),
+            );
+        }
+        let server = design.server;
+        let early = server.lease_clock == LeaseClock::App && c2 < c1 + server.lease_us;
+        if takeover && early {
+            // The lease had not run out by true time: the taker's clock runs ahead.
+            return format!(
+                "{} took over key {} at {}, only {} into {}'s {} lease: the instances read leases on their own clocks (lease_clock = \"app\"), and {}'s runs at least {} ahead; {again} {charged_again}, though the first holder had charged (#{})",
+                self.name(taker),
+                key(k),
+                ms(c2),
+                ms(c2 - c1),
+                self.name(claimer),
+                ms(server.lease_us),
+                self.name(taker),
+                ms(c1 + server.lease_us - c2),
+                first.1.charge
             );
         }
         if takeover {

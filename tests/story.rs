@@ -57,6 +57,14 @@ fn the_provider_charging_twice() {
 }
 
 #[test]
+fn a_lease_taken_over_by_a_clock_that_runs_ahead() {
+    has(
+        "payment-lease-check-with-skew",
+        &["server1 took over key 0x0 at 40.299 ms, only", "lease_clock = \"app\"", "runs at least", "charged again (#2 at 41.299 ms)"],
+    );
+}
+
+#[test]
 fn a_lease_taken_over_during_a_pause() {
     has("payment-lease-shorter-than-pause", &["server1 paused for", "its lease ran out", "took the key over"]);
 }

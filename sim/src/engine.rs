@@ -97,11 +97,6 @@ impl<A: Actor> Queue<A> {
         self.heap.push(Reverse((at_us as u128) << 64 | (seq << SLOT_BITS | slot as u64) as u128));
     }
 
-    /// Queue an event popped earlier (it keeps its sequence number, hence its place).
-    fn push_back(&mut self, ev: Event<A>) {
-        self.push(ev.at_us, ev.seq, ev.kind);
-    }
-
     /// Remove the earliest key: the event's time and slot. The event stays in its slot until
     /// `take` (or `Sim::dispatch_slot`) moves it out.
     #[inline]
@@ -154,6 +149,10 @@ pub struct Sim<A: Actor> {
     history: Vec<Entry<A::Obs>>,
     out: Vec<Cmd<A>>,
     ties: Vec<Event<A>>,
+    /// Timed runs: the events due at the instant being run when more than one is (in the order
+    /// they were scheduled), taken out of the queue once rather than at every step: a fleet whose
+    /// shrunk run fires a thousand timers at one instant made each step re-pop them all.
+    tied: std::collections::VecDeque<Event<A>>,
     /// Timers cancelled before they fired, as a bitset over timer ids (they count up from 1 in
     /// each run): `fire` tests one bit where it used to scan a list, which a fleet's thousands of
     /// cancelled timeouts made the cost of every timer.
@@ -199,6 +198,7 @@ impl<A: Actor> Sim<A> {
             history: Vec::new(),
             out: Vec::new(),
             ties: Vec::new(),
+            tied: std::collections::VecDeque::new(),
             cancelled: Vec::new(),
             cuts: Vec::new(),
             lossy: 0,
@@ -309,6 +309,7 @@ impl<A: Actor> Sim<A> {
         let cfg = model.config();
         self.queue.clear();
         self.ties.clear();
+        self.tied.clear();
         model.rebuild(&mut self.nodes);
         assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
         self.rt.clear();
@@ -409,9 +410,18 @@ impl<A: Actor> Sim<A> {
             }
         }
         loop {
+            if !self.tied.is_empty() {
+                let ev = self.break_tie();
+                if let Some(end) = self.step(ev, time_limit_us) {
+                    return end;
+                }
+                continue;
+            }
             let Some((at_us, slot)) = self.queue.pop_key() else { return RunEnd::Quiescent };
             if self.queue.peek_at() == Some(at_us) {
-                let ev = self.break_tie(slot);
+                let ev = self.queue.take(slot);
+                self.tied.push_back(ev);
+                let ev = self.break_tie();
                 if let Some(end) = self.step(ev, time_limit_us) {
                     return end;
                 }
@@ -433,25 +443,22 @@ impl<A: Actor> Sim<A> {
         }
     }
 
-    /// Several events are due at the same instant (the one in `slot`, just popped, and the
-    /// earliest ones still queued): the choice source says which goes first (0 = the one
-    /// scheduled first); the others go back to the queue.
-    #[cold]
-    fn break_tie(&mut self, slot: usize) -> Event<A> {
-        let ev = self.queue.take(slot);
-        self.ties.clear();
-        let at = ev.at_us;
-        self.ties.push(ev);
+    /// Several events are due at the same instant (those in `tied`, and any queued since at
+    /// that instant, which were scheduled later): the choice source says which goes first (0 =
+    /// the one scheduled first). The others wait in `tied`, in order, for the next step; the
+    /// last one runs without a choice, as a lone event does.
+    fn break_tie(&mut self) -> Event<A> {
+        let at = self.tied[0].at_us;
         while self.queue.peek_at() == Some(at) {
             let e = self.queue.pop().expect("peeked");
-            self.ties.push(e);
+            debug_assert!(e.seq > self.tied.back().expect("tied").seq, "queued later, scheduled later");
+            self.tied.push_back(e);
         }
-        let pick = self.choices.pick(ChoiceKind::Tie, self.ties.len() as u32) as usize;
-        let ev = self.ties.swap_remove(pick);
-        while let Some(e) = self.ties.pop() {
-            self.queue.push_back(e);
+        if self.tied.len() == 1 {
+            return self.tied.pop_front().expect("one");
         }
-        ev
+        let pick = self.choices.pick(ChoiceKind::Tie, self.tied.len() as u32) as usize;
+        self.tied.remove(pick).expect("a pick is below the count")
     }
 
     /// `dispatch` of the event in `slot`. A delivery's message is moved straight out of its slot

@@ -255,7 +255,7 @@ impl<A: Actor> Sim<A> {
     pub fn state_hash(&self) -> u64 {
         let mut h = StableHasher::default();
         h.write_u64(self.now_us);
-        let mut events: Vec<u64> = self.queue.iter().chain(self.ties.iter()).map(|e| self.event_key(e)).collect();
+        let mut events: Vec<u64> = self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter()).map(|e| self.event_key(e)).collect();
         events.sort_unstable();
         events.hash(&mut h);
         for (node, rt) in self.nodes.iter().zip(&self.rt) {
