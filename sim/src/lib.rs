@@ -30,7 +30,7 @@ pub mod trace;
 pub mod world;
 
 pub use actor::{Actor, Cmd, Ctx, NodeId, TimerId};
-pub use choices::{Choice, ChoiceKind, Choices};
+pub use choices::{first_divergence, Choice, ChoiceKind, Choices, Divergence};
 pub use engine::{Driver, EventInfo, Outcome, Sim, Step};
 pub use exhaustive::{check_exhaustive, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
