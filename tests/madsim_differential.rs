@@ -87,9 +87,9 @@ const PLAN_SEEDS: std::ops::Range<u64> = 0..150;
 
 /// What of a run's faults is comparable across backends, per seed. Both backends draw the fault
 /// profile (swarm) and the fault plan first, from `Choices::seeded(seed)`, before any handler
-/// runs: those must be identical. After that the choice streams part (madsim runs tasks in its
-/// own RNG's order and draws its own latencies, so a given loss draw falls on another message),
-/// so which messages are lost or duplicated, restart delays and writes lost differ per seed and
+/// runs: those must be identical. After that the choice streams part (madsim runs ready tasks
+/// in its own RNG's order, so a loss or delay draw falls on another message), so which
+/// messages are lost or duplicated, restart delays and writes lost differ per seed and
 /// are compared only in aggregate (the verdict test above). What the plan alone decides must
 /// agree: every planned partition strikes, on its node, in its direction; a node's only planned
 /// crash strikes, of its kind, and is followed by a restart; a pause strikes on a node that never

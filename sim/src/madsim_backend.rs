@@ -4,7 +4,8 @@
 //! the effects a handler writes into its [`Ctx`] are carried out with madsim's primitives:
 //!
 //! - `Send`: a `madsim::net::Endpoint` datagram (`send_to_raw` / `recv_from_raw`) to the
-//!   receiver's endpoint. The delay is madsim's: its network config's `send_latency`.
+//!   receiver's endpoint, after a delay drawn from the run's `Choices` as natively (the wire
+//!   task sleeps it off; madsim's own latency is set to zero).
 //! - `SetTimer`: a task on the actor's node sleeping on `madsim::time`; cancelled timers are
 //!   discarded when they fire, as natively.
 //! - crash / restart: `Handle::kill` drops every task of the node (its pending timers, its
@@ -16,8 +17,9 @@
 //!   fires nothing until it resumes, then sees everything that queued up meanwhile.
 //! - loss and duplication: drawn in the adapter (madsim's `packet_loss_rate` is one number for
 //!   the whole network, while a scenario loses messages only on links between two lossy nodes,
-//!   and only in the fault phase); a duplicate is a second datagram with its own madsim delay.
-//! - partitions: in the adapter, checked when a message arrives (as natively).
+//!   and only in the fault phase); a duplicate is a second datagram with its own delay.
+//! - partitions, and a receiver that restarted since the message was sent: checked by the world
+//!   when a message arrives (as natively).
 //!
 //! What the run is about — the fault plan, a link's fate, local effects, crash bookkeeping, the
 //! verdict — is [`crate::world`]'s, shared with the native engine; this file only moves it
@@ -27,12 +29,14 @@
 //! scenario makes — the fault profile (swarm), the fault plan, loss and duplication, restart
 //! delays, the actors' own `ctx.choose` — is a draw from that `Choices`, in the order the run asks
 //! for it; the profile and the plan are drawn first, before any task runs, so one seed gives the
-//! native engine's plan exactly. madsim's own RNG, which no adapter can reach, decides the rest:
-//! the order in which ready tasks run, each datagram's latency (`send_latency`), and the tiny
-//! random pauses of `Endpoint`. So after the plan the two backends' choice streams part (madsim
-//! sends and delivers in another order, so loss draws fall on other messages), but a madsim run
-//! is still a pure function of its seed: `first_divergence` over two runs' recorded choices
-//! checks it draw by draw.
+//! native engine's plan exactly. Message delays are `Choices` draws too. madsim's own RNG, which
+//! no adapter can reach, orders the tasks that are ready at the same instant (and draws the tiny
+//! random pauses of `Endpoint`, which last 1 ms whatever is drawn, and a latency we pin to 0).
+//! That order is not a choice the adapter sees, so it cannot be recorded, replayed from a tape
+//! or shrunk: a madsim run replays by seed only. After the plan the two backends' choice
+//! streams part (madsim runs handlers in another order, so a draw falls on another message),
+//! but a madsim run is still a pure function of its seed: `first_divergence` over two runs'
+//! recorded choices checks it draw by draw.
 //!
 //! Panics: a handler that panics stops the run (as natively); the run is a violation named
 //! `panic` and the search goes on. So does a checker that panics.
@@ -41,12 +45,12 @@
 //! engine's (verdicts must not depend on either):
 //! - every `madsim::time::sleep` lasts at least 1 ms (tokio's granularity), including the tiny
 //!   random pause `Endpoint` takes before a send and after a receive: a datagram costs
-//!   [`ENDPOINT_OVERHEAD_US`] on top of the configured latency, so the adapter configures the
-//!   latency that much lower (end to end, delays stay within the scenario's range, from 2 ms up);
+//!   [`ENDPOINT_OVERHEAD_US`] on top of its drawn delay, so the adapter sleeps that much less
+//!   (end to end a message takes its drawn delay, or 2 ms if that is shorter than 3 ms);
 //!   timers shorter than 1 ms fire after 1 ms, and binding a restarted node's endpoint takes 1 ms.
-//! - madsim resolves a datagram's destination socket when it is sent: a message sent to a node
-//!   that is down is lost even if the node is back before it would arrive (natively it is
-//!   delivered to the new incarnation).
+//! - madsim resolves a datagram's destination socket when it is handed to it, 2 ms before it
+//!   arrives: a message to a node that is down then is lost even if the node is back before
+//!   it would arrive (natively it is delivered to the new incarnation).
 //!
 //! Memory: madsim keeps tasks that are still pending when a runtime is dropped (a task's waker
 //! holds its scheduler queue, which holds the task). Every run therefore ends by killing every
@@ -54,7 +58,7 @@
 //! flat heap.
 
 use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
-use crate::choices::{Choice, Choices};
+use crate::choices::{Choice, ChoiceKind, Choices};
 use crate::faults::{FaultProfile, SimConfig};
 use crate::history::{Entry, RunEnd};
 use crate::model::Model;
@@ -139,6 +143,8 @@ impl Drop for Busy {
 /// with its message inside (a dead socket's mailbox, a node that was down) counts as dropped.
 struct Envelope<M> {
     from: NodeId,
+    /// The receiver's incarnation when the message was sent: a restart since voids it.
+    epoch: u64,
     msg: Option<M>,
     _busy: Busy,
 }
@@ -274,11 +280,19 @@ impl<A: MadsimActor> Run<A> {
 
     fn datagram(&mut self, shared: &SharedRef<A>, from: NodeId, to: NodeId, msg: A::Msg) {
         let ep = self.rt[from].ep.clone().expect("a node runs handlers only while its endpoint is bound");
-        let env = Box::new(Envelope { from, msg: Some(msg), _busy: Busy::new(&shared.pending) });
+        let epoch = self.w.life[to].epoch;
+        let env = Box::new(Envelope { from, epoch, msg: Some(msg), _busy: Busy::new(&shared.pending) });
         let dst = self.addrs[to];
+        let (lo, hi) = (self.w.faults.delay_us_min, self.w.faults.delay_us_max);
+        let delay_us = lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64;
+        // What `Endpoint` adds is slept off less; a sleep shorter than 1 ms would last 1 ms.
+        let sleep_us = delay_us.saturating_sub(ENDPOINT_OVERHEAD_US);
         // Sent from the wire node, so a crash of the sender right after its handler returned
         // does not take back what the handler sent (as natively: effects are atomic).
         self.wire.as_ref().expect("wire node is up").spawn(async move {
+            if sleep_us >= 1_000 {
+                time::sleep(Duration::from_micros(sleep_us)).await;
+            }
             // Only fails if the destination address does not resolve; the envelope then counts
             // as dropped.
             let _ = ep.send_to_raw(dst, TAG, env).await;
@@ -298,13 +312,13 @@ fn fire<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, id: TimerId, timer:
     r.handle(shared, node, |a, ctx| a.on_timer(ctx, timer));
 }
 
-/// A datagram reached `node`'s live endpoint (so it is up, in the incarnation that bound it).
+/// A datagram reached `node`'s live endpoint.
 fn deliver<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, env: &mut Envelope<A::Msg>) {
     let Some(msg) = env.msg.take() else { return };
     let from = env.from;
     let mut r = shared.lock();
-    let (now_us, epoch) = (r.now_us(), r.w.life[node].epoch);
-    if r.w.refused(now_us, from, node, epoch, &msg) {
+    let now_us = r.now_us();
+    if r.w.refused(now_us, from, node, env.epoch, &msg) {
         return;
     }
     r.w.stats.events += 1;
@@ -452,11 +466,9 @@ where
     let cfg = model.config().clone();
     let shared = Arc::new(Shared { world: Mutex::new(Run::new(model, seed, trace)), pending: Arc::new(Pending::default()) });
     let mut config = madsim::Config::default();
-    let (lo, hi) = (cfg.faults.delay_us_min, cfg.faults.delay_us_max);
-    let lo = lo.saturating_sub(ENDPOINT_OVERHEAD_US);
-    let hi = hi.saturating_sub(ENDPOINT_OVERHEAD_US).max(lo);
     config.net.packet_loss_rate = 0.0;
-    config.net.send_latency = Duration::from_micros(lo)..Duration::from_micros(hi + 1);
+    // The delay is drawn by the adapter (see `Run::datagram`): madsim adds none.
+    config.net.send_latency = Duration::ZERO..Duration::from_nanos(1);
     let rt = Runtime::with_seed_and_config(seed, config);
     let end = rt.block_on(supervise(shared.clone(), cfg));
     drop(rt);
