@@ -121,7 +121,7 @@ impl<A: Actor> World<A> {
 
     /// A handler of `from` sends `msg` to `to`: the link's fate, recorded. `None`: lost;
     /// `Some(duplicated)`: the backend carries one copy, or two.
-    #[inline]
+    #[inline(always)]
     pub fn send_fate(&mut self, now_us: u64, from: NodeId, to: NodeId, msg: &A::Msg, choices: &mut Choices) -> Option<bool> {
         assert!(to < self.nodes.len(), "node {from} sent to node {to}, which does not exist");
         self.stats.messages_sent += 1;
@@ -145,7 +145,7 @@ impl<A: Actor> World<A> {
 
     /// A message sent to incarnation `epoch` of `to` arrives: true (and recorded) if it is lost
     /// there, because its receiver is down or restarted since, or a partition cuts the link.
-    #[inline]
+    #[inline(always)]
     pub fn refused(&mut self, now_us: u64, from: NodeId, to: NodeId, epoch: u64, msg: &A::Msg) -> bool {
         let life = self.life[to];
         let cause = if life.down || life.epoch != epoch {

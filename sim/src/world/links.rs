@@ -31,7 +31,7 @@ impl Links {
     }
 
     /// True if the link `from -> to` may suffer network faults (both ends lossy).
-    #[inline]
+    #[inline(always)]
     pub fn faulty(&self, from: NodeId, to: NodeId) -> bool {
         self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1
     }
@@ -62,7 +62,7 @@ impl Links {
 
     /// A message's fate as it is sent at `now_us`: on a faulty link during the fault phase,
     /// a loss flip, then (if not lost) a duplication flip; elsewhere no choice is drawn.
-    #[inline]
+    #[inline(always)]
     pub fn fate(&self, faults: &FaultProfile, now_us: u64, from: NodeId, to: NodeId, choices: &mut Choices) -> Fate {
         let faulty = self.faulty(from, to) && now_us < faults.fault_phase_us;
         if faulty && choices.flip(ChoiceKind::Loss, faults.loss_probability) {
