@@ -303,7 +303,8 @@ impl<A: MadsimActor> Run<A> {
 /// A timer of `node` is due (its task ran, so the node is up and not paused).
 fn fire<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, id: TimerId, timer: A::Timer) {
     let mut r = shared.lock();
-    if r.w.cancelled.take(id) {
+    // After a panic the run is over: nothing more happens (nor is counted).
+    if r.w.cancelled.take(id) || r.panic.is_some() {
         return;
     }
     r.w.stats.events += 1;
@@ -318,7 +319,7 @@ fn deliver<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, env: &mut Envelo
     let from = env.from;
     let mut r = shared.lock();
     let now_us = r.now_us();
-    if r.w.refused(now_us, from, node, env.epoch, &msg) {
+    if r.panic.is_some() || r.w.refused(now_us, from, node, env.epoch, &msg) {
         return;
     }
     r.w.stats.events += 1;
