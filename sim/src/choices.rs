@@ -177,6 +177,33 @@ impl Choices {
     }
 }
 
+/// Where two recorded choice streams part: the first draw (by index) whose kind, bound or value
+/// differ, or where one stream ends before the other (`None` on that side).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    pub index: usize,
+    pub a: Option<Choice>,
+    pub b: Option<Choice>,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = |c: Option<Choice>| match c {
+            Some(c) => format!("{:?} = {} (of {})", c.kind, c.value, c.bound),
+            None => "no draw (the stream ended)".to_string(),
+        };
+        write!(f, "choice #{} differs: {} vs {}", self.index, side(self.a), side(self.b))
+    }
+}
+
+/// The first draw at which two recorded streams differ (`Choices::recorded`), or `None` if they
+/// are the same. Two runs of one seed must give the same stream: this names the draw where
+/// determinism broke, which a differing history hash cannot.
+pub fn first_divergence(a: &[Choice], b: &[Choice]) -> Option<Divergence> {
+    let index = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    (index < a.len().max(b.len())).then(|| Divergence { index, a: a.get(index).copied(), b: b.get(index).copied() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +244,32 @@ mod tests {
         assert!(c.flip(ChoiceKind::Loss, 1.0));
         assert_eq!(c.pick(ChoiceKind::Tie, 1), 0);
         assert!(c.recorded().is_empty());
+    }
+
+    #[test]
+    fn first_divergence_names_the_first_draw_that_differs() {
+        let draw = |seed: u64, n: usize| {
+            let mut c = Choices::seeded(seed);
+            c.set_recording(true);
+            for i in 0..n {
+                if i % 2 == 0 {
+                    c.pick(ChoiceKind::Delay, 1000);
+                } else {
+                    c.flip(ChoiceKind::Loss, 0.5);
+                }
+            }
+            c.recorded().to_vec()
+        };
+        let a = draw(3, 10);
+        assert_eq!(first_divergence(&a, &draw(3, 10)), None);
+        let mut b = a.clone();
+        b[4].value += 1;
+        let d = first_divergence(&a, &b).expect("differs");
+        assert_eq!((d.index, d.a, d.b), (4, Some(a[4]), Some(b[4])));
+        assert!(d.to_string().starts_with("choice #4 differs: Delay = "), "{d}");
+        // A stream that stops early differs where it stops.
+        let d = first_divergence(&a, &a[..7]).expect("shorter");
+        assert_eq!((d.index, d.b), (7, None));
+        assert!(d.to_string().ends_with("vs no draw (the stream ended)"), "{d}");
     }
 }

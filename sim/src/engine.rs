@@ -5,24 +5,17 @@
 use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
 use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
-use crate::history::{history_hash, Entry, RunEnd, Stats, Verdict};
-use crate::model::{Log, Model, RunView};
-use crate::trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
+use crate::history::{Entry, RunEnd};
+use crate::model::Model;
+use crate::trace::{CrashKind, CutDir, FaultNote, TraceEvent, TraceKind};
+use crate::world::{PlannedFault, World};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-mod bookkeeping;
 mod steer;
-pub use steer::{Driver, EventInfo, Step};
-
 /// The result of one run. The history stays in the `Sim` (see `Sim::history`) until the next run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
-    pub verdict: Verdict,
-    pub end: RunEnd,
-    pub stats: Stats,
-    pub history_hash: u64,
-}
+pub use crate::world::Outcome;
+pub use steer::{Driver, EventInfo, Step};
 
 /// `CutStart::len_us` is used only in untimed mode, where the end is scheduled when the cut starts.
 ///
@@ -130,42 +123,21 @@ impl<A: Actor> Queue<A> {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct NodeRt {
-    down: bool,
-    /// Bumped at every crash: timers and connections of an earlier incarnation are void.
-    epoch: u64,
-    paused_until_us: u64,
-}
-
 /// The native deterministic simulator. A clone (of a simulator whose actors clone) is a
 /// snapshot a driven run can resume from: see `Sim::resume_driven`.
 #[derive(Clone)]
 pub struct Sim<A: Actor> {
     queue: Queue<A>,
-    nodes: Vec<A>,
-    rt: Vec<NodeRt>,
-    stores: Vec<Log<A::Record>>,
-    history: Vec<Entry<A::Obs>>,
+    /// Actors, logs, history, links, faults: what the run is about (shared with madsim).
+    w: World<A>,
     out: Vec<Cmd<A>>,
     ties: Vec<Event<A>>,
     /// Timed runs: the events due at the instant being run when more than one is (in the order
     /// they were scheduled), taken out of the queue once rather than at every step: a fleet whose
     /// shrunk run fires a thousand timers at one instant made each step re-pop them all.
     tied: std::collections::VecDeque<Event<A>>,
-    /// Timers cancelled before they fired, as a bitset over timer ids (they count up from 1 in
-    /// each run): `fire` tests one bit where it used to scan a list, which a fleet's thousands of
-    /// cancelled timeouts made the cost of every timer.
-    cancelled: Vec<u64>,
-    cuts: Vec<(NodeId, CutDir)>,
-    lossy: u64,
-    faults: FaultProfile,
     /// The run's one choice source. Set it (`reset_seeded`, `reset_tape`) before `run`.
     pub choices: Choices,
-    stats: Stats,
-    trace: Option<Vec<TraceEvent>>,
-    /// The faults that struck this run (kept on the bulk path too: they are rare).
-    fault_log: Vec<FaultNote>,
     /// Untimed (asynchronous) semantics, for the exhaustive explorer: see `set_untimed`.
     untimed: bool,
     /// A run stops after this many events: see `set_max_events`.
@@ -192,21 +164,11 @@ impl<A: Actor> Sim<A> {
     pub fn new() -> Self {
         Sim {
             queue: Queue::new(),
-            nodes: Vec::new(),
-            rt: Vec::new(),
-            stores: Vec::new(),
-            history: Vec::new(),
+            w: World::default(),
             out: Vec::new(),
             ties: Vec::new(),
             tied: std::collections::VecDeque::new(),
-            cancelled: Vec::new(),
-            cuts: Vec::new(),
-            lossy: 0,
-            faults: FaultProfile::default(),
             choices: Choices::default(),
-            stats: Stats::default(),
-            trace: None,
-            fault_log: Vec::new(),
             untimed: false,
             max_events: u64::MAX,
             bounded: false,
@@ -229,29 +191,33 @@ impl<A: Actor> Sim<A> {
 
     /// Record the full timeline of the following runs (for replay).
     pub fn set_trace(&mut self, on: bool) {
-        self.trace = if on { Some(Vec::new()) } else { None };
+        self.w.trace = if on { Some(Vec::new()) } else { None };
     }
     pub fn trace(&self) -> &[TraceEvent] {
-        self.trace.as_deref().unwrap_or(&[])
+        self.w.trace.as_deref().unwrap_or(&[])
     }
     /// The faults that struck the last run, in order.
     pub fn fault_log(&self) -> &[FaultNote] {
-        &self.fault_log
+        &self.w.fault_log
+    }
+    /// The crashes, pauses and partitions drawn for the last run (before any struck).
+    pub fn fault_plan(&self) -> &[PlannedFault] {
+        &self.w.plan
     }
     pub fn history(&self) -> &[Entry<A::Obs>] {
-        &self.history
+        &self.w.history
     }
     /// The actors as the last run left them.
     pub fn nodes(&self) -> &[A] {
-        &self.nodes
+        &self.w.nodes
     }
     /// The records of `node` that survived the last run's crashes (what an auditor reads).
     pub fn durable(&self, node: NodeId) -> &[A::Record] {
-        self.stores[node].durable()
+        self.w.stores[node].durable()
     }
     /// The fault profile the last run used (drawn per seed in swarm mode).
     pub fn faults(&self) -> &FaultProfile {
-        &self.faults
+        &self.w.faults
     }
 
     /// Run the model with the given seed.
@@ -279,57 +245,29 @@ impl<A: Actor> Sim<A> {
 
     /// Everything before the first event: actors built, faults drawn, `on_start` run.
     fn start<M: Model<Actor = A>>(&mut self, model: &M) {
-        let cfg = model.config();
         self.reset(model);
-        self.faults = if cfg.swarm { cfg.faults.swarm(&mut self.choices) } else { cfg.faults.clone() };
-        self.schedule_faults(model);
-        for node in 0..self.nodes.len() {
+        self.w.draw_faults(model.config(), self.untimed, &mut self.choices);
+        self.schedule_faults();
+        for node in 0..self.w.nodes.len() {
             self.handle(node, |a, ctx| a.on_start(ctx));
         }
     }
 
     /// Judge the finished run.
     fn finish<M: Model<Actor = A>>(&mut self, model: &M, end: RunEnd) -> Outcome {
-        self.stats.choices += self.choices.count() as u64;
-        self.stats.sim_time_us = self.now_us;
-        let view = RunView {
-            history: &self.history,
-            nodes: &self.nodes,
-            logs: &self.stores,
-            end,
-            stats: &self.stats,
-            faults: &self.faults,
-            fault_log: &self.fault_log,
-        };
-        let verdict = model.check(&view);
-        Outcome { verdict, end, stats: self.stats.clone(), history_hash: history_hash(&self.history) }
+        self.w.judge(model, end, self.now_us, self.choices.count())
+    }
+
+    /// The outcome of a run cut short by a panic.
+    fn panicked<M: Model<Actor = A>>(&mut self, model: &M, message: String) -> Outcome {
+        self.w.panicked(model, self.handling, self.now_us, message)
     }
 
     fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
-        let cfg = model.config();
         self.queue.clear();
         self.ties.clear();
         self.tied.clear();
-        model.rebuild(&mut self.nodes);
-        assert_eq!(self.nodes.len(), cfg.nodes.len(), "Model::build must push one actor per configured node");
-        self.rt.clear();
-        self.rt.resize(cfg.nodes.len(), NodeRt::default());
-        self.stores.truncate(cfg.nodes.len());
-        for s in &mut self.stores {
-            s.clear();
-        }
-        while self.stores.len() < cfg.nodes.len() {
-            self.stores.push(Log::default());
-        }
-        self.lossy = cfg.nodes.iter().enumerate().filter(|(_, n)| n.lossy).fold(0, |m, (i, _)| m | 1 << i);
-        self.history.clear();
-        self.fault_log.clear();
-        self.cancelled.clear();
-        self.cuts.clear();
-        self.stats = Stats::default();
-        if let Some(t) = &mut self.trace {
-            t.clear();
-        }
+        self.w.reset(model);
         self.seq = 0;
         self.now_us = 0;
         self.next_timer = 0;
@@ -338,61 +276,21 @@ impl<A: Actor> Sim<A> {
         self.handling = usize::MAX;
     }
 
-    /// Draw this run's crashes, pauses and partitions up front, all inside the fault phase.
-    fn schedule_faults<M: Model<Actor = A>>(&mut self, model: &M) {
-        let f = self.faults.clone();
-        let phase = f.fault_phase_us as u32;
-        for (node, spec) in model.config().nodes.iter().enumerate() {
-            for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
-                // A machine crash, else a process crash (a flip only if the profile has them,
-                // so profiles without process crashes draw what they always drew).
-                let kind = if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
-                    Some(CrashKind::Machine)
-                } else {
-                    self.choices.flip(ChoiceKind::Crash, f.process_crash_probability).then_some(CrashKind::Process)
-                };
-                if let Some(kind) = kind {
-                    let at = self.fault_start(phase);
-                    self.push(at, EventKind::Crash { node, kind });
-                }
-            }
-            for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
-                if self.choices.flip(ChoiceKind::Pause, f.pause_probability) {
-                    let at = self.fault_start(phase);
-                    let len = f.pause_us_min + self.span(f.pause_us_max - f.pause_us_min);
-                    self.push(at, EventKind::Pause { node, until_us: at + len });
+    /// Queue the drawn fault plan, in plan order (sequence numbers break ties between events
+    /// due at the same instant). Untimed mode schedules a partition's end when it starts.
+    fn schedule_faults(&mut self) {
+        for i in 0..self.w.plan.len() {
+            match self.w.plan[i] {
+                PlannedFault::Crash { node, at_us, kind } => self.push(at_us, EventKind::Crash { node, kind }),
+                PlannedFault::Pause { node, at_us, until_us } => self.push(at_us, EventKind::Pause { node, until_us }),
+                PlannedFault::Cut { node, dir, at_us, len_us } => {
+                    self.push(at_us, EventKind::CutStart { node, dir, len_us });
+                    if !self.untimed {
+                        self.push(at_us + len_us, EventKind::CutEnd { node, dir });
+                    }
                 }
             }
         }
-        // The lossy nodes are the set bits of `self.lossy` (no Vec: the bulk path allocates nothing per run).
-        let lossy_count = self.lossy.count_ones();
-        for _ in 0..if lossy_count == 0 { 0 } else { f.partitions_max } {
-            if self.choices.flip(ChoiceKind::Partition, f.partition_probability) {
-                let k = self.choices.pick(ChoiceKind::FaultShape, lossy_count) as usize;
-                let node = (0..64).filter(|i| self.lossy >> i & 1 == 1).nth(k).expect("k < number of lossy nodes");
-                let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound][self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
-                let at = self.fault_start(phase);
-                let len_us = 1 + self.span(f.partition_us_max);
-                self.push(at, EventKind::CutStart { node, dir, len_us });
-                if !self.untimed {
-                    self.push(at + len_us, EventKind::CutEnd { node, dir });
-                }
-            }
-        }
-    }
-
-    /// When a fault starts. Untimed mode draws nothing: its faults may strike at any point of the
-    /// fault phase (see `next_untimed`), so a start time would only multiply equivalent runs.
-    fn fault_start(&mut self, phase: u32) -> u64 {
-        if self.untimed {
-            return 0;
-        }
-        self.choices.pick(ChoiceKind::FaultShape, phase) as u64
-    }
-
-    /// A value in `0..=width` through the choice source.
-    fn span(&mut self, width: u64) -> u64 {
-        self.choices.pick(ChoiceKind::FaultShape, width as u32 + 1) as u64
     }
 
     fn push(&mut self, at_us: u64, kind: EventKind<A>) {
@@ -434,11 +332,11 @@ impl<A: Actor> Sim<A> {
                 return RunEnd::TimeLimit;
             }
             debug_assert!(at_us >= self.now_us, "time went backwards");
-            if self.stats.events >= self.max_events {
+            if self.w.stats.events >= self.max_events {
                 return RunEnd::TimeLimit;
             }
             self.now_us = at_us;
-            self.stats.events += 1;
+            self.w.stats.events += 1;
             self.dispatch_slot(slot);
         }
     }
@@ -492,121 +390,75 @@ impl<A: Actor> Sim<A> {
             return Some(RunEnd::TimeLimit);
         }
         debug_assert!(ev.at_us >= self.now_us, "time went backwards");
-        if self.stats.events >= self.max_events {
+        if self.w.stats.events >= self.max_events {
             return Some(RunEnd::TimeLimit);
         }
         self.now_us = ev.at_us;
-        self.stats.events += 1;
+        self.w.stats.events += 1;
         self.dispatch(ev);
         None
     }
 
     fn dispatch(&mut self, ev: Event<A>) {
+        let now = self.now_us;
         match ev.kind {
             EventKind::Deliver { from, to, epoch, msg } => self.deliver(ev.at_us, from, to, epoch, msg),
             EventKind::Timer { node, epoch, id, timer } => self.fire(ev.at_us, node, epoch, id, timer),
             EventKind::Crash { node, kind } => self.crash(node, kind),
             EventKind::Restart { node } => {
-                self.rt[node].down = false;
-                self.note(node, || TraceKind::Restart);
-                self.fault(node, FaultKind::Restart);
+                self.w.restart(now, node);
                 self.handle(node, |a, ctx| a.on_start(ctx));
             }
             EventKind::Pause { node, until_us } => {
-                if !self.rt[node].down {
-                    self.stats.pauses += 1;
-                    let rt = &mut self.rt[node];
-                    rt.paused_until_us = rt.paused_until_us.max(until_us);
-                    self.note(node, || TraceKind::Pause { until_us });
-                    self.fault(node, FaultKind::Pause { until_us });
+                if self.w.pause(now, node, until_us) {
                     self.push(until_us, EventKind::Resume { node });
                 }
             }
-            EventKind::Resume { node } => self.note(node, || TraceKind::Resume),
+            EventKind::Resume { node } => self.w.resume(now, node),
             EventKind::CutStart { node, dir, len_us } => {
                 if self.untimed {
                     self.push(ev.at_us + len_us, EventKind::CutEnd { node, dir });
                 }
-                self.stats.partitions += 1;
-                self.cuts.push((node, dir));
-                self.note(node, || TraceKind::PartitionStart { dir });
-                self.fault(node, FaultKind::Partition { dir });
+                self.w.cut_start(now, node, dir);
             }
-            EventKind::CutEnd { node, dir } => {
-                if let Some(i) = self.cuts.iter().position(|&c| c == (node, dir)) {
-                    self.cuts.swap_remove(i);
-                }
-                self.note(node, || TraceKind::PartitionEnd { dir });
-            }
+            EventKind::CutEnd { node, dir } => self.w.cut_end(now, node, dir),
         }
     }
 
     fn deliver(&mut self, at_us: u64, from: NodeId, to: NodeId, epoch: u64, msg: A::Msg) {
-        let rt = self.rt[to];
-        let cause = if rt.down || rt.epoch != epoch {
-            self.stats.messages_dropped_down += 1;
-            Some(LossCause::ReceiverDown)
-        } else if self.cut(from, to) {
-            self.stats.messages_lost += 1;
-            self.fault(from, FaultKind::Lost { to, cause: LossCause::Partition });
-            Some(LossCause::Partition)
-        } else {
-            None
-        };
-        if let Some(cause) = cause {
-            self.note(to, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause });
+        if self.w.refused(self.now_us, from, to, epoch, &msg) {
             return;
         }
-        if rt.paused_until_us > at_us {
-            self.push(rt.paused_until_us, EventKind::Deliver { from, to, epoch, msg });
+        let paused_until_us = self.w.life[to].paused_until_us;
+        if paused_until_us > at_us {
+            self.push(paused_until_us, EventKind::Deliver { from, to, epoch, msg });
             return;
         }
-        self.stats.messages_delivered += 1;
-        self.note(to, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
+        self.w.stats.messages_delivered += 1;
+        self.w.note(self.now_us, to, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
         self.handle(to, |a, ctx| a.on_message(ctx, from, msg));
     }
 
     fn fire(&mut self, at_us: u64, node: NodeId, epoch: u64, id: TimerId, timer: A::Timer) {
-        if self.take_cancelled(id) {
+        if self.w.cancelled.take(id) {
             return;
         }
-        let rt = self.rt[node];
-        if rt.down || rt.epoch != epoch {
+        let life = self.w.life[node];
+        if life.down || life.epoch != epoch {
             return;
         }
-        if rt.paused_until_us > at_us {
-            self.push(rt.paused_until_us, EventKind::Timer { node, epoch, id, timer });
+        if life.paused_until_us > at_us {
+            self.push(life.paused_until_us, EventKind::Timer { node, epoch, id, timer });
             return;
         }
-        self.note(node, || TraceKind::Timer { timer: format!("{timer:?}") });
+        self.w.note(self.now_us, node, || TraceKind::Timer { timer: format!("{timer:?}") });
         self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }
 
     fn crash(&mut self, node: NodeId, kind: CrashKind) {
-        if self.rt[node].down {
-            return;
+        if let Some(after_us) = self.w.crash(self.now_us, node, kind, &mut self.choices) {
+            self.push(self.now_us + after_us, EventKind::Restart { node });
         }
-        self.stats.crashes += 1;
-        self.stats.process_crashes += (kind == CrashKind::Process) as u64;
-        let rt = &mut self.rt[node];
-        rt.down = true;
-        rt.epoch += 1;
-        rt.paused_until_us = 0;
-        let lost = self.stores[node].crash(kind);
-        self.stats.writes_lost += lost;
-        self.note(node, || TraceKind::Crash { writes_lost: lost, kind });
-        self.fault(node, FaultKind::Crash { writes_lost: lost, kind });
-        self.nodes[node].on_crash(&self.stores[node].records);
-        let (lo, hi) = (self.faults.restart_delay_us_min, self.faults.restart_delay_us_max);
-        let at = self.now_us + lo + self.span(hi - lo);
-        self.push(at, EventKind::Restart { node });
-    }
-
-    /// True if an active partition cuts the link `from -> to`. Like loss and duplication,
-    /// partitions hit only links whose both ends are lossy.
-    fn cut(&self, from: NodeId, to: NodeId) -> bool {
-        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1;
-        faulty && self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
     }
 
     /// Run one handler of `node`, then carry out the effects it asked for, in order.
@@ -614,7 +466,7 @@ impl<A: Actor> Sim<A> {
         self.handling = node;
         let mut ctx =
             Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
-        f(&mut self.nodes[node], &mut ctx);
+        f(&mut self.w.nodes[node], &mut ctx);
         let mut out = std::mem::take(&mut self.out);
         let n = out.len();
         // SAFETY: the length goes to 0 first, then each command is moved out exactly once (by
@@ -625,12 +477,8 @@ impl<A: Actor> Sim<A> {
             let cmd = unsafe { &*out.as_ptr().add(i) };
             match cmd {
                 // The observation goes from the buffer straight into the history (no copy of the
-                // command first: see `push_entry`).
-                Cmd::Observe(obs) => {
-                    let index = self.history.len();
-                    self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
-                    push_entry(&mut self.history, self.now_us, node, unsafe { std::ptr::read(obs) });
-                }
+                // command first: see `world::push_entry`).
+                Cmd::Observe(obs) => self.w.observe(self.now_us, node, unsafe { std::ptr::read(obs) }),
                 _ => self.apply(node, unsafe { std::ptr::read(cmd) }),
             }
         }
@@ -643,50 +491,18 @@ impl<A: Actor> Sim<A> {
         match cmd {
             Cmd::Send { to, msg } => self.send(node, to, msg),
             Cmd::SetTimer { id, after_us, timer } => {
-                let epoch = self.rt[node].epoch;
+                let epoch = self.w.life[node].epoch;
                 self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
             }
-            Cmd::CancelTimer(id) => self.cancel(id),
-            Cmd::Observe(obs) => {
-                let index = self.history.len();
-                self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
-                push_entry(&mut self.history, self.now_us, node, obs);
-            }
-            Cmd::Write(rec) => {
-                self.stats.writes += 1;
-                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
-                self.stores[node].records.push(rec);
-            }
-            Cmd::WriteOs(rec) => {
-                self.stats.writes += 1;
-                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
-                self.stores[node].write_os(rec);
-            }
-            Cmd::Fsync => {
-                self.stats.fsyncs += 1;
-                let durable_records = self.stores[node].fsync();
-                self.note(node, || TraceKind::Fsync { durable_records });
-            }
+            local => self.w.apply_local(self.now_us, node, local),
         }
     }
 
-    /// The network: loss and duplication on faulty links during the fault phase, then a delay.
+    /// The network: the link's fate (see `World::send_fate`), then a delay per copy.
     fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
-        assert!(to < self.nodes.len(), "node {from} sent to node {to}, which does not exist");
-        self.stats.messages_sent += 1;
-        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1 && self.now_us < self.faults.fault_phase_us;
-        if faulty && self.choices.flip(ChoiceKind::Loss, self.faults.loss_probability) {
-            self.stats.messages_lost += 1;
-            self.note(from, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause: LossCause::Network });
-            self.fault(from, FaultKind::Lost { to, cause: LossCause::Network });
-            return;
-        }
-        let duplicated = faulty && self.choices.flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
-        self.note(from, || TraceKind::Send { to, msg: format!("{msg:?}"), duplicated });
-        let epoch = self.rt[to].epoch;
+        let Some(duplicated) = self.w.send_fate(self.now_us, from, to, &msg, &mut self.choices) else { return };
+        let epoch = self.w.life[to].epoch;
         if duplicated {
-            self.stats.messages_duplicated += 1;
-            self.fault(from, FaultKind::Duplicated { to });
             let at = self.now_us + self.delay();
             self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
         }
@@ -698,39 +514,9 @@ impl<A: Actor> Sim<A> {
         if self.untimed {
             // Any pending delivery may run next (see `next_untimed`): the delay is not drawn.
             // Bounded: the message is due by its deadline, the longest delay.
-            return if self.bounded { self.faults.delay_us_max } else { 0 };
+            return if self.bounded { self.w.faults.delay_us_max } else { 0 };
         }
-        let (lo, hi) = (self.faults.delay_us_min, self.faults.delay_us_max);
+        let (lo, hi) = (self.w.faults.delay_us_min, self.w.faults.delay_us_max);
         lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
-    }
-
-    fn fault(&mut self, node: NodeId, kind: FaultKind) {
-        self.fault_log.push(FaultNote { at_us: self.now_us, node, kind });
-    }
-
-    /// Append to the trace if tracing is on; `what` is only built then (it may format).
-    #[inline]
-    fn note(&mut self, node: NodeId, what: impl FnOnce() -> TraceKind) {
-        if let Some(t) = &mut self.trace {
-            t.push(TraceEvent { at_us: self.now_us, node, kind: what() });
-        }
-    }
-}
-
-/// `history.push(Entry { at_us, node, obs })`, with each field written straight into the
-/// vector. Built on the stack first, the entry was copied with 16-byte loads over its 8-byte
-/// field stores just made: a store-to-load forwarding stall on every observation.
-#[inline(always)]
-fn push_entry<O>(history: &mut Vec<Entry<O>>, at_us: u64, node: NodeId, obs: O) {
-    history.reserve(1);
-    let len = history.len();
-    // SAFETY: `reserve` made room for one more entry at `len`; all three fields are written
-    // before `set_len` makes the entry part of the vector, and nothing in between can panic.
-    unsafe {
-        let p = history.as_mut_ptr().add(len);
-        std::ptr::addr_of_mut!((*p).at_us).write(at_us);
-        std::ptr::addr_of_mut!((*p).node).write(node);
-        std::ptr::addr_of_mut!((*p).obs).write(obs);
-        history.set_len(len + 1);
     }
 }

@@ -11,6 +11,7 @@
 //! - [`Sim`]: the native simulator, reused run after run.
 //! - [`explore`]: many seeds on many threads, sharded.
 //! - `run_madsim` / `explore_madsim`: the same actors on madsim 0.2 ([`madsim_backend`]).
+//! - [`world`]: what both backends simulate (fault plan, links, local effects, judging).
 //! - [`check_exhaustive`]: every run within bounds, by depth-first search over the choices.
 
 pub mod actor;
@@ -26,9 +27,10 @@ pub mod panics;
 pub mod runner;
 pub mod toy;
 pub mod trace;
+pub mod world;
 
 pub use actor::{Actor, Cmd, Ctx, NodeId, TimerId};
-pub use choices::{Choice, ChoiceKind, Choices};
+pub use choices::{first_divergence, Choice, ChoiceKind, Choices, Divergence};
 pub use engine::{Driver, EventInfo, Outcome, Sim, Step};
 pub use exhaustive::{check_exhaustive, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
@@ -39,6 +41,7 @@ pub use model::{Log, Model, RunView};
 pub use panics::PANIC;
 pub use runner::{explore, ExploreReport, Found, Shard};
 pub use trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
+pub use world::PlannedFault;
 
 #[cfg(all(feature = "madsim", not(madsim)))]
 compile_error!(

@@ -4,7 +4,8 @@
 //! the effects a handler writes into its [`Ctx`] are carried out with madsim's primitives:
 //!
 //! - `Send`: a `madsim::net::Endpoint` datagram (`send_to_raw` / `recv_from_raw`) to the
-//!   receiver's endpoint. The delay is madsim's: its network config's `send_latency`.
+//!   receiver's endpoint, after a delay drawn from the run's `Choices` as natively (the wire
+//!   task sleeps it off; madsim's own latency is set to zero).
 //! - `SetTimer`: a task on the actor's node sleeping on `madsim::time`; cancelled timers are
 //!   discarded when they fire, as natively.
 //! - crash / restart: `Handle::kill` drops every task of the node (its pending timers, its
@@ -16,23 +17,40 @@
 //!   fires nothing until it resumes, then sees everything that queued up meanwhile.
 //! - loss and duplication: drawn in the adapter (madsim's `packet_loss_rate` is one number for
 //!   the whole network, while a scenario loses messages only on links between two lossy nodes,
-//!   and only in the fault phase); a duplicate is a second datagram with its own madsim delay.
-//! - partitions: in the adapter, checked when a message arrives (as natively).
+//!   and only in the fault phase); a duplicate is a second datagram with its own delay.
+//! - partitions, and a receiver that restarted since the message was sent: checked by the world
+//!   when a message arrives (as natively).
 //!
-//! Randomness: the run's seed is madsim's seed. madsim's RNG orders ready tasks and draws every
-//! network delay; the adapter's and the actors' decisions (`ctx.choose`, faults, loss) come from
-//! a [`Choices`] seeded with `madsim::rand::random()`, so all of them derive from madsim's seed.
+//! What the run is about — the fault plan, a link's fate, local effects, crash bookkeeping, the
+//! verdict — is [`crate::world`]'s, shared with the native engine; this file only moves it
+//! through madsim's time, tasks and sockets.
+//!
+//! Randomness: the run's seed seeds both madsim and the run's [`Choices`]. Every decision the
+//! scenario makes — the fault profile (swarm), the fault plan, loss and duplication, restart
+//! delays, the actors' own `ctx.choose` — is a draw from that `Choices`, in the order the run asks
+//! for it; the profile and the plan are drawn first, before any task runs, so one seed gives the
+//! native engine's plan exactly. Message delays are `Choices` draws too. madsim's own RNG, which
+//! no adapter can reach, orders the tasks that are ready at the same instant (and draws the tiny
+//! random pauses of `Endpoint`, which last 1 ms whatever is drawn, and a latency we pin to 0).
+//! That order is not a choice the adapter sees, so it cannot be recorded, replayed from a tape
+//! or shrunk: a madsim run replays by seed only. After the plan the two backends' choice
+//! streams part (madsim runs handlers in another order, so a draw falls on another message),
+//! but a madsim run is still a pure function of its seed: `first_divergence` over two runs'
+//! recorded choices checks it draw by draw.
+//!
+//! Panics: a handler that panics stops the run (as natively); the run is a violation named
+//! `panic` and the search goes on. So does a checker that panics.
 //!
 //! Two things madsim 0.2 does on its own, which make its timing differ slightly from the native
 //! engine's (verdicts must not depend on either):
 //! - every `madsim::time::sleep` lasts at least 1 ms (tokio's granularity), including the tiny
 //!   random pause `Endpoint` takes before a send and after a receive: a datagram costs
-//!   [`ENDPOINT_OVERHEAD_US`] on top of the configured latency, so the adapter configures the
-//!   latency that much lower (end to end, delays stay within the scenario's range, from 2 ms up);
+//!   [`ENDPOINT_OVERHEAD_US`] on top of its drawn delay, so the adapter sleeps that much less
+//!   (end to end a message takes its drawn delay, or 2 ms if that is shorter than 3 ms);
 //!   timers shorter than 1 ms fire after 1 ms, and binding a restarted node's endpoint takes 1 ms.
-//! - madsim resolves a datagram's destination socket when it is sent: a message sent to a node
-//!   that is down is lost even if the node is back before it would arrive (natively it is
-//!   delivered to the new incarnation).
+//! - madsim resolves a datagram's destination socket when it is handed to it, 2 ms before it
+//!   arrives: a message to a node that is down then is lost even if the node is back before
+//!   it would arrive (natively it is delivered to the new incarnation).
 //!
 //! Memory: madsim keeps tasks that are still pending when a runtime is dropped (a task's waker
 //! holds its scheduler queue, which holds the task). Every run therefore ends by killing every
@@ -40,20 +58,20 @@
 //! flat heap.
 
 use crate::actor::{Actor, Cmd, Ctx, NodeId, TimerId};
-use crate::choices::{ChoiceKind, Choices};
-use crate::engine::Outcome;
+use crate::choices::{Choice, ChoiceKind, Choices};
 use crate::faults::{FaultProfile, SimConfig};
-use crate::history::{history_hash, Entry, RunEnd, Stats};
-use crate::model::{Log, Model, RunView};
+use crate::history::{Entry, RunEnd};
+use crate::model::Model;
 use crate::runner::ExploreReport;
-use crate::trace::{CrashKind, CutDir, LossCause, TraceEvent, TraceKind};
+use crate::trace::{FaultNote, TraceEvent, TraceKind};
+use crate::world::{Outcome, PlannedFault, World};
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use madsim::time::{self, Duration, Instant, TimeHandle};
 use std::future::poll_fn;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
@@ -84,12 +102,23 @@ impl<A> MadsimActor for A where
 
 /// Everything still to happen: in-flight datagrams, pending timers, scheduled faults, nodes not
 /// yet started. When it drops to zero the run is quiescent (nothing left to run), as natively.
+#[derive(Default)]
 struct Pending {
     count: AtomicUsize,
     /// The supervisor, waiting for `count` to reach zero.
     waker: Mutex<Option<Waker>>,
     /// Datagrams dropped because their receiver was down or had restarted since.
     dropped_down: AtomicU64,
+    /// A handler panicked: the run stops, quiescent or not.
+    stopped: AtomicBool,
+}
+
+impl Pending {
+    fn wake(&self) {
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
 }
 
 /// One unit of pending work; dropping it (however: done, killed, lost) ends it.
@@ -105,9 +134,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         if self.0.count.fetch_sub(1, Ordering::Relaxed) == 1 {
-            if let Some(w) = self.0.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                w.wake();
-            }
+            self.0.wake();
         }
     }
 }
@@ -116,6 +143,8 @@ impl Drop for Busy {
 /// with its message inside (a dead socket's mailbox, a node that was down) counts as dropped.
 struct Envelope<M> {
     from: NodeId,
+    /// The receiver's incarnation when the message was sent: a restart since voids it.
+    epoch: u64,
     msg: Option<M>,
     _busy: Busy,
 }
@@ -128,12 +157,9 @@ impl<M> Drop for Envelope<M> {
     }
 }
 
+/// How a node is wired into madsim (its life — up, down, paused — is the world's).
 #[derive(Default)]
-struct NodeRt {
-    down: bool,
-    paused_until_us: u64,
-    /// Bumped at every restart.
-    incarnation: u32,
+struct Wiring {
     /// The live incarnation's endpoint (None while down).
     ep: Option<Endpoint>,
     /// Held from a (re)start until `on_start` has run.
@@ -141,31 +167,18 @@ struct NodeRt {
     mid: Option<madsim::task::NodeId>,
 }
 
-/// A fault drawn up front (as natively), times relative to the run's start.
-#[derive(Clone, Copy)]
-enum Fault {
-    Crash { node: NodeId, at_us: u64, kind: CrashKind },
-    Pause { node: NodeId, at_us: u64, until_us: u64 },
-    Cut { node: NodeId, dir: CutDir, at_us: u64, len_us: u64 },
-}
-
 /// The run's state, shared by every task (madsim runs them all on one thread; the mutex is
 /// never contended).
-struct World<A: Actor> {
-    actors: Vec<A>,
-    logs: Vec<Log<A::Record>>,
-    history: Vec<Entry<A::Obs>>,
-    stats: Stats,
+struct Run<A: Actor> {
+    w: World<A>,
     choices: Choices,
     next_timer: u64,
     out: Vec<Cmd<A>>,
-    cancelled: Vec<TimerId>,
-    rt: Vec<NodeRt>,
+    rt: Vec<Wiring>,
     addrs: Vec<SocketAddr>,
-    cuts: Vec<(NodeId, CutDir)>,
-    lossy: u64,
-    faults: FaultProfile,
-    trace: Option<Vec<TraceEvent>>,
+    /// A handler (or `on_crash`: `usize::MAX`) panicked: who, when, the message. Nothing runs
+    /// after it.
+    panic: Option<(NodeId, u64, String)>,
     /// The node that carries datagrams and runs fault injection; never crashes.
     wire: Option<NodeHandle>,
     /// Simulated time 0 of the run: when every node has bound its endpoint.
@@ -175,15 +188,15 @@ struct World<A: Actor> {
 }
 
 struct Shared<A: Actor> {
-    world: Mutex<World<A>>,
+    world: Mutex<Run<A>>,
     pending: Arc<Pending>,
 }
 
 type SharedRef<A> = Arc<Shared<A>>;
 
 impl<A: Actor> Shared<A> {
-    fn lock(&self) -> MutexGuard<'_, World<A>> {
-        // A panicking handler aborts the run anyway; keep the state readable for the report.
+    fn lock(&self) -> MutexGuard<'_, Run<A>> {
+        // Handlers' panics are caught inside; keep the state readable whatever happens.
         self.world.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -204,38 +217,52 @@ async fn sleep_to(t0: Instant, at_us: u64) {
     time::sleep_until(t0 + Duration::from_micros(at_us)).await
 }
 
-impl<A: MadsimActor> World<A> {
+impl<A: MadsimActor> Run<A> {
     fn now_us(&self) -> u64 {
         elapsed_us(self.t0)
     }
 
-    #[inline]
-    fn note(&mut self, node: NodeId, what: impl FnOnce() -> TraceKind) {
-        if self.trace.is_some() {
-            let at_us = self.now_us();
-            if let Some(t) = &mut self.trace {
-                t.push(TraceEvent { at_us, node, kind: what() });
+    /// Run one handler of `node`, then carry out its effects, in order. A panic in either stops
+    /// the run: it is recorded, the supervisor is woken, and no handler runs after it.
+    fn handle(&mut self, shared: &SharedRef<A>, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
+        if self.panic.is_some() {
+            return;
+        }
+        let now_us = self.now_us();
+        let ran = crate::panics::catch(|| {
+            let mut out = std::mem::take(&mut self.out);
+            {
+                let mut ctx = Ctx::new(now_us, node, &mut out, &mut self.choices, &mut self.next_timer);
+                f(&mut self.w.nodes[node], &mut ctx);
             }
+            for cmd in out.drain(..) {
+                self.apply(shared, node, now_us, cmd);
+            }
+            self.out = out;
+        });
+        if let Err(message) = ran {
+            self.stop(shared, node, now_us, message);
         }
     }
 
-    /// Run one handler of `node`, then carry out its effects, in order.
-    fn handle(&mut self, shared: &SharedRef<A>, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
-        let now_us = self.now_us();
-        let mut out = std::mem::take(&mut self.out);
-        {
-            let mut ctx = Ctx::new(now_us, node, &mut out, &mut self.choices, &mut self.next_timer);
-            f(&mut self.actors[node], &mut ctx);
-        }
-        for cmd in out.drain(..) {
-            self.apply(shared, node, now_us, cmd);
-        }
-        self.out = out;
+    /// End the run after a panic (the first one counts).
+    fn stop(&mut self, shared: &SharedRef<A>, node: NodeId, now_us: u64, message: String) {
+        self.out.clear();
+        self.panic.get_or_insert((node, now_us, message));
+        shared.pending.stopped.store(true, Ordering::Relaxed);
+        shared.pending.wake();
     }
 
     fn apply(&mut self, shared: &SharedRef<A>, node: NodeId, now_us: u64, cmd: Cmd<A>) {
         match cmd {
-            Cmd::Send { to, msg } => self.send(shared, node, to, now_us, msg),
+            Cmd::Send { to, msg } => {
+                if let Some(duplicated) = self.w.send_fate(now_us, node, to, &msg, &mut self.choices) {
+                    if duplicated {
+                        self.datagram(shared, node, to, msg.clone());
+                    }
+                    self.datagram(shared, node, to, msg);
+                }
+            }
             Cmd::SetTimer { id, after_us, timer } => {
                 let busy = Busy::new(&shared.pending);
                 let shared = shared.clone();
@@ -247,175 +274,95 @@ impl<A: MadsimActor> World<A> {
                     fire(&shared, node, id, timer);
                 });
             }
-            Cmd::CancelTimer(id) => self.cancelled.push(id),
-            Cmd::Observe(obs) => {
-                let index = self.history.len();
-                self.note(node, || TraceKind::Observe { obs: format!("{obs:?}"), index });
-                self.history.push(Entry { at_us: now_us, node, obs });
-            }
-            Cmd::Write(rec) => {
-                self.stats.writes += 1;
-                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
-                self.logs[node].records.push(rec);
-            }
-            Cmd::WriteOs(rec) => {
-                self.stats.writes += 1;
-                self.note(node, || TraceKind::Write { record: format!("{rec:?}") });
-                self.logs[node].write_os(rec);
-            }
-            Cmd::Fsync => {
-                self.stats.fsyncs += 1;
-                let durable_records = self.logs[node].fsync();
-                self.note(node, || TraceKind::Fsync { durable_records });
-            }
+            local => self.w.apply_local(now_us, node, local),
         }
-    }
-
-    /// Loss and duplication on faulty links in the fault phase (drawn in the same order as the
-    /// native engine), then one datagram per copy.
-    fn send(&mut self, shared: &SharedRef<A>, from: NodeId, to: NodeId, now_us: u64, msg: A::Msg) {
-        assert!(to < self.actors.len(), "node {from} sent to node {to}, which does not exist");
-        self.stats.messages_sent += 1;
-        let faulty = self.lossy >> from & 1 == 1 && self.lossy >> to & 1 == 1 && now_us < self.faults.fault_phase_us;
-        if faulty && self.choices.flip(ChoiceKind::Loss, self.faults.loss_probability) {
-            self.stats.messages_lost += 1;
-            self.note(from, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause: LossCause::Network });
-            return;
-        }
-        let duplicated = faulty && self.choices.flip(ChoiceKind::Duplicate, self.faults.duplicate_probability);
-        self.note(from, || TraceKind::Send { to, msg: format!("{msg:?}"), duplicated });
-        if duplicated {
-            self.stats.messages_duplicated += 1;
-            self.datagram(shared, from, to, msg.clone());
-        }
-        self.datagram(shared, from, to, msg);
     }
 
     fn datagram(&mut self, shared: &SharedRef<A>, from: NodeId, to: NodeId, msg: A::Msg) {
         let ep = self.rt[from].ep.clone().expect("a node runs handlers only while its endpoint is bound");
-        let env = Box::new(Envelope { from, msg: Some(msg), _busy: Busy::new(&shared.pending) });
+        let epoch = self.w.life[to].epoch;
+        let env = Box::new(Envelope { from, epoch, msg: Some(msg), _busy: Busy::new(&shared.pending) });
         let dst = self.addrs[to];
+        let (lo, hi) = (self.w.faults.delay_us_min, self.w.faults.delay_us_max);
+        let delay_us = lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64;
+        // What `Endpoint` adds is slept off less; a sleep shorter than 1 ms would last 1 ms.
+        let sleep_us = delay_us.saturating_sub(ENDPOINT_OVERHEAD_US);
         // Sent from the wire node, so a crash of the sender right after its handler returned
         // does not take back what the handler sent (as natively: effects are atomic).
         self.wire.as_ref().expect("wire node is up").spawn(async move {
+            if sleep_us >= 1_000 {
+                time::sleep(Duration::from_micros(sleep_us)).await;
+            }
             // Only fails if the destination address does not resolve; the envelope then counts
             // as dropped.
             let _ = ep.send_to_raw(dst, TAG, env).await;
         });
     }
-
-    fn cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.cuts.iter().any(|&(n, d)| (n == to && d != CutDir::Outbound) || (n == from && d != CutDir::Inbound))
-    }
-
-    /// Draw this run's crashes, pauses and partitions, exactly as the native engine does.
-    fn draw_faults(&mut self, cfg: &SimConfig) -> Vec<Fault> {
-        let f = self.faults.clone();
-        let phase = f.fault_phase_us as u32;
-        let mut plan = Vec::new();
-        for (node, spec) in cfg.nodes.iter().enumerate() {
-            for _ in 0..if spec.crashable { f.crashes_per_node_max } else { 0 } {
-                let kind = if self.choices.flip(ChoiceKind::Crash, f.crash_probability) {
-                    Some(CrashKind::Machine)
-                } else {
-                    self.choices.flip(ChoiceKind::Crash, f.process_crash_probability).then_some(CrashKind::Process)
-                };
-                if let Some(kind) = kind {
-                    let at_us = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
-                    plan.push(Fault::Crash { node, at_us, kind });
-                }
-            }
-            for _ in 0..if spec.pausable { f.pauses_per_node_max } else { 0 } {
-                if self.choices.flip(ChoiceKind::Pause, f.pause_probability) {
-                    let at_us = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
-                    let len = f.pause_us_min + self.span(f.pause_us_max - f.pause_us_min);
-                    plan.push(Fault::Pause { node, at_us, until_us: at_us + len });
-                }
-            }
-        }
-        let lossy_count = self.lossy.count_ones();
-        for _ in 0..if lossy_count == 0 { 0 } else { f.partitions_max } {
-            if self.choices.flip(ChoiceKind::Partition, f.partition_probability) {
-                let k = self.choices.pick(ChoiceKind::FaultShape, lossy_count) as usize;
-                let node = (0..64).filter(|i| self.lossy >> i & 1 == 1).nth(k).expect("k < number of lossy nodes");
-                let dir = [CutDir::Both, CutDir::Inbound, CutDir::Outbound][self.choices.pick(ChoiceKind::FaultShape, 3) as usize];
-                let at_us = self.choices.pick(ChoiceKind::FaultShape, phase) as u64;
-                let len_us = 1 + self.span(f.partition_us_max);
-                plan.push(Fault::Cut { node, dir, at_us, len_us });
-            }
-        }
-        plan
-    }
-
-    fn span(&mut self, width: u64) -> u64 {
-        self.choices.pick(ChoiceKind::FaultShape, width as u32 + 1) as u64
-    }
 }
 
 /// A timer of `node` is due (its task ran, so the node is up and not paused).
 fn fire<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, id: TimerId, timer: A::Timer) {
-    let mut w = shared.lock();
-    if let Some(i) = w.cancelled.iter().position(|&c| c == id) {
-        w.cancelled.swap_remove(i);
+    let mut r = shared.lock();
+    // After a panic the run is over: nothing more happens (nor is counted).
+    if r.w.cancelled.take(id) || r.panic.is_some() {
         return;
     }
-    w.stats.events += 1;
-    w.note(node, || TraceKind::Timer { timer: format!("{timer:?}") });
-    w.handle(shared, node, |a, ctx| a.on_timer(ctx, timer));
+    r.w.stats.events += 1;
+    let now_us = r.now_us();
+    r.w.note(now_us, node, || TraceKind::Timer { timer: format!("{timer:?}") });
+    r.handle(shared, node, |a, ctx| a.on_timer(ctx, timer));
 }
 
 /// A datagram reached `node`'s live endpoint.
 fn deliver<A: MadsimActor>(shared: &SharedRef<A>, node: NodeId, env: &mut Envelope<A::Msg>) {
     let Some(msg) = env.msg.take() else { return };
     let from = env.from;
-    let mut w = shared.lock();
-    if w.cut(from, node) {
-        w.stats.messages_lost += 1;
-        w.note(node, || TraceKind::Lose { to: node, msg: format!("{msg:?}"), cause: LossCause::Partition });
+    let mut r = shared.lock();
+    let now_us = r.now_us();
+    if r.panic.is_some() || r.w.refused(now_us, from, node, env.epoch, &msg) {
         return;
     }
-    w.stats.events += 1;
-    w.stats.messages_delivered += 1;
-    w.note(node, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
-    w.handle(shared, node, |a, ctx| a.on_message(ctx, from, msg));
+    r.w.stats.events += 1;
+    r.w.stats.messages_delivered += 1;
+    r.w.note(now_us, node, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
+    r.handle(shared, node, |a, ctx| a.on_message(ctx, from, msg));
+}
+
+/// Wait until the run's time 0 (every node has bound its endpoint).
+async fn started<A: MadsimActor>(shared: &SharedRef<A>) -> Instant {
+    let gate = shared.clone();
+    poll_fn(move |cx| {
+        let mut r = gate.lock();
+        if let Some(t0) = r.t0 {
+            return Poll::Ready(t0);
+        }
+        r.gate.push(cx.waker().clone());
+        Poll::Pending
+    })
+    .await
 }
 
 /// The init task of an actor's node, run at creation and again at every restart.
 async fn node_main<A: MadsimActor>(shared: SharedRef<A>, node: NodeId) {
     let addr = shared.lock().addrs[node];
     let ep = Endpoint::bind(addr).await.expect("each node binds its own address");
-    let waiting = {
-        let mut w = shared.lock();
-        w.rt[node].ep = Some(ep.clone());
-        w.bound += 1;
-        if w.t0.is_none() && w.bound == w.actors.len() {
+    {
+        let mut r = shared.lock();
+        r.rt[node].ep = Some(ep.clone());
+        r.bound += 1;
+        if r.t0.is_none() && r.bound == r.w.nodes.len() {
             // Everyone can be reached: the run starts now.
-            w.t0 = Some(TimeHandle::current().now_instant());
-            for waker in std::mem::take(&mut w.gate) {
+            r.t0 = Some(TimeHandle::current().now_instant());
+            for waker in std::mem::take(&mut r.gate) {
                 waker.wake();
             }
         }
-        w.t0.is_none()
-    };
-    if waiting {
-        let gate = shared.clone();
-        poll_fn(move |cx| {
-            let mut w = gate.lock();
-            if w.t0.is_some() {
-                return Poll::Ready(());
-            }
-            w.gate.push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
     }
+    started(&shared).await;
     let started = {
-        let mut w = shared.lock();
-        if w.rt[node].incarnation > 0 {
-            w.note(node, || TraceKind::Restart);
-        }
-        w.handle(&shared, node, |a, ctx| a.on_start(ctx));
-        w.rt[node].start.take()
+        let mut r = shared.lock();
+        r.handle(&shared, node, |a, ctx| a.on_start(ctx));
+        r.rt[node].start.take()
     };
     drop(started);
     for _ in 1..RECEIVERS {
@@ -434,105 +381,13 @@ async fn receive_loop<A: MadsimActor>(shared: SharedRef<A>, node: NodeId, ep: En
     }
 }
 
-/// Carry out one drawn fault on the wire node.
-async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: Fault, t0: Instant, handle: Handle, _busy: Busy) {
-    match fault {
-        Fault::Crash { node, at_us, kind } => {
-            sleep_to(t0, at_us).await;
-            let (ep, mid, restart_after_us) = {
-                let mut w = shared.lock();
-                if w.rt[node].down {
-                    return;
-                }
-                w.stats.crashes += 1;
-                w.stats.process_crashes += (kind == CrashKind::Process) as u64;
-                w.stats.events += 1;
-                let rt = &mut w.rt[node];
-                rt.down = true;
-                rt.paused_until_us = 0;
-                let ep = rt.ep.take();
-                let mid = rt.mid.expect("node created");
-                let lost = w.logs[node].crash(kind);
-                w.stats.writes_lost += lost;
-                w.note(node, || TraceKind::Crash { writes_lost: lost, kind });
-                let World { actors, logs, .. } = &mut *w;
-                actors[node].on_crash(&logs[node].records);
-                let (lo, hi) = (w.faults.restart_delay_us_min, w.faults.restart_delay_us_max);
-                let after = lo + w.span(hi - lo);
-                (ep, mid, after)
-            };
-            // Every task of the node goes (receive loops, timers); its socket closes, so what
-            // is in flight to it is lost: a connection reset.
-            handle.kill(mid);
-            drop(ep);
-            time::sleep(Duration::from_micros(restart_after_us)).await;
-            {
-                let mut w = shared.lock();
-                let rt = &mut w.rt[node];
-                rt.down = false;
-                rt.incarnation += 1;
-                rt.start = Some(Busy::new(&shared.pending));
-            }
-            handle.restart(mid);
-        }
-        Fault::Pause { node, at_us, until_us } => {
-            sleep_to(t0, at_us).await;
-            let mid = {
-                let mut w = shared.lock();
-                if w.rt[node].down {
-                    return;
-                }
-                w.stats.pauses += 1;
-                w.stats.events += 1;
-                let rt = &mut w.rt[node];
-                rt.paused_until_us = rt.paused_until_us.max(until_us);
-                w.note(node, || TraceKind::Pause { until_us });
-                w.rt[node].mid.expect("node created")
-            };
-            handle.pause(mid);
-            sleep_to(t0, until_us).await;
-            let resume = {
-                let mut w = shared.lock();
-                w.stats.events += 1;
-                w.note(node, || TraceKind::Resume);
-                // A crash since (the restarted node runs unpaused) or a longer pause since.
-                let now_us = w.now_us();
-                !w.rt[node].down && w.rt[node].paused_until_us <= now_us
-            };
-            if resume {
-                handle.resume(mid);
-            }
-        }
-        Fault::Cut { node, dir, at_us, len_us } => {
-            sleep_to(t0, at_us).await;
-            {
-                let mut w = shared.lock();
-                w.stats.partitions += 1;
-                w.stats.events += 1;
-                w.cuts.push((node, dir));
-                w.note(node, || TraceKind::PartitionStart { dir });
-            }
-            sleep_to(t0, at_us + len_us).await;
-            let mut w = shared.lock();
-            w.stats.events += 1;
-            if let Some(i) = w.cuts.iter().position(|&c| c == (node, dir)) {
-                w.cuts.swap_remove(i);
-            }
-            w.note(node, || TraceKind::PartitionEnd { dir });
-        }
-    }
-}
+mod inject;
+use inject::inject;
 
-/// The supervisor: builds the nodes, injects the faults, waits for quiescence or the time limit,
-/// then kills every node so that no task outlives the runtime.
+/// The supervisor: builds the nodes, injects the planned faults, waits for quiescence, a panic
+/// or the time limit, then kills every node so that no task outlives the runtime.
 async fn supervise<A: MadsimActor>(shared: SharedRef<A>, cfg: SimConfig) -> RunEnd {
     let handle = Handle::current();
-    let plan = {
-        let mut w = shared.lock();
-        w.choices = Choices::seeded(madsim::rand::random());
-        w.faults = if cfg.swarm { cfg.faults.swarm(&mut w.choices) } else { cfg.faults.clone() };
-        w.draw_faults(&cfg)
-    };
     let wire = handle.create_node().name("idemsim-wire").build();
     shared.lock().wire = Some(wire.clone());
     let mut mids = Vec::with_capacity(cfg.nodes.len());
@@ -545,17 +400,8 @@ async fn supervise<A: MadsimActor>(shared: SharedRef<A>, cfg: SimConfig) -> RunE
         mids.push(mid);
     }
     // Time 0 is when every node has bound its endpoint (madsim's bind takes 1 ms).
-    let gate = shared.clone();
-    poll_fn(move |cx| {
-        let mut w = gate.lock();
-        if w.t0.is_some() {
-            return Poll::Ready(());
-        }
-        w.gate.push(cx.waker().clone());
-        Poll::Pending
-    })
-    .await;
-    let t0 = shared.lock().t0.expect("gate open");
+    let t0 = started(&shared).await;
+    let plan = shared.lock().w.plan.clone();
     for fault in plan {
         let busy = Busy::new(&shared.pending);
         wire.spawn(inject(shared.clone(), fault, t0, handle.clone(), busy));
@@ -563,7 +409,7 @@ async fn supervise<A: MadsimActor>(shared: SharedRef<A>, cfg: SimConfig) -> RunE
     let pending = shared.pending.clone();
     let quiet = poll_fn(move |cx| {
         *pending.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-        if pending.count.load(Ordering::Relaxed) == 0 {
+        if pending.count.load(Ordering::Relaxed) == 0 || pending.stopped.load(Ordering::Relaxed) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -574,9 +420,9 @@ async fn supervise<A: MadsimActor>(shared: SharedRef<A>, cfg: SimConfig) -> RunE
         Err(_) => RunEnd::TimeLimit,
     };
     {
-        let mut w = shared.lock();
-        w.stats.sim_time_us = if end == RunEnd::TimeLimit { cfg.time_limit_us } else { w.now_us() };
-        w.stats.messages_dropped_down = shared.pending.dropped_down.load(Ordering::Relaxed);
+        let mut r = shared.lock();
+        r.w.stats.sim_time_us = if end == RunEnd::TimeLimit { cfg.time_limit_us } else { r.now_us() };
+        r.w.stats.messages_dropped_down += shared.pending.dropped_down.load(Ordering::Relaxed);
     }
     for mid in mids {
         handle.kill(mid);
@@ -595,9 +441,16 @@ pub struct MadsimRun<A: Actor> {
     pub nodes: Vec<A>,
     /// The fault profile the run used (drawn per seed in swarm mode).
     pub faults: FaultProfile,
+    /// The crashes, pauses and partitions drawn for the run (the native engine draws the same
+    /// for the same seed).
+    pub plan: Vec<PlannedFault>,
+    /// The faults that struck, in order.
+    pub fault_log: Vec<FaultNote>,
+    /// Every choice the run drew, in order (recorded with the timeline only).
+    pub choices: Vec<Choice>,
 }
 
-/// Run `model` once on madsim with madsim seed `seed`, and judge it.
+/// Run `model` once on madsim with seed `seed`, and judge it.
 pub fn run_madsim<M: Model>(model: &M, seed: u64) -> MadsimOutcome
 where
     M::Actor: MadsimActor,
@@ -605,65 +458,72 @@ where
     run_madsim_full(model, seed, false).outcome
 }
 
-/// Like [`run_madsim`], and keep the history, the final actors and (if `trace`) the timeline.
+/// Like [`run_madsim`], and keep the history, the final actors, the fault plan and log, and (if
+/// `trace`) the timeline and the recorded choices.
 pub fn run_madsim_full<M: Model>(model: &M, seed: u64, trace: bool) -> MadsimRun<M::Actor>
 where
     M::Actor: MadsimActor,
 {
     let cfg = model.config().clone();
-    let n = cfg.nodes.len();
-    let mut actors = Vec::with_capacity(n);
-    model.build(&mut actors);
-    assert_eq!(actors.len(), n, "Model::build must push one actor per configured node");
-    let pending = Arc::new(Pending { count: AtomicUsize::new(0), waker: Mutex::new(None), dropped_down: AtomicU64::new(0) });
-    let world = World {
-        actors,
-        logs: (0..n).map(|_| Log::default()).collect(),
-        history: Vec::new(),
-        stats: Stats::default(),
-        choices: Choices::seeded(0),
-        next_timer: 0,
-        out: Vec::new(),
-        cancelled: Vec::new(),
-        rt: (0..n).map(|_| NodeRt::default()).collect(),
-        addrs: (0..n).map(node_addr).collect(),
-        cuts: Vec::new(),
-        lossy: cfg.nodes.iter().enumerate().filter(|(_, s)| s.lossy).fold(0, |m, (i, _)| m | 1 << i),
-        faults: cfg.faults.clone(),
-        trace: trace.then(Vec::new),
-        wire: None,
-        t0: None,
-        bound: 0,
-        gate: Vec::new(),
-    };
-    let shared = Arc::new(Shared { world: Mutex::new(world), pending });
-
+    let shared = Arc::new(Shared { world: Mutex::new(Run::new(model, seed, trace)), pending: Arc::new(Pending::default()) });
     let mut config = madsim::Config::default();
-    let (lo, hi) = (cfg.faults.delay_us_min, cfg.faults.delay_us_max);
-    let lo = lo.saturating_sub(ENDPOINT_OVERHEAD_US);
-    let hi = hi.saturating_sub(ENDPOINT_OVERHEAD_US).max(lo);
     config.net.packet_loss_rate = 0.0;
-    config.net.send_latency = Duration::from_micros(lo)..Duration::from_micros(hi + 1);
+    // The delay is drawn by the adapter (see `Run::datagram`): madsim adds none.
+    config.net.send_latency = Duration::ZERO..Duration::from_nanos(1);
     let rt = Runtime::with_seed_and_config(seed, config);
     let end = rt.block_on(supervise(shared.clone(), cfg));
     drop(rt);
 
-    let mut w = shared.lock();
-    w.stats.choices += w.choices.count() as u64;
-    w.wire = None;
-    for r in &mut w.rt {
-        r.ep = None;
-        r.start = None;
-    }
-    let view = RunView { history: &w.history, nodes: &w.actors, logs: &w.logs, end, stats: &w.stats, faults: &w.faults, fault_log: &[] };
-    let verdict = model.check(&view);
-    let outcome = Outcome { verdict, end, stats: w.stats.clone(), history_hash: history_hash(&w.history) };
+    let mut r = shared.lock();
+    r.wire = None;
+    r.rt.clear();
+    let outcome = r.judge(model, end);
     MadsimRun {
         outcome,
-        history: std::mem::take(&mut w.history),
-        trace: w.trace.take().unwrap_or_default(),
-        nodes: std::mem::take(&mut w.actors),
-        faults: w.faults.clone(),
+        history: std::mem::take(&mut r.w.history),
+        trace: r.w.trace.take().unwrap_or_default(),
+        nodes: std::mem::take(&mut r.w.nodes),
+        faults: r.w.faults.clone(),
+        plan: std::mem::take(&mut r.w.plan),
+        fault_log: std::mem::take(&mut r.w.fault_log),
+        choices: r.choices.recorded().to_vec(),
+    }
+}
+
+impl<A: MadsimActor> Run<A> {
+    /// A run of `model` whose fault profile and plan are drawn already: the first draws of
+    /// `Choices::seeded(seed)`, as natively, before madsim schedules anything.
+    fn new<M: Model<Actor = A>>(model: &M, seed: u64, trace: bool) -> Self {
+        let cfg = model.config();
+        let mut w = World { trace: trace.then(Vec::new), ..World::default() };
+        w.reset(model);
+        let mut choices = Choices::seeded(seed);
+        choices.set_recording(trace);
+        w.draw_faults(cfg, false, &mut choices);
+        let n = cfg.nodes.len();
+        Run {
+            w,
+            choices,
+            next_timer: 0,
+            out: Vec::new(),
+            rt: (0..n).map(|_| Wiring::default()).collect(),
+            addrs: (0..n).map(node_addr).collect(),
+            panic: None,
+            wire: None,
+            t0: None,
+            bound: 0,
+            gate: Vec::new(),
+        }
+    }
+
+    /// The verdict: a panic's, else the checker's (a checker's panic is a violation too).
+    fn judge<M: Model<Actor = A>>(&mut self, model: &M, end: RunEnd) -> Outcome {
+        if let Some((node, at_us, message)) = self.panic.take() {
+            return self.w.panicked(model, node, at_us, message);
+        }
+        let (sim_time_us, count) = (self.w.stats.sim_time_us, self.choices.count());
+        crate::panics::catch(|| self.w.judge(model, end, sim_time_us, count))
+            .unwrap_or_else(|message| self.w.panicked(model, usize::MAX, sim_time_us, message))
     }
 }
 

@@ -119,3 +119,36 @@ fn the_exhaustive_checker_reports_a_panic_with_a_tape_that_replays_it() {
     let none = check_exhaustive(&model, &ExhaustiveOptions::default(), None);
     assert!(none.exhausted && none.violations == 0, "{none:?}");
 }
+
+/// The same on madsim: a handler's panic stops the run as a violation named `panic`, the search
+/// goes on, and the seed replays it.
+#[cfg(all(feature = "madsim", madsim))]
+#[test]
+fn an_actor_panic_on_madsim_is_a_violation_and_the_search_goes_on() {
+    let model = FragileModel::new(0.0, 0.5, false);
+    let r = explore_madsim(&model, 0..100, 2, None);
+    assert_eq!(r.runs, 100, "every seed ran");
+    let panicked = r.by_invariant.get(PANIC).copied().unwrap_or(0);
+    assert!(panicked > 20 && panicked < 80, "about half the runs duplicate the request: {panicked}");
+    let f = r.first.expect("a panic found");
+    let v = &f.violation;
+    assert!(v.message.starts_with("handler's handler panicked at "), "{}", v.message);
+    assert!(v.message.contains("request 7 handled twice (at ") && v.message.contains("panics.rs:"), "{}", v.message);
+    let again = run_madsim(&model, f.seed);
+    assert_eq!(again.verdict.violation(), Some(v));
+    assert_eq!(again.history_hash, f.history_hash);
+}
+
+#[cfg(all(feature = "madsim", madsim))]
+#[test]
+fn a_checker_panic_on_madsim_is_a_violation_too() {
+    let model = FragileModel::new(0.5, 0.0, true);
+    let r = explore_madsim(&model, 0..100, 2, None);
+    let v = r.first.expect("a lost request makes the checker panic").violation;
+    assert!(
+        v.message.starts_with("the checker or the engine panicked at ") && v.message.contains("the request was handled"),
+        "{}",
+        v.message
+    );
+    assert!(r.violations < 100, "runs that delivered the request pass");
+}

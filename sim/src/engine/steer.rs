@@ -121,7 +121,7 @@ impl<A: Actor> Sim<A> {
                 }
             };
             // The driver's tie stands where a replay draws a `Tie` choice.
-            self.stats.choices += (self.eligible.len() > 1) as u64;
+            self.w.stats.choices += (self.eligible.len() > 1) as u64;
             let ev = self.put_back(Some(self.eligible[pick])).expect("picked an eligible event");
             if let Some(end) = self.step(ev, limit) {
                 break end;
@@ -153,7 +153,7 @@ impl<A: Actor> Sim<A> {
             let at = self.ties.partition_point(|t| (t.at_us, t.seq) < (e.at_us, e.seq));
             self.ties.insert(at, e);
         }
-        if self.untimed && self.now_us >= self.faults.fault_phase_us {
+        if self.untimed && self.now_us >= self.w.faults.fault_phase_us {
             self.ties.retain(|e| !matches!(e.kind, EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. }));
         }
     }
@@ -178,7 +178,7 @@ impl<A: Actor> Sim<A> {
         }
         let now = self.now_us;
         let ready = |s: &Self, e: &Event<A>| match e.kind {
-            EventKind::Deliver { to, .. } => s.rt[to].paused_until_us <= now,
+            EventKind::Deliver { to, .. } => s.w.life[to].paused_until_us <= now,
             _ => is_async(&e.kind),
         };
         let deadline = self.ties.iter().filter(|e| !is_async(&e.kind)).map(|e| e.at_us).min();
@@ -258,19 +258,19 @@ impl<A: Actor> Sim<A> {
         let mut events: Vec<u64> = self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter()).map(|e| self.event_key(e)).collect();
         events.sort_unstable();
         events.hash(&mut h);
-        for (node, rt) in self.nodes.iter().zip(&self.rt) {
+        for (node, rt) in self.w.nodes.iter().zip(&self.w.life) {
             node.hash(&mut h);
             let paused = if rt.paused_until_us > self.now_us { rt.paused_until_us } else { 0 };
             (rt.down, rt.epoch, paused).hash(&mut h);
         }
-        for log in &self.stores {
+        for log in &self.w.stores {
             (&log.records, log.synced, log.written).hash(&mut h);
         }
-        self.cancelled_ids().hash(&mut h);
-        let mut cuts = self.cuts.clone();
+        self.w.cancelled.ids().hash(&mut h);
+        let mut cuts = self.w.links.cuts.clone();
         cuts.sort_unstable_by_key(|&(n, d)| (n, d as u8));
         cuts.hash(&mut h);
-        let f = &self.faults;
+        let f = &self.w.faults;
         for p in [f.loss_probability, f.duplicate_probability, f.crash_probability, f.pause_probability, f.partition_probability] {
             h.write_u64(p.to_bits());
         }

@@ -78,3 +78,19 @@ fn explore_matches_single_runs() {
     let xor = (0..40).fold(0, |x, s| x ^ run_madsim(&model, s).history_hash);
     assert_eq!(r.hash_xor, xor);
 }
+
+/// A partition cuts only links whose both ends are lossy, as natively: node 1 is declared
+/// reliable, so the partition of node 0 (the only lossy node) cuts nothing. (madsim's `cut` once
+/// lacked the both-ends-lossy check and lost messages here.)
+#[test]
+fn a_partition_does_not_cut_a_link_declared_reliable() {
+    let faults = FaultProfile { partition_probability: 1.0, partition_us_max: 100_000, fault_phase_us: 10_000, ..FaultProfile::none() };
+    let mut model = PingPongModel::new(20, faults);
+    model.config.nodes[1].lossy = false;
+    for seed in 0..20 {
+        let run = run_madsim_full(&model, seed, false);
+        assert_eq!(run.outcome.stats.partitions, 1, "seed {seed}: the partition happens");
+        assert_eq!(run.outcome.stats.messages_lost, 0, "seed {seed}: a reliable link lost a message");
+        assert_eq!(count(&run.history, |o| matches!(o, Obs::GotPong(_))), 20, "seed {seed}");
+    }
+}
