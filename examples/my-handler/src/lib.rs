@@ -123,8 +123,9 @@ impl PaymentHandler {
                 Self::respond(ctx, &job, Status::Conflict);
             }
             // The store refused the write (`min_replicas_to_write` with its replica out of
-            // reach): nothing was claimed, the client may retry.
-            RedisReply::NoReplicas => Self::respond(ctx, &job, Status::ServerError),
+            // reach, or full at `maxmemory` under `noeviction`): nothing was claimed, the client
+            // may retry.
+            RedisReply::NoReplicas | RedisReply::Oom => Self::respond(ctx, &job, Status::ServerError),
         }
     }
 
