@@ -31,7 +31,9 @@
 //! per second, the semantics used, and the first counterexample: the shortest violating run
 //! found (then the lexicographically least tape), as a tape that `Sim::run_tape` replays once
 //! the simulator is in the same semantics (`Semantics::apply`, or `replay`). The result depends
-//! only on the model and the options.
+//! only on the model and the options, not on the number of threads (`ExhaustiveOptions::threads`:
+//! workers search disjoint subtrees of the choice tree and share the state table; see
+//! `check_exhaustive` for which counts a passing search on several threads may vary).
 //!
 //! Soundness of state pruning: two states with the same key have the same futures, because the
 //! key holds all the simulator state the rest of a run depends on (`Sim::state_hash`; it leaves
