@@ -165,8 +165,8 @@ pub struct ExhaustiveOptions {
     /// the point it changes instead of replaying from the start (0: always replay). Speed only:
     /// the search and its report are the same for every value.
     pub snapshot_every_events: u64,
-    /// Worker threads (0: one per core). The report is the same for every number (see
-    /// `check_exhaustive`); only its timings differ.
+    /// Worker threads (0: one per core). The verdict, the counterexample and the distinct
+    /// states are the same for every number; `check_exhaustive` says which counts may differ.
     pub threads: usize,
 }
 
@@ -309,17 +309,22 @@ impl ExhaustiveReport {
 
 /// Search every run of `model` within `opts`. `progress`, if given, counts runs started.
 ///
-/// On several threads (`ExhaustiveOptions::threads`) the report is the same as on one, apart
-/// from its timings: with state pruning off every worker judges a fixed share of one fixed set
-/// of runs; with it on, which runs are judged depends on which worker reaches a shared state
-/// first (see `parallel`), so the parallel search is used as a proof: it stops at its first
-/// violation, and the single-threaded search then makes the report (counts, counterexample),
-/// exactly as `threads: 1` does. A search that finds nothing reports the parallel search's
-/// counts: the verdict, `exhausted`, `distinct_states` and `final_states` (every state within
-/// the bounds is reached, whoever reaches it) are the same for every thread count;
-/// `interleavings`, `runs`, `pruned`, `sleep_blocked`, `truncated`, `time_limited`,
-/// `max_depth` and `sampled_points` can vary between runs on several threads. A search cut
-/// short by `max_runs` on several threads judges different runs each time.
+/// On several threads (`ExhaustiveOptions::threads`) the verdict and the counterexample are
+/// those of one thread, always. With state pruning off the whole report is (timings aside):
+/// every worker judges a share of one fixed set of runs. With it on, which runs are judged
+/// depends on which worker reaches a shared state first (see `parallel`), so the parallel
+/// search serves as a proof: it stops at its first violation, and then the single-threaded
+/// search makes the report (counts and counterexample exactly as with `threads: 1`). A search
+/// that finds nothing reports the parallel search's counts: `exhausted`, `distinct_states` and
+/// `final_states` are the same for every thread count (every state within the bounds is
+/// reached, whoever reaches it); `interleavings`, `runs`, `pruned`, `sleep_blocked`,
+/// `truncated`, `time_limited`, `max_depth` and `sampled_points` can differ from run to run on
+/// several threads, when the reduction is on. Without it (or under the ordered view) and with no
+/// depth bound, they cannot, `max_depth` aside: every state is then explored exactly once, from
+/// whichever visit reaches it first, and each count is a sum over the states of what leaving
+/// that state finds, which depends on the state alone (with sleep sets, a state is explored
+/// again when reached with fewer events asleep, which depends on the order of visits). A search
+/// cut short by `max_runs` on several threads judges different runs each time.
 pub fn check_exhaustive<M: Model>(model: &M, opts: &ExhaustiveOptions, progress: Option<&AtomicU64>) -> ExhaustiveReport
 where
     M::Actor: Clone,

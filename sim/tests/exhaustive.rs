@@ -523,9 +523,11 @@ impl CloneConfig for sim::toy::PingPongModel {
 
 /// The search on `threads` workers reports what it does on one, timings aside: everything when
 /// something violates (the single-threaded search then makes the report) or when nothing is
-/// pruned (every worker judges a fixed share of one fixed set of runs); otherwise the verdict,
-/// the exhaustion, the distinct states and the final states (which runs get judged then depends
-/// on which worker reaches a shared state first). Run a few times: the workers race.
+/// pruned (every worker judges a fixed share of one fixed set of runs); all but the maximum
+/// depth when there is no reduction (every state is explored once, whoever reaches it);
+/// otherwise the verdict, the exhaustion, the distinct states and the final states (which runs
+/// get judged then depends on which worker reaches a shared state first, and with what asleep).
+/// Run a few times: the workers race.
 fn same_on_threads<M: Model>(name: &str, model: &M, o: &ExhaustiveOptions)
 where
     M::Actor: Clone,
@@ -539,6 +541,9 @@ where
         assert_eq!(key(&r), key(&one), "{name}: {threads} threads");
         if one.violations > 0 || !o.prune_states {
             assert_eq!(r.untimed_fields(), one.untimed_fields(), "{name}: {threads} threads");
+        } else if !one.reduction && o.bounds.max_events == u64::MAX {
+            let counts = |r: &ExhaustiveReport| ExhaustiveReport { max_depth: 0, ..r.untimed_fields() };
+            assert_eq!(counts(&r), counts(&one), "{name}: {threads} threads");
         }
     }
 }
@@ -572,4 +577,6 @@ fn threads_change_nothing_in_the_report() {
     for prune in [false, true] {
         same_on_threads(&format!("ping-pong, passing, prune {prune}"), &FaultSpotter(toy.clone_config(), |_| 0), &o(prune));
     }
+    let unreduced = ExhaustiveOptions { reduction: false, ..o(true) };
+    same_on_threads("ping-pong, passing, no reduction", &FaultSpotter(toy.clone_config(), |_| 0), &unreduced);
 }
