@@ -16,7 +16,10 @@
 //! the threads run: the set of states reached (every state within the bounds) and whether
 //! anything violates do not, but which runs get judged does, hence the counts of runs and
 //! interleavings and the shortest counterexample among them. `check_exhaustive` therefore keeps
-//! the report independent of the thread count (see there).
+//! the verdict and the counterexample (and the counts, where they allow it) independent of the
+//! thread count (see there). A fixed split with a table per subtree would be deterministic by
+//! construction, but it explores a state once in every subtree that reaches it, and the
+//! subtrees of one search share most of their states.
 
 use super::driver::{Checkpoints, RunDriver, StateTable};
 use super::tree::{self, Point};
