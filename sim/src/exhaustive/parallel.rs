@@ -19,7 +19,8 @@
 //! the verdict and the counterexample (and the counts, where they allow it) independent of the
 //! thread count (see there). A fixed split with a table per subtree would be deterministic by
 //! construction, but it explores a state once in every subtree that reaches it, and the
-//! subtrees of one search share most of their states.
+//! subtrees of one search can share many states (e.g. the same request order reached by
+//! different delivery orders).
 
 use super::driver::{Checkpoints, RunDriver, StateTable};
 use super::tree::{self, Point};
