@@ -113,6 +113,11 @@ pub struct Args {
     /// Directory for the counterexample's seed file.
     #[arg(long, value_name = "DIR", default_value = crate::explore::DEFAULT_SAVE_DIR)]
     pub save: PathBuf,
+    /// Worker threads, each searching its own subtrees of the choice tree; the verdict, the
+    /// counterexample and the distinct states are the same for any number (with nothing found,
+    /// run counts can differ) [default: all cores].
+    #[arg(long, value_name = "T", default_value_t = 0, hide_default_value = true)]
+    pub threads: usize,
 }
 
 /// `bounds` in `check --json`: `max_events` and `max_runs` are null when unbounded.
@@ -195,6 +200,8 @@ pub struct Summary {
     pub by_invariant: BTreeMap<String, u64>,
     pub elapsed_s: f64,
     pub states_per_sec: f64,
+    /// Worker threads the search used.
+    pub threads: usize,
     pub first_violation: Option<FirstViolation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shortest: Option<ShortestJson>,
@@ -231,6 +238,7 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
         o.history = HistoryView::Ordered;
     }
     o.stop_at_first = args.stop_at_first;
+    o.threads = args.threads;
     Ok(o)
 }
 
@@ -357,6 +365,7 @@ pub fn run(args: &Args) -> Result<Found> {
         by_invariant: report.by_invariant.clone(),
         elapsed_s: round3(report.elapsed_s),
         states_per_sec: report.states_per_sec.round(),
+        threads: opts.threads(),
         first_violation,
         shortest: shortest.map(|sh| ShortestJson {
             events: sh.shortest.as_ref().map(|c| c.events),
@@ -467,7 +476,13 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
         "runs:             {} ({} pruned, {} sleep-blocked, {} truncated)",
         sum.runs, sum.pruned, sum.sleep_blocked, sum.truncated
     );
-    let _ = writeln!(o, "elapsed:          {:.2} s, {} states/s", sum.elapsed_s, sum.states_per_sec);
+    let _ = writeln!(
+        o,
+        "elapsed:          {:.2} s, {} states/s, {}",
+        sum.elapsed_s,
+        sum.states_per_sec,
+        plural(sum.threads as u64, "thread", "threads")
+    );
     if sum.exhausted {
         let _ = writeln!(o, "exhausted:        every run within the bounds was explored");
     } else {

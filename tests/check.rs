@@ -345,3 +345,31 @@ fn merge_refuses_shards_of_different_backends() {
     }
     idemsim().arg("merge").args(&files).assert().code(2).stderr(predicate::str::contains("different backends"));
 }
+
+/// `--threads`: the same JSON on 1 and 2 threads but for timings and the thread count, for a
+/// bug found (its counterexample and counts) and for a pass (its verdict and states).
+#[test]
+fn threads_change_neither_verdict_nor_counterexample() {
+    let dir = TempDir::new().unwrap();
+    let strip = |mut v: Value| {
+        for k in ["elapsed_s", "states_per_sec", "threads"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let bug: Vec<Value> = ["1", "2"].iter().map(|t| strip(find_bug(dir.path(), &["--threads", t]))).collect();
+    assert_eq!(bug[0], bug[1]);
+    let good = |t: &str| {
+        let out = idemsim()
+            .args(["check", GOOD, "--exhaustive", "--lost", "1", "--json", "--threads", t])
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let v = json(&out);
+        assert_eq!(v["threads"].as_u64(), t.parse().ok());
+        (v["exhausted"].clone(), v["violations"].clone(), v["distinct_states"].clone(), v["first_violation"].clone())
+    };
+    assert_eq!(good("1"), good("2"));
+}

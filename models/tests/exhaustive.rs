@@ -185,3 +185,32 @@ fn the_per_node_view_judges_like_the_ordered_view() {
     let r = s.check_exhaustive(&ExhaustiveOptions { history: HistoryView::Ignored, ..opts(0, 0, 4) }, None);
     assert_eq!(r.history, HistoryView::PerNode);
 }
+
+/// On 2 or 3 threads a check reports what it does on one (timings aside): a bug with the same
+/// counterexample and counts (the single-threaded search makes the report once the parallel one
+/// finds a violation), the shortest counterexample too; a correct design the same verdict,
+/// distinct states and final states (its run counts may differ: which worker reaches a shared
+/// state first decides which runs get judged).
+#[test]
+fn threads_change_neither_verdict_nor_counterexample() {
+    let on = |s: &Scenario, o: ExhaustiveOptions, threads| {
+        s.check_exhaustive(&ExhaustiveOptions { threads, collect_final_states: true, ..o }, None)
+    };
+    let bug = scenario("payment/select-then-insert", 2, 1);
+    let one = on(&bug, opts(1, 0, 4), 1);
+    assert!(one.exhausted && one.first.is_some(), "{one:?}");
+    let shortest = |threads| bug.shortest_counterexample(&ExhaustiveOptions { threads, ..opts(0, 0, 4) }, None).shortest;
+    let shortest_one = shortest(1).expect("the race");
+    for threads in [2, 3] {
+        assert_eq!(on(&bug, opts(1, 0, 4), threads).untimed_fields(), one.untimed_fields(), "{threads} threads");
+        assert_eq!(shortest(threads).as_ref(), Some(&shortest_one), "{threads} threads");
+    }
+    let good = scenario(DURABLE, 2, 1);
+    let one = on(&good, opts(1, 0, 4), 1);
+    assert_holds("durable-on-conflict, <= 1 lost message, 1 thread", &one);
+    for threads in [2, 3] {
+        let r = on(&good, opts(1, 0, 4), threads);
+        assert_holds(&format!("durable-on-conflict, <= 1 lost message, {threads} threads"), &r);
+        assert_eq!((r.distinct_states, &r.final_states), (one.distinct_states, &one.final_states), "{threads} threads");
+    }
+}

@@ -31,7 +31,9 @@
 //! per second, the semantics used, and the first counterexample: the shortest violating run
 //! found (then the lexicographically least tape), as a tape that `Sim::run_tape` replays once
 //! the simulator is in the same semantics (`Semantics::apply`, or `replay`). The result depends
-//! only on the model and the options.
+//! only on the model and the options, not on the number of threads (`ExhaustiveOptions::threads`:
+//! workers search disjoint subtrees of the choice tree and share the state table; see
+//! `check_exhaustive` for which counts a passing search on several threads may vary).
 //!
 //! Soundness of state pruning: two states with the same key have the same futures, because the
 //! key holds all the simulator state the rest of a run depends on (`Sim::state_hash`; it leaves
@@ -46,15 +48,16 @@
 //! `RunView::stats` under pruning (counters are not in the key).
 
 mod driver;
+mod parallel;
 mod tree;
 
 use crate::engine::{Outcome, Sim};
 use crate::history::{RunEnd, Violation};
 use crate::model::Model;
-use driver::{Checkpoints, Cut, RunDriver, StateTable};
+use driver::Cut;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 use tree::Point;
 
@@ -162,6 +165,9 @@ pub struct ExhaustiveOptions {
     /// the point it changes instead of replaying from the start (0: always replay). Speed only:
     /// the search and its report are the same for every value.
     pub snapshot_every_events: u64,
+    /// Worker threads (0: one per core). The verdict, the counterexample and the distinct
+    /// states are the same for every number; `check_exhaustive` says which counts may differ.
+    pub threads: usize,
 }
 
 impl Default for ExhaustiveOptions {
@@ -175,6 +181,17 @@ impl Default for ExhaustiveOptions {
             stop_at_first: false,
             collect_final_states: false,
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS,
+            threads: 1,
+        }
+    }
+}
+
+impl ExhaustiveOptions {
+    /// The worker threads to use: `threads`, or one per core if it is 0.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -245,6 +262,32 @@ impl ExhaustiveReport {
         }
     }
 
+    /// Add the counts of another worker's runs (the caller sets the states and exhaustion).
+    fn merge(&mut self, o: ExhaustiveReport) {
+        self.interleavings += o.interleavings;
+        self.runs += o.runs;
+        self.pruned += o.pruned;
+        self.sleep_blocked += o.sleep_blocked;
+        self.truncated += o.truncated;
+        self.time_limited += o.time_limited;
+        self.max_depth = self.max_depth.max(o.max_depth);
+        self.sampled_points += o.sampled_points;
+        self.violations += o.violations;
+        for (k, n) in o.by_invariant {
+            *self.by_invariant.entry(k).or_default() += n;
+        }
+        if let Some(c) = o.first {
+            self.offer(c);
+        }
+    }
+
+    /// Keep `c` if it is the shortest, then least, tape so far.
+    fn offer(&mut self, c: Counterexample) {
+        if !matches!(&self.first, Some(f) if (f.tape.len(), &f.tape) <= (c.tape.len(), &c.tape)) {
+            self.first = Some(c);
+        }
+    }
+
     /// Judge a complete run whose decisions are `path`.
     fn note_complete(&mut self, o: Outcome, path: &[Point], events: u64) {
         self.interleavings += 1;
@@ -258,79 +301,45 @@ impl ExhaustiveReport {
         while tape.last() == Some(&0) {
             tape.pop();
         }
-        let better = !matches!(&self.first, Some(f) if (f.tape.len(), &f.tape) <= (tape.len(), &tape));
-        if better {
+        if !matches!(&self.first, Some(f) if (f.tape.len(), &f.tape) <= (tape.len(), &tape)) {
             self.first = Some(Counterexample { tape, violation: v.clone(), events, history_hash: o.history_hash });
         }
     }
 }
 
 /// Search every run of `model` within `opts`. `progress`, if given, counts runs started.
+///
+/// On several threads (`ExhaustiveOptions::threads`) the verdict and the counterexample are
+/// those of one thread, always. With state pruning off the whole report is (timings aside):
+/// every worker judges a share of one fixed set of runs. With it on, which runs are judged
+/// depends on which worker reaches a shared state first (see `parallel`), so the parallel
+/// search serves as a proof: it stops at its first violation, and then the single-threaded
+/// search makes the report (counts and counterexample exactly as with `threads: 1`). A search
+/// that finds nothing reports the parallel search's counts: `exhausted`, `distinct_states` and
+/// `final_states` are the same for every thread count (every state within the bounds is
+/// reached, whoever reaches it); `interleavings`, `runs`, `pruned`, `sleep_blocked`,
+/// `truncated`, `time_limited`, `max_depth` and `sampled_points` can differ from run to run on
+/// several threads, when the reduction is on. Without it (or under the ordered view) and with no
+/// depth bound, they cannot, `max_depth` aside: every state is then explored exactly once, from
+/// whichever visit reaches it first, and each count is a sum over the states of what leaving
+/// that state finds, which depends on the state alone (with sleep sets, a state is explored
+/// again when reached with fewer events asleep, which depends on the order of visits). A search
+/// cut short by `max_runs` on several threads judges different runs each time.
 pub fn check_exhaustive<M: Model>(model: &M, opts: &ExhaustiveOptions, progress: Option<&AtomicU64>) -> ExhaustiveReport
 where
     M::Actor: Clone,
 {
     let started = Instant::now();
-    let mut sim = Sim::new();
-    opts.semantics.apply(&mut sim);
-    sim.choices.set_recording(true);
-    let reduce = opts.reduction && opts.history != HistoryView::Ordered;
-    let mut report = ExhaustiveReport {
-        semantics: opts.semantics,
-        prune_states: opts.prune_states,
-        reduction: reduce,
-        history: opts.history,
-        ..ExhaustiveReport::default()
-    };
-    let mut table = StateTable::default();
-    let mut finals = BTreeSet::new();
-    // The current path: replayed up to its last point, which the last backtrack changed.
-    let mut path: Vec<Point> = Vec::new();
-    let mut checkpoints = Checkpoints::new(opts.snapshot_every_events);
-    loop {
-        let tape: Vec<u32> = path.iter().filter(|p| p.kind.is_some()).map(|p| p.value).collect();
-        let picks: Vec<u32> = path.iter().filter(|p| p.kind.is_none()).map(|p| p.value).collect();
-        // The last point of the path is the one the backtrack moved (none on the first run).
-        let resume = checkpoints.restore(&mut sim, path.len().checked_sub(1), &tape);
-        let resumed = resume.is_some();
-        let mut driver =
-            RunDriver::new(&opts.bounds, &mut table, opts.prune_states, reduce, opts.history, &picks, tape.len(), &mut checkpoints, resume);
-        let outcome = if resumed {
-            sim.resume_driven(model, &mut driver)
-        } else {
-            sim.choices.reset_tape(&tape);
-            sim.run_driven(model, &mut driver)
-        };
-        if outcome.is_some() {
-            let key = driver.state_key(&sim);
-            driver.table.note_final(key);
-            if opts.collect_final_states {
-                finals.insert(key);
-            }
-        }
-        let (events, cut, new_picks) = (driver.events(), driver.cut, std::mem::take(&mut driver.new_picks));
-        let known = path.len();
-        tree::extend(&mut path, sim.choices.recorded(), tape.len(), new_picks);
-        report.sampled_points += path[known..].iter().filter(|p| p.is_sampled(&opts.bounds)).count() as u64;
-        report.runs += 1;
-        report.max_depth = report.max_depth.max(events);
-        report.note_cut(cut);
-        if let Some(o) = outcome {
-            report.note_complete(o, &path, events);
-        }
-        if let Some(p) = progress {
-            p.fetch_add(1, Ordering::Relaxed);
-        }
-        if (opts.stop_at_first && report.violations > 0) || report.runs >= opts.bounds.max_runs {
-            break;
-        }
-        if !tree::backtrack(&mut path, &opts.bounds) {
-            report.exhausted = true;
-            break;
-        }
+    let threads = opts.threads();
+    let racy = threads > 1 && (opts.prune_states || opts.stop_at_first);
+    let mut report = parallel::search(model, opts, threads, racy, progress);
+    if racy && report.violations > 0 {
+        report = parallel::search(model, opts, 1, false, progress);
     }
-    report.distinct_states = table.len();
-    report.final_states = finals.into_iter().collect();
+    report.semantics = opts.semantics;
+    report.prune_states = opts.prune_states;
+    report.reduction = opts.reduction && opts.history != HistoryView::Ordered;
+    report.history = opts.history;
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.states_per_sec = report.distinct_states as f64 / report.elapsed_s.max(1e-9);
     report

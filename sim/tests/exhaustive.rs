@@ -520,3 +520,63 @@ impl CloneConfig for sim::toy::PingPongModel {
         sim::toy::PingPongModel { config: self.config.clone(), pings: self.pings, ticks: self.ticks, fsync_every: self.fsync_every }
     }
 }
+
+/// The search on `threads` workers reports what it does on one, timings aside: everything when
+/// something violates (the single-threaded search then makes the report) or when nothing is
+/// pruned (every worker judges a fixed share of one fixed set of runs); all but the maximum
+/// depth when there is no reduction (every state is explored once, whoever reaches it);
+/// otherwise the verdict, the exhaustion, the distinct states and the final states (which runs
+/// get judged then depends on which worker reaches a shared state first, and with what asleep).
+/// Run a few times: the workers race.
+fn same_on_threads<M: Model>(name: &str, model: &M, o: &ExhaustiveOptions)
+where
+    M::Actor: Clone,
+{
+    let on = |threads| check_exhaustive(model, &ExhaustiveOptions { threads, collect_final_states: true, ..o.clone() }, None);
+    let one = on(1);
+    assert!(one.exhausted && one.interleavings > 0, "{name}: {one:?}");
+    let key = |r: &ExhaustiveReport| (r.exhausted, r.violations > 0, r.first.clone(), r.distinct_states, r.final_states.clone());
+    for threads in [2, 3, 2, 3] {
+        let r = on(threads);
+        assert_eq!(key(&r), key(&one), "{name}: {threads} threads");
+        if one.violations > 0 || !o.prune_states {
+            assert_eq!(r.untimed_fields(), one.untimed_fields(), "{name}: {threads} threads");
+        } else if !one.reduction && o.bounds.max_events == u64::MAX {
+            let counts = |r: &ExhaustiveReport| ExhaustiveReport { max_depth: 0, ..r.untimed_fields() };
+            assert_eq!(counts(&r), counts(&one), "{name}: {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn threads_change_nothing_in_the_report() {
+    for (prune, reduce) in [(false, false), (true, false), (true, true)] {
+        let o = opts(prune, reduce, HistoryView::PerNode);
+        let what = format!("prune {prune} reduce {reduce}");
+        same_on_threads(&format!("racy payment, {what}"), &payment(false), &o);
+        same_on_threads(&format!("atomic payment, {what}"), &payment(true), &o);
+        same_on_threads(&format!("bursts of 3, {what}"), &bursts(3), &o);
+        same_on_threads(&format!("3 chains of 3, {what}"), &chains(3, 3), &o);
+    }
+    // Faults: a ping-pong with a budget of one crash and one loss, under a checker that flags
+    // any fault (it reads counters, so not under pruning) and one that passes every run.
+    let faults = FaultProfile {
+        loss_probability: 0.5,
+        crash_probability: 0.5,
+        restart_delay_us_min: 500,
+        restart_delay_us_max: 3_000,
+        fault_phase_us: 2_500,
+        ..FaultProfile::default()
+    };
+    let mut toy = sim::toy::PingPongModel::new(1, faults);
+    toy.ticks = 2;
+    toy.fsync_every = 1;
+    let bounds = Bounds { max_lost: 1, max_crashes: 1, ..Bounds::default() };
+    let o = |prune| ExhaustiveOptions { bounds: bounds.clone(), ..opts(prune, true, HistoryView::PerNode) };
+    same_on_threads("ping-pong, faults flagged", &FaultSpotter(toy.clone_config(), |s| s.faults_total()), &o(false));
+    for prune in [false, true] {
+        same_on_threads(&format!("ping-pong, passing, prune {prune}"), &FaultSpotter(toy.clone_config(), |_| 0), &o(prune));
+    }
+    let unreduced = ExhaustiveOptions { reduction: false, ..o(true) };
+    same_on_threads("ping-pong, passing, no reduction", &FaultSpotter(toy.clone_config(), |_| 0), &unreduced);
+}

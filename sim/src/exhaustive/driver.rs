@@ -10,6 +10,7 @@ use crate::engine::{Driver, EventInfo, Sim, Step};
 use crate::history::{Entry, StableHasher};
 use std::collections::hash_map::{Entry as Slot, HashMap};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
 
 /// Why a run stopped before its end.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -47,27 +48,50 @@ struct Visit {
     sleep: Vec<u64>,
 }
 
-/// Every state the search has reached, by key.
-#[derive(Default)]
+type Shard = HashMap<u64, Visit, BuildHasherDefault<PassThrough>>;
+
+/// Shards of the state table: enough that the workers of a parallel search rarely wait on one
+/// another (a lookup holds one shard's lock for a few hundred nanoseconds).
+const SHARDS: usize = 64;
+
+/// Every state the search has reached, by key, shared by the workers of a search. A visit is
+/// recorded and checked under one lock, so of two workers reaching a state at once exactly one
+/// explores it. Pruning against a state another worker is still exploring is sound: every
+/// recorded visit is explored to the end by the worker that recorded it (a search stops early
+/// only at `max_runs` or a violation, and then claims no proof).
 pub(super) struct StateTable {
-    map: HashMap<u64, Visit, BuildHasherDefault<PassThrough>>,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for StateTable {
+    fn default() -> Self {
+        StateTable { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
+    }
 }
 
 impl StateTable {
+    /// The shard of `key`, chosen by middle bits: the map uses the low bits for the bucket and
+    /// the top ones for its control bytes.
+    fn shard(&self, key: u64) -> MutexGuard<'_, Shard> {
+        let m = &self.shards[(key >> 32) as usize % SHARDS];
+        // A worker that panicked left its shard consistent (every update is one map operation).
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn len(&self) -> u64 {
-        self.map.len() as u64
+        (0..SHARDS).map(|i| self.shard((i as u64) << 32).len() as u64).sum()
     }
 
     /// Record a final state (a run's end is a state too; nothing runs from it).
-    pub fn note_final(&mut self, key: u64) {
-        self.map.entry(key).or_insert(Visit { depth: 0, sleep: Vec::new() });
+    pub fn note_final(&self, key: u64) {
+        self.shard(key).entry(key).or_insert(Visit { depth: 0, sleep: Vec::new() });
     }
 
-    /// Record a visit; true if an earlier one explored at least what this one would: it had as
-    /// much depth left and no event asleep that is awake now. Otherwise this visit explores, and
-    /// the record keeps what is then known to be covered.
-    fn visit(&mut self, key: u64, depth: u64, sleep: &[u64]) -> bool {
-        match self.map.entry(key) {
+    /// Record a visit; true if an earlier one explored (or is exploring, and will finish) at
+    /// least what this one would: it had as much depth left and no event asleep that is awake
+    /// now. Otherwise this visit explores, and the record keeps what is then known to be covered.
+    fn visit(&self, key: u64, depth: u64, sleep: &[u64]) -> bool {
+        match self.shard(key).entry(key) {
             Slot::Vacant(v) => {
                 v.insert(Visit { depth, sleep: sleep.to_vec() });
                 false
@@ -122,7 +146,7 @@ impl HistoryKey {
 /// What one run needs from the search, and what it hands back.
 pub(super) struct RunDriver<'a, A: Actor> {
     bounds: &'a Bounds,
-    pub table: &'a mut StateTable,
+    pub table: &'a StateTable,
     prune: bool,
     reduce: bool,
     /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
@@ -173,6 +197,11 @@ impl<A: Actor + Clone> Checkpoints<A> {
         Checkpoints { every, stack: Vec::new() }
     }
 
+    /// Forget every snapshot (before a worker takes up another subtree).
+    pub fn clear(&mut self) {
+        self.stack.clear();
+    }
+
     /// Before the run of a path whose point `changed` the search just moved (`None`: the first
     /// run): drop the snapshots taken after that point was consumed, and put `sim` in the state
     /// of the last one left, returning what its driver knew then; `None` if the run must start
@@ -193,7 +222,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         bounds: &'a Bounds,
-        table: &'a mut StateTable,
+        table: &'a StateTable,
         prune: bool,
         reduce: bool,
         view: HistoryView,

@@ -98,10 +98,12 @@ pub(super) fn extend(stack: &mut Vec<Point>, recorded: &[Choice], replayed: usiz
     }
 }
 
-/// Move to the next path: change the deepest point that has a value left, dropping the points
-/// below it. False when the tree is exhausted.
-pub(super) fn backtrack(stack: &mut Vec<Point>, bounds: &Bounds) -> bool {
-    while let Some(p) = stack.last_mut() {
+/// Move to the next path: change the deepest point at or past `floor` that has a value left,
+/// dropping the points below it. False when the subtree (the points before `floor` fixed) is
+/// exhausted.
+pub(super) fn backtrack(stack: &mut Vec<Point>, floor: usize, bounds: &Bounds) -> bool {
+    while stack.len() > floor {
+        let p = stack.last_mut().expect("longer than floor");
         if let Some(v) = p.next_value(bounds) {
             p.value = v;
             return true;
@@ -109,6 +111,17 @@ pub(super) fn backtrack(stack: &mut Vec<Point>, bounds: &Bounds) -> bool {
         stack.pop();
     }
     false
+}
+
+/// Split off part of the subtree still to be searched from `stack` (whose points before `floor`
+/// are fixed): the values not yet tried at the shallowest point that has one left, as the path
+/// to the first of them. The caller keeps the rest, with its floor past that point. `None` if
+/// no point at or past `floor` has a value left.
+pub(super) fn split(stack: &[Point], floor: usize, bounds: &Bounds) -> Option<(Vec<Point>, usize)> {
+    let (i, v) = stack.iter().enumerate().skip(floor).find_map(|(i, p)| p.next_value(bounds).map(|v| (i, v)))?;
+    let mut given = stack[..=i].to_vec();
+    given[i].value = v;
+    Some((given, i))
 }
 
 #[cfg(test)]
