@@ -5,7 +5,7 @@
 //! what a timed-out or failed call does to the key (`on_error`). The completer (`completer.rs`)
 //! is this same handler run by a background node on keys nobody is working on.
 
-use super::postgres::{KeyRow, Lease, RecoveryPoint, Sql, SqlReply};
+use super::postgres::{Lease, RecoveryPoint, Sql, SqlReply};
 use super::provider::{ChargeCall, ProviderReply};
 use super::redis::{RedisCmd, RedisReply, Value};
 use super::{Msg, Node, Record, Request, Shared, Timer, PROVIDER, STORE};
@@ -15,6 +15,11 @@ use crate::knobs::{
 };
 use invariants::{ChargeId, Obs, Status};
 use sim::{ChoiceKind, Ctx, NodeId, TimerId};
+
+mod calls;
+mod existing;
+
+use existing::Existing;
 
 /// How long a blocked request sleeps before looking at an in-flight key again.
 const POLL_US: u64 = 5_000;
@@ -55,43 +60,6 @@ pub(super) enum Step {
         partition: u32,
         seq: u32,
     },
-}
-
-/// What the key store said of the key, in one shape for both stores.
-#[derive(Copy, Clone, Debug, Hash)]
-struct Existing {
-    fp: u32,
-    done: bool,
-    failed: bool,
-    charge: Option<ChargeId>,
-    point: RecoveryPoint,
-    locked_until_us: u64,
-}
-
-impl From<KeyRow> for Existing {
-    fn from(r: KeyRow) -> Self {
-        Existing {
-            fp: r.fp,
-            done: r.point == RecoveryPoint::Finished,
-            failed: r.point == RecoveryPoint::Failed,
-            charge: r.charge,
-            point: r.point,
-            locked_until_us: r.locked_until_us,
-        }
-    }
-}
-
-impl From<Value> for Existing {
-    fn from(v: Value) -> Self {
-        let open = Existing { fp: 0, done: false, failed: false, charge: None, point: RecoveryPoint::Started, locked_until_us: u64::MAX };
-        match v {
-            Value::InFlight { fp } => Existing { fp, ..open },
-            Value::Done { fp, charge, .. } => {
-                Existing { fp, done: true, charge: Some(charge), point: RecoveryPoint::Finished, locked_until_us: 0, ..open }
-            }
-            Value::Failed { fp } => Existing { fp, failed: true, point: RecoveryPoint::Failed, locked_until_us: 0, ..open },
-        }
-    }
 }
 
 #[derive(Clone, Debug, Hash)]
@@ -635,79 +603,5 @@ impl Server {
             ctx.cancel_timer(t);
         }
         self.after_completer_job(ctx);
-    }
-
-    fn end_tx(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let j = self.job(slot);
-        if j.in_tx {
-            j.in_tx = false;
-            let (tx, db) = (j.call, j.db);
-            ctx.send(db, Msg::Sql { tx, begin: false, sql: Sql::Rollback, lock_timeout_us: 0 });
-        }
-    }
-
-    pub(super) fn commit(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, then: Step) {
-        self.job(slot).step = then;
-        self.sql(ctx, slot, Sql::Commit);
-        self.job(slot).in_tx = false;
-    }
-
-    /// Send a statement, beginning a transaction if none is open (an autocommit statement is a
-    /// transaction of its own).
-    pub(super) fn sql(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, sql: Sql) {
-        self.sql_on(ctx, slot, STORE, sql)
-    }
-
-    /// `sql` on database `db` (the key store, or the checkout chain's orders database); a
-    /// statement of an open transaction goes where the transaction is.
-    pub(super) fn sql_on(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, db: NodeId, sql: Sql) {
-        let autocommit = matches!(sql, Sql::Release { .. } | Sql::Fail { .. });
-        let begin = !self.job(slot).in_tx;
-        if begin {
-            let call = self.new_call();
-            let j = self.job(slot);
-            (j.call, j.db, j.in_tx) = (call, db, !autocommit);
-        }
-        let lock_timeout_us = if self.design.in_flight == InFlight::Reject409 { self.design.lock_timeout_us } else { 0 };
-        let j = self.job(slot);
-        ctx.send(j.db, Msg::Sql { tx: j.call, begin, sql, lock_timeout_us });
-        self.arm_timeout(ctx, slot);
-    }
-
-    fn redis(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, cmd: RedisCmd) {
-        let call = self.new_call();
-        self.job(slot).call = call;
-        ctx.send(STORE, Msg::Redis { req: call, cmd });
-        self.arm_timeout(ctx, slot);
-    }
-
-    /// Guard the call just sent with `call_timeout_us`.
-    fn arm_timeout(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize) {
-        let after_us = self.design.call_timeout_us;
-        if after_us > 0 {
-            self.arm(ctx, slot, after_us, |slot, wait| ServerTimer::CallTimeout { slot, wait });
-        }
-    }
-
-    /// Replace the job's timer by `timer(slot, wait)` in `after_us`, `wait` naming this call.
-    pub(super) fn arm(&mut self, ctx: &mut Ctx<'_, Node>, slot: usize, after_us: u64, timer: fn(usize, u32) -> ServerTimer) {
-        let j = self.job(slot);
-        if let Some(t) = j.timer.take() {
-            ctx.cancel_timer(t);
-        }
-        j.wait += 1;
-        let t = ctx.set_timer(after_us, Timer::Server(timer(slot, j.wait)));
-        self.job(slot).timer = Some(t);
-    }
-
-    /// A completer's sweep query goes out as its own call (no job holds it).
-    pub(super) fn sweep_query(&mut self, ctx: &mut Ctx<'_, Node>, sql: Sql) {
-        let call = self.new_call();
-        self.sweep_call = Some(call);
-        ctx.send(STORE, Msg::Sql { tx: call, begin: true, sql, lock_timeout_us: 0 });
-    }
-
-    pub(super) fn job(&mut self, slot: usize) -> &mut Job {
-        self.jobs[slot].as_mut().expect("a job in this slot")
     }
 }
