@@ -5,7 +5,7 @@
 use crate::ms;
 use crate::obs::{ChargeRow, KeyEnd, KeyRecord, Obs, OpId, Settle, Status};
 use sim::{Entry, RunEnd, Verdict, Violation};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 
 pub const EXACTLY_ONCE_CHARGE: &str = "exactly_once_charge";
 pub const MISMATCH_REJECTED: &str = "mismatch_rejected";
@@ -108,81 +108,106 @@ fn settle_text(s: Settle) -> String {
 /// as failed or gave up is charged, unless a later answer reported that charge to the client.
 pub fn exactly_once_charge(run: &PaymentRun<'_>) -> Option<Violation> {
     let h = run.history;
-    let mut by_op: BTreeMap<OpId, Vec<&ChargeRow>> = BTreeMap::new();
-    for row in run.charges {
-        by_op.entry(row.op).or_default().push(row);
-    }
-    for (&op, rows) in &by_op {
-        if rows.len() > 1 {
-            let list: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    let at = charge_time(h, r.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
-                    format!("#{} (key {:#x}, amount {}) {at}", r.charge, r.key, r.amount)
-                })
-                .collect();
-            let message = format!(
-                "double charge: operation {op} has {} durable charges: {}. Client: {}.",
-                rows.len(),
-                list.join(", "),
-                client_story(h, op)
-            );
-            return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+    with_scratch(0, |by_op| {
+        // (operation, index in `run.charges`), sorted: each operation's rows together, in
+        // operation order, each in the ledger's order.
+        by_op.extend(run.charges.iter().enumerate().map(|(i, r)| (r.op as u64, i)));
+        by_op.sort_unstable();
+        for rows in by_op.chunk_by(|a, b| a.0 == b.0) {
+            if rows.len() > 1 {
+                let op = rows[0].0 as OpId;
+                let list: Vec<String> = rows
+                    .iter()
+                    .map(|&(_, i)| {
+                        let r = &run.charges[i];
+                        let at = charge_time(h, r.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
+                        format!("#{} (key {:#x}, amount {}) {at}", r.charge, r.key, r.amount)
+                    })
+                    .collect();
+                let message = format!(
+                    "double charge: operation {op} has {} durable charges: {}. Client: {}.",
+                    rows.len(),
+                    list.join(", "),
+                    client_story(h, op)
+                );
+                return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+            }
         }
-    }
-    for e in h {
-        let Obs::Settled { op, outcome: Settle::Succeeded { charge, amount } } = e.obs else { continue };
-        let durable = by_op.get(&op).and_then(|rows| rows.first());
-        if durable.is_none_or(|r| r.charge != charge) {
-            let applied = charge_time(h, charge).map_or("never recorded as applied".into(), |(_, t)| format!("applied at {}", ms(t)));
-            let now = durable.map_or("no durable charge".into(), |r| format!("only charge #{} durable", r.charge));
-            let message = format!(
-                "acknowledged charge lost: the client of operation {op} was told 200 charge #{charge} amount {amount} at {}, \
-                 but the ledger has {now} for it (charge #{charge} was {applied}). Client: {}.",
-                ms(e.at_us),
-                client_story(h, op)
-            );
-            return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+        for e in h {
+            let Obs::Settled { op, outcome: Settle::Succeeded { charge, amount } } = e.obs else { continue };
+            let durable = first_row(run.charges, by_op, op);
+            if durable.is_none_or(|r| r.charge != charge) {
+                let applied = charge_time(h, charge).map_or("never recorded as applied".into(), |(_, t)| format!("applied at {}", ms(t)));
+                let now = durable.map_or("no durable charge".into(), |r| format!("only charge #{} durable", r.charge));
+                let message = format!(
+                    "acknowledged charge lost: the client of operation {op} was told 200 charge #{charge} amount {amount} at {}, \
+                     but the ledger has {now} for it (charge #{charge} was {applied}). Client: {}.",
+                    ms(e.at_us),
+                    client_story(h, op)
+                );
+                return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+            }
         }
-    }
-    told_failed_but_charged(run, &by_op)
+        told_failed_but_charged(run, by_op)
+    })
+}
+
+/// Per-thread scratch vectors of `(operation or key, index)` pairs: the checkers judge every run
+/// of a search, and a passing run allocates nothing here once warm (they used to build maps).
+/// Slot 0 is for a checker's own use, slot 1 for a helper it calls while holding slot 0.
+fn with_scratch<R>(slot: usize, f: impl FnOnce(&mut Vec<(u64, usize)>) -> R) -> R {
+    thread_local!(static SCRATCH: [RefCell<Vec<(u64, usize)>>; 2] = const { [RefCell::new(Vec::new()), RefCell::new(Vec::new())] });
+    SCRATCH.with(|s| {
+        let mut v = s[slot].borrow_mut();
+        v.clear();
+        f(&mut v)
+    })
+}
+
+/// The first of `op`'s rows in the ledger, given `by_op` as `exactly_once_charge` sorts it.
+fn first_row<'a>(charges: &'a [ChargeRow], by_op: &[(u64, usize)], op: OpId) -> Option<&'a ChargeRow> {
+    let i = by_op.partition_point(|&(o, _)| o < op as u64);
+    by_op.get(i).filter(|&&(o, _)| o == op as u64).map(|&(_, row)| &charges[row])
 }
 
 /// An operation whose last word to its user was "failed" or "gave up" while a charge for it is
 /// durable: the user believes they did not pay (and may pay again).
-fn told_failed_but_charged(run: &PaymentRun<'_>, by_op: &BTreeMap<OpId, Vec<&ChargeRow>>) -> Option<Violation> {
+fn told_failed_but_charged(run: &PaymentRun<'_>, by_op: &[(u64, usize)]) -> Option<Violation> {
     let h = run.history;
-    let mut last: BTreeMap<OpId, (usize, Settle)> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        if let Obs::Settled { op, outcome } = e.obs {
-            last.insert(op, (i, outcome));
-        }
-    }
-    for (&op, &(i, outcome)) in &last {
-        if matches!(outcome, Settle::Succeeded { .. }) || (!run.liveness && matches!(outcome, Settle::GaveUp { .. })) {
-            continue;
-        }
-        let Some(row) = by_op.get(&op).and_then(|rows| rows.first()) else { continue };
-        let reported_later = h[i..]
-            .iter()
-            .any(|e| matches!(e.obs, Obs::Received { op: o, status: Status::Ok { charge, .. }, .. } if o == op && charge == row.charge));
-        if reported_later {
-            continue;
-        }
-        let at = charge_time(h, row.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
-        let message = format!(
-            "charged but told failed: operation {op} settled {} at {}, but charge #{} (key {:#x}, amount {}) made {at} is durable \
-             and no later answer reported it. Client: {}.",
-            settle_text(outcome),
-            ms(h[i].at_us),
-            row.charge,
-            row.key,
-            row.amount,
-            client_story(h, op)
+    with_scratch(1, |settled| {
+        settled.extend(
+            h.iter().enumerate().filter_map(|(i, e)| if let Obs::Settled { op, .. } = e.obs { Some((op as u64, i)) } else { None }),
         );
-        return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
-    }
-    None
+        settled.sort_unstable();
+        // Each operation's last `Settled`, in operation order.
+        for group in settled.chunk_by(|a, b| a.0 == b.0) {
+            let (op, i) = (group[0].0 as OpId, group[group.len() - 1].1);
+            let Obs::Settled { outcome, .. } = h[i].obs else { unreachable!("a Settled entry") };
+            if matches!(outcome, Settle::Succeeded { .. }) || (!run.liveness && matches!(outcome, Settle::GaveUp { .. })) {
+                continue;
+            }
+            let Some(row) = first_row(run.charges, by_op, op) else { continue };
+            let reported_later = h[i..].iter().any(
+                |e| matches!(e.obs, Obs::Received { op: o, status: Status::Ok { charge, .. }, .. } if o == op && charge == row.charge),
+            );
+            if reported_later {
+                continue;
+            }
+            let at = charge_time(h, row.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
+            let message = format!(
+                "charged but told failed: operation {op} settled {} at {}, but charge #{} (key {:#x}, amount {}) made {at} is durable \
+                 and no later answer reported it. Client: {}.",
+                settle_text(outcome),
+                ms(h[i].at_us),
+                row.charge,
+                row.key,
+                row.amount,
+                client_story(h, op)
+            );
+            return violation(EXACTLY_ONCE_CHARGE, message, op_events(h, op));
+        }
+        None
+    })
 }
 
 /// A key reused with a different payload is refused (422): never answered 200 with the result
@@ -234,27 +259,37 @@ pub fn mismatch_rejected(run: &PaymentRun<'_>) -> Option<Violation> {
 /// Every success response for one key carries the same result.
 pub fn replay_fidelity(run: &PaymentRun<'_>) -> Option<Violation> {
     let h = run.history;
-    let mut first: BTreeMap<u64, (usize, Status)> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        let Obs::Received { op, key, status: st @ Status::Ok { charge, amount, .. }, .. } = e.obs else { continue };
-        match first.get(&key) {
-            None => {
-                first.insert(key, (i, st));
+    let ok = |i: usize| match h[i].obs {
+        Obs::Received { op, status: Status::Ok { charge, amount, .. }, .. } => (op, charge, amount),
+        _ => unreachable!("a 200 entry"),
+    };
+    with_scratch(0, |oks| {
+        oks.extend(h.iter().enumerate().filter_map(|(i, e)| match e.obs {
+            Obs::Received { key, status: Status::Ok { .. }, .. } => Some((key, i)),
+            _ => None,
+        }));
+        oks.sort_unstable();
+        // The earliest 200 (in history order) that differs from its key's first.
+        let mut first_diff: Option<(u64, usize, usize)> = None;
+        for group in oks.chunk_by(|a, b| a.0 == b.0) {
+            let (key, j) = group[0];
+            let (_, c0, a0) = ok(j);
+            let diff = group[1..].iter().map(|&(_, i)| i).find(|&i| (ok(i).1, ok(i).2) != (c0, a0));
+            if let Some(i) = diff.filter(|&i| first_diff.is_none_or(|(_, _, f)| i < f)) {
+                first_diff = Some((key, j, i));
             }
-            Some(&(j, Status::Ok { charge: c0, amount: a0, .. })) if (c0, a0) != (charge, amount) => {
-                let message = format!(
-                    "replay differs: key {key:#x} was answered 200 charge #{c0} amount {a0} at {} and 200 charge #{charge} amount {amount} \
-                     at {} (operation {op}). Client: {}.",
-                    ms(h[j].at_us),
-                    ms(e.at_us),
-                    client_story(h, op)
-                );
-                return violation(REPLAY_FIDELITY, message, vec![j, i]);
-            }
-            Some(_) => {}
         }
-    }
-    None
+        let (key, j, i) = first_diff?;
+        let ((_, c0, a0), (op, charge, amount)) = (ok(j), ok(i));
+        let message = format!(
+            "replay differs: key {key:#x} was answered 200 charge #{c0} amount {a0} at {} and 200 charge #{charge} amount {amount} \
+             at {} (operation {op}). Client: {}.",
+            ms(h[j].at_us),
+            ms(h[i].at_us),
+            client_story(h, op)
+        );
+        violation(REPLAY_FIDELITY, message, vec![j, i])
+    })
 }
 
 /// Liveness: the run ends by itself; after the heal phase every operation settles within the
@@ -276,7 +311,7 @@ pub fn settles(run: &PaymentRun<'_>) -> Option<Violation> {
         );
         return violation(SETTLES, message, Vec::new());
     }
-    if let Some((i, op)) = unsettled(h).into_iter().next() {
+    if let Some((i, op)) = first_unsettled(h) {
         let message =
             format!("operation {op} never settled: the run went quiet with its client still waiting. Client: {}.", client_story(h, op));
         return violation(SETTLES, message, op_events(h, op).into_iter().chain([i]).collect());
@@ -328,24 +363,45 @@ pub fn settles(run: &PaymentRun<'_>) -> Option<Violation> {
     None
 }
 
-/// Operations whose last start has no later `Settled`, with the index of that start.
+/// Operations whose last start has no later `Settled`, with the index of that start, in
+/// history order.
 fn unsettled(h: &[Entry<Obs>]) -> Vec<(usize, OpId)> {
-    let mut open: BTreeMap<OpId, Option<usize>> = BTreeMap::new();
-    for (i, e) in h.iter().enumerate() {
-        match e.obs {
-            Obs::OpStarted { op, .. } => {
-                open.insert(op, Some(i));
-            }
-            Obs::Settled { op, .. } => {
-                open.insert(op, None);
-            }
-            _ => {}
-        }
-    }
-    let mut v: Vec<(usize, OpId)> = open.into_iter().filter_map(|(op, i)| i.map(|i| (i, op))).collect();
-    v.sort();
+    let mut v = Vec::new();
+    each_unsettled(h, |i, op| v.push((i, op)));
+    v.sort_unstable();
     v
 }
+
+/// The first of `unsettled` (no allocation: the passing path of every run goes through here).
+fn first_unsettled(h: &[Entry<Obs>]) -> Option<(usize, OpId)> {
+    let mut first: Option<(usize, OpId)> = None;
+    each_unsettled(h, |i, op| {
+        if first.is_none_or(|f| (i, op) < f) {
+            first = Some((i, op));
+        }
+    });
+    first
+}
+
+/// Each operation whose last `OpStarted` or `Settled` is a start, with that start's index.
+fn each_unsettled(h: &[Entry<Obs>], mut f: impl FnMut(usize, OpId)) {
+    with_scratch(0, |marks| {
+        marks.extend(h.iter().enumerate().filter_map(|(i, e)| match e.obs {
+            Obs::OpStarted { op, .. } | Obs::Settled { op, .. } => Some((op as u64, i)),
+            _ => None,
+        }));
+        marks.sort_unstable();
+        for group in marks.chunk_by(|a, b| a.0 == b.0) {
+            let (op, i) = (group[0].0 as OpId, group[group.len() - 1].1);
+            if matches!(h[i].obs, Obs::OpStarted { .. }) {
+                f(i, op);
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {

@@ -230,8 +230,15 @@ impl PaymentModel {
     }
 
     fn server(&self, node: NodeId) -> Server {
-        let role = if node == COMPLETER { server::Role::Completer { sweep_until_us: self.sweep_until_us } } else { server::Role::Instance };
-        Server::new(self.server_design, self.postgres(), node, role, self.chain)
+        Server::new(self.server_design, self.postgres(), node, self.server_role(node), self.chain)
+    }
+
+    fn server_role(&self, node: NodeId) -> server::Role {
+        if node == COMPLETER {
+            server::Role::Completer { sweep_until_us: self.sweep_until_us }
+        } else {
+            server::Role::Instance
+        }
     }
 
     /// The charges an auditor finds: durable ledger rows, or the provider's records.
@@ -371,7 +378,7 @@ impl PaymentModel {
         }
         for (i, node) in nodes.iter_mut().enumerate() {
             match node {
-                Node::Server(s) => s.reset_as(&self.server(i)),
+                Node::Server(s) => s.reset(self.server_design, self.postgres(), i, self.server_role(i), self.chain),
                 Node::Postgres(p) => p.reset(self.store, self.peers),
                 Node::Redis(r) => r.reset(self.store, self.peers, self.split),
                 Node::Provider(p) => p.reset(self.provider),

@@ -150,37 +150,49 @@ pub enum Reply {
 
 impl Server {
     pub fn new(design: Shared<ServerDesign>, postgres: bool, node: NodeId, role: Role, chain: Option<Shared<ChainLink>>) -> Self {
-        let jobs = vec![None; design.workers as usize];
-        let seq = vec![1; chain.map_or(0, |c| c.partitions as usize)];
-        let (boots, next_call, clock_offset_us) = (0, 0, 0);
-        Server {
+        let mut s = Server {
             design,
             postgres,
             node,
             role,
-            clock_offset_us,
-            boots,
-            next_call,
-            jobs,
+            clock_offset_us: 0,
+            boots: 0,
+            next_call: 0,
+            jobs: Vec::new(),
             queue: Vec::new(),
             last_charge: None,
             sweep_call: None,
             chain,
-            seq,
-        }
+            seq: Vec::new(),
+        };
+        s.reset(design, postgres, node, role, chain);
+        s
     }
 
-    /// Become `like` (a fresh `Server::new`), keeping the buffers.
-    pub fn reset_as(&mut self, like: &Server) {
-        let Server { design, postgres, node, role, clock_offset_us, boots, next_call, jobs, queue, last_charge, sweep_call, chain, seq } =
-            self;
-        (*design, *postgres, *node, *role, *clock_offset_us) = (like.design, like.postgres, like.node, like.role, like.clock_offset_us);
-        *chain = like.chain;
+    /// Become what `Server::new` with these arguments builds, keeping the buffers (the model
+    /// resets its actors before every run, which allocated twice per run through `new`).
+    pub fn reset(&mut self, design: Shared<ServerDesign>, postgres: bool, node: NodeId, role: Role, chain: Option<Shared<ChainLink>>) {
+        let Server {
+            design: d,
+            postgres: p,
+            node: n,
+            role: r,
+            clock_offset_us,
+            boots,
+            next_call,
+            jobs,
+            queue,
+            last_charge,
+            sweep_call,
+            chain: c,
+            seq,
+        } = self;
+        (*d, *p, *n, *r, *c, *clock_offset_us) = (design, postgres, node, role, chain, 0);
         seq.clear();
-        seq.extend_from_slice(&like.seq);
+        seq.resize(chain.map_or(0, |c| c.partitions as usize), 1);
         (*boots, *next_call, *last_charge, *sweep_call) = (0, 0, None, None);
         jobs.clear();
-        jobs.resize(like.jobs.len(), None);
+        jobs.resize(design.workers as usize, None);
         queue.clear();
     }
 
@@ -207,10 +219,10 @@ impl Server {
 
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
-        let fresh = Server::new(self.design, self.postgres, self.node, self.role, self.chain);
-        let like = Server { clock_offset_us: self.clock_offset_us, ..fresh };
-        self.reset_as(&like);
-        self.boots = boots;
+        // The clock's skew is the machine's, not the process's: it outlives a crash.
+        let clock_offset_us = self.clock_offset_us;
+        self.reset(self.design, self.postgres, self.node, self.role, self.chain);
+        (self.boots, self.clock_offset_us) = (boots, clock_offset_us);
     }
 
     pub fn on_request(&mut self, ctx: &mut Ctx<'_, Node>, client: NodeId, req: Request) {
