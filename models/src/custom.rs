@@ -146,6 +146,14 @@ impl<H: ServerActor> OwnServer<H> {
         sim::explore(self, seeds, threads, None)
     }
 
+    /// Run every seed twice (a reused simulator, then a fresh one) and return the first whose
+    /// runs differ, with the first draw or observation where they parted: your handler read
+    /// something outside the run (a global, a `HashMap`'s order, the clock) or kept state
+    /// across runs. See `sim::check_determinism`.
+    pub fn check_determinism(&self, seeds: std::ops::Range<u64>, threads: usize) -> Option<sim::Nondeterminism> {
+        sim::check_determinism(self, seeds, threads)
+    }
+
     /// Replay one seed with its full timeline (what `idemsim replay` prints), e.g. the seed
     /// [`explore`](Self::explore) found.
     pub fn replay(&self, seed: u64) -> RunRecord {

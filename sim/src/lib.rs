@@ -9,7 +9,7 @@
 //! - [`Choices`]: seeded (ChaCha8) or tape-driven; 0 is always the simplest answer.
 //! - [`FaultProfile`]: one plain struct of fault rates; swarm mode draws one per seed.
 //! - [`Sim`]: the native simulator, reused run after run.
-//! - [`explore`]: many seeds on many threads, sharded.
+//! - [`explore`]: many seeds on many threads, sharded; [`check_determinism`]: every seed twice.
 //! - `run_madsim` / `explore_madsim`: the same actors on madsim 0.2 ([`madsim_backend`]).
 //! - [`world`]: what both backends simulate (fault plan, links, local effects, judging).
 //! - [`check_exhaustive`]: every run within bounds, by depth-first search over the choices.
@@ -39,7 +39,7 @@ pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Vio
 pub use madsim_backend::{explore_madsim, run_madsim, run_madsim_full, MadsimActor, MadsimOutcome, MadsimRun};
 pub use model::{Log, Model, RunView};
 pub use panics::PANIC;
-pub use runner::{explore, ExploreReport, Found, Shard};
+pub use runner::{check_determinism, explore, ExploreReport, Found, Nondeterminism, Shard};
 pub use trace::{CrashKind, CutDir, FaultKind, FaultNote, LossCause, TraceEvent, TraceKind};
 pub use world::PlannedFault;
 

@@ -259,6 +259,44 @@ fn the_determinism_check_catches_a_nondeterministic_model() {
 }
 
 #[test]
+fn check_determinism_passes_a_pure_model_and_names_where_a_leaky_one_parts() {
+    let mut pure = PingPongModel::new(8, faults(0.2, 0.2));
+    pure.config.swarm = true;
+    assert_eq!(check_determinism(&pure, 0..2_000, 2), None);
+
+    // Its ping count depends on how many runs came before: the draws part at the extra send.
+    let found = check_determinism(&Leaky(PingPongModel::new(0, faults(0.2, 0.0))), 0..50, 1).expect("a leaky model is caught");
+    let d = found.divergence.expect("the two runs drew differently");
+    assert!(found.message.starts_with(&format!("seed {} ran differently twice", found.seed)), "{}", found.message);
+    assert!(found.message.contains(&format!("choice #{} differs", d.index)), "{}", found.message);
+
+    // Same draws, different observations: the message says so and names the first one.
+    let found = check_determinism(&LeakyLog, 0..50, 1).expect("a leaky log is caught");
+    assert_eq!(found.divergence, None);
+    assert!(found.message.contains("both drew the same choices") && found.message.contains("observation #"), "{}", found.message);
+    assert!(found.message.contains("Synced("), "{}", found.message);
+}
+
+/// Draws exactly as `PingPongModel` does, but its log's length starts from a global counter,
+/// which `Synced` observations report.
+struct LeakyLog;
+impl Model for LeakyLog {
+    type Actor = PingPong;
+    fn config(&self) -> &SimConfig {
+        static CONFIG: std::sync::OnceLock<PingPongModel> = std::sync::OnceLock::new();
+        &CONFIG.get_or_init(|| PingPongModel::new(3, faults(0.2, 0.0))).config
+    }
+    fn build(&self, nodes: &mut Vec<PingPong>) {
+        let written = GLOBAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u32;
+        nodes.push(PingPong::Pinger { pings: 3, fsync_every: 1, written });
+        nodes.push(PingPong::Ponger { ticks: 0 });
+    }
+    fn check(&self, _: &RunView<'_, PingPong>) -> Verdict {
+        Verdict::Pass
+    }
+}
+
+#[test]
 fn messages_to_a_restarted_node_are_dropped_as_a_reset_connection() {
     let model = PingPongModel::new(
         30,

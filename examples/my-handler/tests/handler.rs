@@ -31,6 +31,16 @@ fn the_set_nx_handler_holds() {
 }
 
 #[test]
+fn both_handlers_run_each_seed_the_same_way_twice() {
+    for make in [buggy, fixed] {
+        let world = OwnServer::new(&scenario(), make).unwrap();
+        if let Some(n) = world.check_determinism(0..2_000, 2) {
+            panic!("{}", n.message);
+        }
+    }
+}
+
+#[test]
 fn a_scenario_of_another_path_is_refused() {
     let outbox = models::presets::get("outbox/outbox-inbox").unwrap();
     let err = OwnServer::new(&outbox, fixed).err().expect("refused");
