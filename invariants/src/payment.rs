@@ -214,46 +214,57 @@ fn told_failed_but_charged(run: &PaymentRun<'_>, by_op: &[(u64, usize)]) -> Opti
 /// of the other payload, and never charged for the other payload.
 pub fn mismatch_rejected(run: &PaymentRun<'_>) -> Option<Violation> {
     let h = run.history;
-    for (i, e) in h.iter().enumerate() {
-        let Obs::Received { op, attempt, copy, key, status: Status::Ok { charge, amount: charged, .. } } = e.obs else { continue };
-        let sent = h[..i]
-            .iter()
-            .rposition(|s| matches!(s.obs, Obs::Sent { op: o, attempt: a, copy: c, .. } if o == op && a == attempt && c == copy));
-        let Some(s) = sent else { continue };
-        let Obs::Sent { amount: asked, .. } = h[s].obs else { unreachable!() };
-        if asked != charged {
-            let message = format!(
-                "payload mismatch accepted: operation {op} attempt {attempt} reused key {key:#x} with amount {asked} (sent at {}) \
-                 and got 200 at {} with charge #{charge} for amount {charged}; it should have been refused with 422. Client: {}.",
-                ms(h[s].at_us),
-                ms(e.at_us),
-                client_story(h, op)
-            );
-            return violation(MISMATCH_REJECTED, message, vec![s, i]);
+    // The indices of the `Sent` entries so far: a 200's request is looked for among them, not
+    // in the whole history before it.
+    with_scratch(0, |sents| {
+        for (i, e) in h.iter().enumerate() {
+            let Obs::Received { op, attempt, copy, key, status: Status::Ok { charge, amount: charged, .. } } = e.obs else {
+                if matches!(e.obs, Obs::Sent { .. }) {
+                    sents.push((0, i));
+                }
+                continue;
+            };
+            let sent = sents
+                .iter()
+                .rev()
+                .map(|&(_, s)| s)
+                .find(|&s| matches!(h[s].obs, Obs::Sent { op: o, attempt: a, copy: c, .. } if o == op && a == attempt && c == copy));
+            let Some(s) = sent else { continue };
+            let Obs::Sent { amount: asked, .. } = h[s].obs else { unreachable!() };
+            if asked != charged {
+                let message = format!(
+                    "payload mismatch accepted: operation {op} attempt {attempt} reused key {key:#x} with amount {asked} (sent at {}) \
+                     and got 200 at {} with charge #{charge} for amount {charged}; it should have been refused with 422. Client: {}.",
+                    ms(h[s].at_us),
+                    ms(e.at_us),
+                    client_story(h, op)
+                );
+                return violation(MISMATCH_REJECTED, message, vec![s, i]);
+            }
         }
-    }
-    // The first payload sent with a key is the key's; a charge for another amount under it is a
-    // mismatched request that was executed.
-    for row in run.charges {
-        let first = h.iter().position(|e| matches!(e.obs, Obs::Sent { key, .. } if key == row.key));
-        let Some(f) = first else { continue };
-        let Obs::Sent { amount, .. } = h[f].obs else { unreachable!() };
-        if amount != row.amount {
-            let message = format!(
-                "payload mismatch charged: key {:#x} was first sent with amount {amount} at {}, but charge #{} under it is for \
-                 amount {}: a reused key with another payload was executed instead of refused with 422. Client: {}.",
-                row.key,
-                ms(h[f].at_us),
-                row.charge,
-                row.amount,
-                client_story(h, row.op)
-            );
-            let mut events = vec![f];
-            events.extend(charge_time(h, row.charge).map(|(i, _)| i));
-            return violation(MISMATCH_REJECTED, message, events);
+        // The first payload sent with a key is the key's; a charge for another amount under it
+        // is a mismatched request that was executed.
+        for row in run.charges {
+            let first = sents.iter().map(|&(_, s)| s).find(|&s| matches!(h[s].obs, Obs::Sent { key, .. } if key == row.key));
+            let Some(f) = first else { continue };
+            let Obs::Sent { amount, .. } = h[f].obs else { unreachable!() };
+            if amount != row.amount {
+                let message = format!(
+                    "payload mismatch charged: key {:#x} was first sent with amount {amount} at {}, but charge #{} under it is for \
+                     amount {}: a reused key with another payload was executed instead of refused with 422. Client: {}.",
+                    row.key,
+                    ms(h[f].at_us),
+                    row.charge,
+                    row.amount,
+                    client_story(h, row.op)
+                );
+                let mut events = vec![f];
+                events.extend(charge_time(h, row.charge).map(|(i, _)| i));
+                return violation(MISMATCH_REJECTED, message, events);
+            }
         }
-    }
-    None
+        None
+    })
 }
 
 /// Every success response for one key carries the same result.
@@ -316,20 +327,32 @@ pub fn settles(run: &PaymentRun<'_>) -> Option<Violation> {
             format!("operation {op} never settled: the run went quiet with its client still waiting. Client: {}.", client_story(h, op));
         return violation(SETTLES, message, op_events(h, op).into_iter().chain([i]).collect());
     }
-    for (i, e) in h.iter().enumerate() {
-        let Obs::Settled { op, .. } = e.obs else { continue };
-        let started = h[..i].iter().rposition(|s| matches!(s.obs, Obs::OpStarted { op: o, .. } if o == op)).map_or(0, |s| h[s].at_us);
-        let deadline = started.max(run.heal_at_us) + run.settle_bound_us;
-        if e.at_us > deadline {
-            let message = format!(
-                "operation {op} settled only at {}, after its bound ({} after the later of its start and the heal at {}). Client: {}.",
-                ms(e.at_us),
-                ms(run.settle_bound_us),
-                ms(run.heal_at_us),
-                client_story(h, op)
-            );
-            return violation(SETTLES, message, op_events(h, op));
+    // Each operation's latest start so far, looked for among the starts, not the whole history.
+    let late = with_scratch(0, |starts| {
+        for (i, e) in h.iter().enumerate() {
+            let Obs::Settled { op, .. } = e.obs else {
+                if let Obs::OpStarted { op, .. } = e.obs {
+                    starts.push((op as u64, i));
+                }
+                continue;
+            };
+            let started = starts.iter().rev().find(|&&(o, _)| o == op as u64).map_or(0, |&(_, s)| h[s].at_us);
+            let deadline = started.max(run.heal_at_us) + run.settle_bound_us;
+            if e.at_us > deadline {
+                let message = format!(
+                    "operation {op} settled only at {}, after its bound ({} after the later of its start and the heal at {}). Client: {}.",
+                    ms(e.at_us),
+                    ms(run.settle_bound_us),
+                    ms(run.heal_at_us),
+                    client_story(h, op)
+                );
+                return violation(SETTLES, message, op_events(h, op));
+            }
         }
+        None
+    });
+    if late.is_some() {
+        return late;
     }
     if let Some(k) = run.keys.iter().find(|k| k.end == KeyEnd::InFlight) {
         let message = format!(

@@ -1,5 +1,6 @@
 //! The checkers judge every run of a search, so they were rewritten to allocate nothing on a
-//! passing run (sorted scratch vectors where they built maps). This keeps the map-based versions
+//! passing run (sorted scratch vectors where they built maps) and to look a 200's request or an
+//! operation's start up among the `Sent` or `OpStarted` entries rather than the whole history. This keeps the map-based versions
 //! they replaced as oracles and checks, over many random small histories, that both give the same
 //! verdict and the same message: the rewrite changed speed, not judgement.
 
@@ -112,6 +113,118 @@ fn replay_fidelity(run: &PaymentRun<'_>) -> Option<Violation> {
     None
 }
 
+fn mismatch_rejected(run: &PaymentRun<'_>) -> Option<Violation> {
+    let h = run.history;
+    for (i, e) in h.iter().enumerate() {
+        let Obs::Received { op, attempt, copy, key, status: Status::Ok { charge, amount: charged, .. } } = e.obs else { continue };
+        let sent = h[..i]
+            .iter()
+            .rposition(|s| matches!(s.obs, Obs::Sent { op: o, attempt: a, copy: c, .. } if o == op && a == attempt && c == copy));
+        let Some(s) = sent else { continue };
+        let Obs::Sent { amount: asked, .. } = h[s].obs else { unreachable!() };
+        if asked != charged {
+            let message = format!(
+                "payload mismatch accepted: operation {op} attempt {attempt} reused key {key:#x} with amount {asked} (sent at {}) \
+                 and got 200 at {} with charge #{charge} for amount {charged}; it should have been refused with 422. Client: {}.",
+                ms(h[s].at_us),
+                ms(e.at_us),
+                client_story(h, op)
+            );
+            return violation(MISMATCH_REJECTED, message, vec![s, i]);
+        }
+    }
+    // The first payload sent with a key is the key's; a charge for another amount under it is a
+    // mismatched request that was executed.
+    for row in run.charges {
+        let first = h.iter().position(|e| matches!(e.obs, Obs::Sent { key, .. } if key == row.key));
+        let Some(f) = first else { continue };
+        let Obs::Sent { amount, .. } = h[f].obs else { unreachable!() };
+        if amount != row.amount {
+            let message = format!(
+                "payload mismatch charged: key {:#x} was first sent with amount {amount} at {}, but charge #{} under it is for \
+                 amount {}: a reused key with another payload was executed instead of refused with 422. Client: {}.",
+                row.key,
+                ms(h[f].at_us),
+                row.charge,
+                row.amount,
+                client_story(h, row.op)
+            );
+            let mut events = vec![f];
+            events.extend(charge_time(h, row.charge).map(|(i, _)| i));
+            return violation(MISMATCH_REJECTED, message, events);
+        }
+    }
+    None
+}
+
+fn settles(run: &PaymentRun<'_>) -> Option<Violation> {
+    if !run.liveness {
+        return None;
+    }
+    let h = run.history;
+    let last_at = h.last().map_or(0, |e| e.at_us);
+    if run.end == RunEnd::TimeLimit {
+        let open = unsettled(h).into_iter().map(|(_, op)| op.to_string()).collect::<Vec<_>>();
+        let open = if open.is_empty() { String::new() } else { format!(" Unsettled operations: {}.", open.join(", ")) };
+        let message = format!(
+            "the run hit its time limit with events still pending (last observation at {}): a livelock, a retry storm or a \
+             background job that never stops.{open}",
+            ms(last_at)
+        );
+        return violation(SETTLES, message, Vec::new());
+    }
+    if let Some((i, op)) = unsettled(h).into_iter().next() {
+        let message =
+            format!("operation {op} never settled: the run went quiet with its client still waiting. Client: {}.", client_story(h, op));
+        return violation(SETTLES, message, op_events(h, op).into_iter().chain([i]).collect());
+    }
+    for (i, e) in h.iter().enumerate() {
+        let Obs::Settled { op, .. } = e.obs else { continue };
+        let started = h[..i].iter().rposition(|s| matches!(s.obs, Obs::OpStarted { op: o, .. } if o == op)).map_or(0, |s| h[s].at_us);
+        let deadline = started.max(run.heal_at_us) + run.settle_bound_us;
+        if e.at_us > deadline {
+            let message = format!(
+                "operation {op} settled only at {}, after its bound ({} after the later of its start and the heal at {}). Client: {}.",
+                ms(e.at_us),
+                ms(run.settle_bound_us),
+                ms(run.heal_at_us),
+                client_story(h, op)
+            );
+            return violation(SETTLES, message, op_events(h, op));
+        }
+    }
+    if let Some(k) = run.keys.iter().find(|k| k.end == KeyEnd::InFlight) {
+        let message = format!(
+            "key {:#x} of operation {} is stuck in flight: the run ended with it claimed and unfinished, neither finished, failed \
+             nor released (a crash or timeout left it, and nothing drove it on). Client: {}.",
+            k.key,
+            k.op,
+            client_story(h, k.op)
+        );
+        return violation(SETTLES, message, op_events(h, k.op));
+    }
+    if run.provider {
+        for row in run.charges {
+            let recorded = run.keys.iter().any(|k| k.end == KeyEnd::Finished { charge: row.charge })
+                || h.iter().any(|e| matches!(e.obs, Obs::ResultStored { charge, .. } if charge == row.charge));
+            if !recorded {
+                let at = charge_time(h, row.charge).map_or("at an unrecorded time".into(), |(_, t)| format!("at {}", ms(t)));
+                let message = format!(
+                    "orphan charge: the provider made charge #{} (key {:#x}, operation {}, amount {}) {at}, but no key ever recorded it as \
+                     its result. Client: {}.",
+                    row.charge,
+                    row.key,
+                    row.op,
+                    row.amount,
+                    client_story(h, row.op)
+                );
+                return violation(SETTLES, message, op_events(h, row.op));
+            }
+        }
+    }
+    None
+}
+
 /// Operations whose last start has no later `Settled`, with the index of that start.
 fn unsettled(h: &[Entry<Obs>]) -> Vec<(usize, OpId)> {
     let mut open: BTreeMap<OpId, Option<usize>> = BTreeMap::new();
@@ -164,8 +277,9 @@ fn random_run(c: &mut Choices) -> (Vec<Entry<Obs>>, Vec<ChargeRow>, RunEnd) {
 
 #[test]
 fn the_rewritten_checkers_judge_as_the_map_based_ones_did() {
-    // The third count is of histories with an unsettled operation (one per seed, not two).
-    let (mut violations, mut runs) = ([0u32; 3], 0);
+    // Counts per checker in `pairs`' order; the last is of histories with an unsettled operation
+    // (one per seed, not two).
+    let (mut violations, mut runs) = ([0u32; 5], 0);
     for seed in 0..20_000 {
         let mut c = Choices::seeded(seed);
         let (h, charges, end) = random_run(&mut c);
@@ -180,7 +294,12 @@ fn the_rewritten_checkers_judge_as_the_map_based_ones_did() {
                 settle_bound_us: 10_000,
                 liveness,
             };
-            let pairs = [(super::exactly_once_charge(&r), exactly_once_charge(&r)), (super::replay_fidelity(&r), replay_fidelity(&r))];
+            let pairs = [
+                (super::exactly_once_charge(&r), exactly_once_charge(&r)),
+                (super::replay_fidelity(&r), replay_fidelity(&r)),
+                (super::mismatch_rejected(&r), mismatch_rejected(&r)),
+                (super::settles(&r), settles(&r)),
+            ];
             for (k, (new, old)) in pairs.into_iter().enumerate() {
                 assert_eq!(new, old, "seed {seed}, liveness {liveness}, checker {k}: {h:?} {charges:?}");
                 violations[k] += new.is_some() as u32;
@@ -190,11 +309,11 @@ fn the_rewritten_checkers_judge_as_the_map_based_ones_did() {
         let open = unsettled(&h);
         assert_eq!(super::unsettled(&h), open, "seed {seed}: {h:?}");
         assert_eq!(super::first_unsettled(&h), open.first().copied(), "seed {seed}: {h:?}");
-        violations[2] += !open.is_empty() as u32;
+        violations[4] += !open.is_empty() as u32;
     }
     // The histories must exercise every checker both ways, or the comparison shows nothing.
     for (k, v) in violations.iter().enumerate() {
-        let n = if k == 2 { runs / 2 } else { runs };
+        let n = if k == 4 { runs / 2 } else { runs };
         assert!(*v > n / 20 && *v < n - n / 20, "checker {k}: {v} violations in {n} runs");
     }
 }
