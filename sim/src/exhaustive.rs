@@ -43,8 +43,11 @@
 //! the whole history with its times and order — always sound, prunes least, and disables the
 //! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
 //! node's own sequence of observations: sound when the verdict does not depend on how different
-//! nodes' observations interleave (counts, per-operation facts, durable state). `Ignored` keys no
-//! history: sound when the checker reads only the final actors and logs. Checkers must not read
+//! nodes' observations interleave (counts, per-operation facts, durable state). `Relevant` keys each
+//! node's sequence of `Model::observation_key`s: sound when the model keeps that method's
+//! contract (the verdict is a function of the final state and those sequences); it merges the
+//! states `PerNode` keeps apart only by what no checker reads, such as observation times.
+//! `Ignored` keys no history: sound when the checker reads only the final actors and logs. Checkers must not read
 //! `RunView::stats` under pruning (counters are not in the key).
 
 mod driver;
@@ -104,6 +107,10 @@ pub enum HistoryView {
     PerNode,
     /// The verdict depends only on the final actors and logs.
     Ignored,
+    /// Only each node's own sequence of what the checker reads of its observations, as the
+    /// model keys them (`Model::observation_key`: observations no verdict reads are left out,
+    /// and so are the parts of the others no verdict reads, such as their times).
+    Relevant,
 }
 
 /// Limits of the search. A fault is explored only where the model makes it possible (a

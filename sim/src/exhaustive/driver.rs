@@ -119,16 +119,23 @@ impl StateTable {
 struct HistoryKey {
     view: HistoryView,
     seen: usize,
-    /// One hash chain for `Ordered`, one per node for `PerNode`.
+    /// One hash chain for `Ordered`, one per node for `PerNode` and `Relevant`.
     chains: Vec<u64>,
 }
 
+/// What the checker reads of one observation (`Model::observation_key`), for `Relevant`.
+pub(super) type ObsKey<'a, O> = &'a (dyn Fn(&Entry<O>) -> Option<u64> + Sync);
+
 impl HistoryKey {
-    fn update<O: Hash>(&mut self, history: &[Entry<O>]) {
+    fn update<O: Hash>(&mut self, history: &[Entry<O>], relevant: ObsKey<'_, O>) {
         for e in &history[self.seen..] {
-            let slot = match self.view {
-                HistoryView::Ordered => 0,
-                HistoryView::PerNode => e.node,
+            let (slot, key) = match self.view {
+                HistoryView::Ordered => (0, None),
+                HistoryView::PerNode => (e.node, None),
+                HistoryView::Relevant => match relevant(e) {
+                    Some(k) => (e.node, Some(k)),
+                    None => continue,
+                },
                 HistoryView::Ignored => continue,
             };
             if self.chains.len() <= slot {
@@ -136,7 +143,10 @@ impl HistoryKey {
             }
             let mut h = StableHasher::default();
             h.write_u64(self.chains[slot]);
-            e.hash(&mut h);
+            match key {
+                Some(k) => h.write_u64(k),
+                None => e.hash(&mut h),
+            }
             self.chains[slot] = h.finish();
         }
         self.seen = history.len();
@@ -147,6 +157,7 @@ impl HistoryKey {
 pub(super) struct RunDriver<'a, A: Actor> {
     bounds: &'a Bounds,
     pub table: &'a StateTable,
+    relevant: ObsKey<'a, A::Obs>,
     prune: bool,
     reduce: bool,
     /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
@@ -223,6 +234,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     pub fn new(
         bounds: &'a Bounds,
         table: &'a StateTable,
+        relevant: ObsKey<'a, A::Obs>,
         prune: bool,
         reduce: bool,
         view: HistoryView,
@@ -242,6 +254,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         RunDriver {
             bounds,
             table,
+            relevant,
             prune,
             reduce,
             prefix_picks,
@@ -263,7 +276,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     /// the fault budget spent (a state with budget left can reach more).
     pub fn state_key(&mut self, sim: &Sim<A>) -> u64 {
         self.count_faults(sim.choices.recorded());
-        self.at.history.update(sim.history());
+        self.at.history.update(sim.history(), self.relevant);
         let mut h = StableHasher::default();
         h.write_u64(sim.state_hash());
         self.at.history.chains.hash(&mut h);

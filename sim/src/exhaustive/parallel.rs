@@ -162,6 +162,7 @@ where
     let mut report = ExhaustiveReport::default();
     let mut finals = BTreeSet::new();
     let mut checkpoints = Checkpoints::new(opts.snapshot_every_events);
+    let relevant = |e: &crate::history::Entry<_>| model.observation_key(e);
     while let Some(Item { mut path, mut floor }) = sh.take() {
         // The path is replayed up to its last point, which the last backtrack (or the split
         // that made this subtree) changed.
@@ -180,6 +181,7 @@ where
             let mut driver = RunDriver::new(
                 &opts.bounds,
                 &sh.table,
+                &relevant,
                 opts.prune_states,
                 reduce,
                 opts.history,
