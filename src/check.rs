@@ -99,6 +99,10 @@ pub struct Args {
     /// No partial-order reduction (explore every order of independent events).
     #[arg(long)]
     pub no_reduce: bool,
+    /// No symmetry reduction (keep the model's labels, such as which copy of a request a
+    /// message is, in state keys, and try each of several identical events).
+    #[arg(long)]
+    pub no_symmetry: bool,
     /// What of the history a state holds: relevant (each node's own observations, only what the
     /// checkers read of them), per-node (each node's own observations, times included) or
     /// ordered (the global order; no reduction) [default: relevant for payment, per-node for
@@ -192,6 +196,8 @@ pub struct Summary {
     pub prune_states: bool,
     /// Whether the partial-order reduction was in effect (never under the ordered view).
     pub reduction: bool,
+    /// Whether the model's labels were left out of state keys (`--no-symmetry` turns it off).
+    pub symmetry: bool,
     pub interleavings: u64,
     pub runs: u64,
     pub pruned: u64,
@@ -240,6 +246,7 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
     });
     o.prune_states = !args.no_prune;
     o.reduction = !args.no_reduce;
+    o.symmetry = !args.no_symmetry;
     if let Some(h) = args.history {
         o.history = history_view(h);
     }
@@ -368,6 +375,7 @@ pub fn run(args: &Args) -> Result<Found> {
         },
         prune_states: report.prune_states,
         reduction: report.reduction,
+        symmetry: report.symmetry,
         interleavings: report.interleavings,
         runs: report.runs,
         pruned: report.pruned,
@@ -470,8 +478,9 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     };
     let _ = writeln!(
         o,
-        "  states:     {history} history view, state pruning {}, partial-order reduction {reduction}",
-        on_off(sum.prune_states)
+        "  states:     {history} history view, state pruning {}, partial-order reduction {reduction}, symmetry {}",
+        on_off(sum.prune_states),
+        on_off(sum.symmetry)
     );
     let limit = |v: Option<u64>| v.map_or("unbounded".to_string(), |n| n.to_string());
     let _ = writeln!(

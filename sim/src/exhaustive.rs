@@ -11,7 +11,10 @@
 //! the fault budget spent, and what the checker will read of the history). *Partial-order
 //! reduction* (sleep sets) explores one order of events that commute — events at different
 //! nodes that do not move the clock — instead of all of them. Either can be switched off, and
-//! the tests check that reduction loses no final state.
+//! the tests check that reduction loses no final state. *Symmetry* (`symmetry`) leaves out of
+//! the state key the fields a model marks as labels (values no handler reads, such as which copy
+//! of a concurrently fired request a message carries), so states that differ only by a
+//! permutation of them are one state.
 //!
 //! Time: enumerating every delay value explodes, so the *untimed* semantics abstracts it to the
 //! order of events. A message may be delivered at any moment after it is sent (before or after
@@ -52,7 +55,10 @@
 
 mod driver;
 mod parallel;
+mod symmetry;
 mod tree;
+
+pub use symmetry::labels_erased;
 
 use crate::engine::{Outcome, Sim};
 use crate::history::{RunEnd, Violation};
@@ -163,6 +169,9 @@ pub struct ExhaustiveOptions {
     pub prune_states: bool,
     /// Partial-order reduction (sleep sets); effective only if `history` is not `Ordered`.
     pub reduction: bool,
+    /// Symmetry reduction: state keys leave out the model's labels (see `labels_erased`), and
+    /// of events with the same key only the first is tried at a choice point.
+    pub symmetry: bool,
     pub history: HistoryView,
     /// Stop at the first violation (it is then the first in search order, not the shortest).
     pub stop_at_first: bool,
@@ -184,6 +193,7 @@ impl Default for ExhaustiveOptions {
             bounds: Bounds::default(),
             prune_states: true,
             reduction: true,
+            symmetry: true,
             history: HistoryView::Ordered,
             stop_at_first: false,
             collect_final_states: false,
@@ -225,6 +235,9 @@ pub struct ExhaustiveReport {
     pub prune_states: bool,
     /// Whether the partial-order reduction was in effect.
     pub reduction: bool,
+    /// Whether labels were erased from state keys (`ExhaustiveOptions::symmetry`).
+    #[serde(default)]
+    pub symmetry: bool,
     pub history: HistoryView,
     /// Complete runs, judged by the checker.
     pub interleavings: u64,
@@ -346,6 +359,7 @@ where
     report.semantics = opts.semantics;
     report.prune_states = opts.prune_states;
     report.reduction = opts.reduction && opts.history != HistoryView::Ordered;
+    report.symmetry = opts.symmetry;
     report.history = opts.history;
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.states_per_sec = report.distinct_states as f64 / report.elapsed_s.max(1e-9);

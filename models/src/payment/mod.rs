@@ -88,7 +88,7 @@ impl<T> Deref for Shared<T> {
 }
 
 /// A charge request as the client sends it.
-#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub op: OpId,
     pub attempt: u32,
@@ -97,6 +97,24 @@ pub struct Request {
     /// The Idempotency-Key header.
     pub key: Key,
     pub amount: u32,
+}
+
+/// `copy` is a label (`sim::labels_erased`): an exhaustive search with symmetry on leaves it out
+/// of state keys, so the copies of a request are interchangeable and the 3! orders in which three
+/// copies can pass the server are one. Why that is sound: no handler reads it. The client writes
+/// it into each copy it sends and into its `Sent` / `Received` observations and branches only on
+/// (op, attempt, key) of a response; the servers, the completer and the stores carry the request
+/// whole and echo it in the response, never comparing it or branching on any of it but the key
+/// and the amount. What the checkers read of it is at `PaymentModel::observation_key`. Otherwise
+/// the fields hash in declaration order, as a derived `Hash` would.
+impl Hash for Request {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.op, self.attempt).hash(h);
+        if !sim::labels_erased() {
+            self.copy.hash(h);
+        }
+        (self.key, self.amount).hash(h);
+    }
 }
 
 /// A payment scenario ready to run.
@@ -178,6 +196,11 @@ impl PaymentModel {
     /// a non-200 `Received`, `OpStarted` and `TimedOut` by nothing (no checker reads them, and
     /// the client's own state tells what it does next). The key of each node's sequence stays in
     /// that node's order, which the checks above ("latest earlier", "after it", "first") need.
+    /// With labels erased (symmetry: see `Request`), `copy` is left out of both: it matters only
+    /// through "the latest earlier `Sent` of that (op, attempt, copy)", and the client sends
+    /// every copy of an attempt in one handler with one amount (each time it sends that attempt:
+    /// the copies are always the same set, 1 + duplicates for attempt 1, one for the others), so
+    /// that `Sent` has the amount of the latest earlier `Sent` of (op, attempt), whatever the copy.
     /// Dropping the times is the big merge: the untimed search reaches the same state with its
     /// observations stamped at every deadline a timer moved the clock to (3 concurrent requests:
     /// 28 times as many states keyed with times as without).
@@ -189,10 +212,11 @@ impl PaymentModel {
             e.hash(&mut h);
             return Some(h.finish());
         }
+        let label = |copy: u32| if sim::labels_erased() { 0 } else { copy };
         match e.obs {
-            Sent { op, attempt, copy, key, amount, .. } => (0u8, op, attempt, copy, key, amount).hash(&mut h),
+            Sent { op, attempt, copy, key, amount, .. } => (0u8, op, attempt, label(copy), key, amount).hash(&mut h),
             Received { op, attempt, copy, key, status: Status::Ok { charge, amount, .. } } => {
-                (1u8, op, attempt, copy, key, charge, amount).hash(&mut h)
+                (1u8, op, attempt, label(copy), key, charge, amount).hash(&mut h)
             }
             Settled { op, outcome } => {
                 let (kind, charge) = match outcome {

@@ -160,6 +160,8 @@ pub(super) struct RunDriver<'a, A: Actor> {
     relevant: ObsKey<'a, A::Obs>,
     prune: bool,
     reduce: bool,
+    /// Of eligible events with the same key, try only the first (see `symmetry`).
+    one_per_key: bool,
     /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
     prefix_picks: &'a [u32],
     prefix_choices: usize,
@@ -237,6 +239,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         relevant: ObsKey<'a, A::Obs>,
         prune: bool,
         reduce: bool,
+        one_per_key: bool,
         view: HistoryView,
         prefix_picks: &'a [u32],
         prefix_choices: usize,
@@ -257,6 +260,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
             relevant,
             prune,
             reduce,
+            one_per_key,
             prefix_picks,
             prefix_choices,
             checkpoints,
@@ -307,7 +311,10 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
             self.at.picks_done += 1;
             return Some(v as usize);
         }
-        let asleep: Vec<bool> = eligible.iter().map(|e| self.asleep(e)).collect();
+        // An event with the same key as an earlier sibling is that sibling up to labels: what
+        // it leads to is explored (or covered) from the sibling (see `symmetry`).
+        let twin = |i: usize| self.one_per_key && eligible[..i].iter().any(|o| o.key == eligible[i].key);
+        let asleep: Vec<bool> = eligible.iter().enumerate().map(|(i, e)| self.asleep(e) || twin(i)).collect();
         let v = asleep.iter().position(|a| !a)?;
         self.new_picks.push(NewPick { pos, bound: eligible.len() as u32, value: v as u32, asleep });
         self.at.picks_done += 1;

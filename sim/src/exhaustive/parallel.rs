@@ -155,6 +155,7 @@ where
     M::Actor: Clone,
 {
     let opts = sh.opts;
+    let _erasing = super::symmetry::Erasing::new(opts.symmetry);
     let mut sim = Sim::new();
     opts.semantics.apply(&mut sim);
     sim.choices.set_recording(true);
@@ -184,6 +185,7 @@ where
                 &relevant,
                 opts.prune_states,
                 reduce,
+                opts.symmetry,
                 opts.history,
                 &picks,
                 tape.len(),
