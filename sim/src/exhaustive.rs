@@ -58,6 +58,7 @@ mod parallel;
 mod symmetry;
 mod tree;
 
+pub(crate) use symmetry::Erasing;
 pub use symmetry::labels_erased;
 
 use crate::engine::{Outcome, Sim};

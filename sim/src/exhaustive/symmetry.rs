@@ -24,7 +24,7 @@
 //! A model that erases a field some handler does read is unsound under this option: keep the
 //! argument next to the field.
 //!
-//! Outside a search (seeded runs, replays, `history_hash`) nothing is erased.
+//! Outside a search (seeded runs, replays) nothing is erased, nor in `history_hash` ever.
 
 use std::cell::Cell;
 
@@ -39,7 +39,7 @@ pub fn labels_erased() -> bool {
 }
 
 /// Erases labels on this thread until dropped (then restores what was there, even on a panic).
-pub(super) struct Erasing(bool);
+pub(crate) struct Erasing(bool);
 
 impl Erasing {
     pub fn new(on: bool) -> Self {
