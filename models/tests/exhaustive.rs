@@ -55,7 +55,10 @@ fn show(what: &str, r: &ExhaustiveReport) {
 /// `max_events` (both unbounded here), none stopped by the time limit with events left.
 fn assert_holds(what: &str, r: &ExhaustiveReport) {
     show(what, r);
-    assert_eq!((r.semantics, r.history, r.reduction, r.prune_states, r.symmetry), (Semantics::Untimed, HistoryView::Relevant, true, true, true));
+    assert_eq!(
+        (r.semantics, r.history, r.reduction, r.prune_states, r.symmetry),
+        (Semantics::Untimed, HistoryView::Relevant, true, true, true)
+    );
     assert!(r.exhausted, "{what}: the search was cut short");
     assert_eq!((r.truncated, r.time_limited), (0, 0), "{what}: runs cut by the depth or time limit");
     assert!(r.interleavings > 0 && r.max_depth > 0, "{what}: {r:?}");

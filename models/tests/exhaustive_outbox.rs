@@ -32,7 +32,11 @@ fn scenario(preset: &str, crash: &[Role]) -> Scenario {
 fn opts(s: &Scenario, duplicated: u32, crashes: u32, values: u32) -> ExhaustiveOptions {
     let bounds = Bounds { max_duplicated: duplicated, max_crashes: crashes, max_values: values, ..Bounds::default() };
     // The outbox path's own view (`check` takes it from the model too).
-    let o = ExhaustiveOptions { semantics: s.path().exhaustive_semantics(), history: s.model().history_view(), ..Scenario::exhaustive_options(bounds) };
+    let o = ExhaustiveOptions {
+        semantics: s.path().exhaustive_semantics(),
+        history: s.model().history_view(),
+        ..Scenario::exhaustive_options(bounds)
+    };
     assert_eq!(o.semantics, Semantics::Bounded);
     o
 }

@@ -58,8 +58,8 @@ mod parallel;
 mod symmetry;
 mod tree;
 
-pub(crate) use symmetry::Erasing;
 pub use symmetry::labels_erased;
+pub(crate) use symmetry::Erasing;
 
 use crate::engine::{Outcome, Sim};
 use crate::history::{RunEnd, Violation};

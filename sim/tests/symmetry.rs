@@ -150,7 +150,10 @@ fn relevant_view_and_symmetry_keep_the_verdicts_and_cut_the_states() {
         assert!(fixed.exhausted && fixed.violations == 0 && fixed.interleavings > 0, "{history:?} {symmetry}: {fixed:?}");
         states.push((racy.distinct_states, fixed.distinct_states));
     }
-    eprintln!("states (racy, atomic): per-node {:?}, relevant {:?}, per-node + symmetry {:?}, both {:?}", states[0], states[1], states[2], states[3]);
+    eprintln!(
+        "states (racy, atomic): per-node {:?}, relevant {:?}, per-node + symmetry {:?}, both {:?}",
+        states[0], states[1], states[2], states[3]
+    );
     // Relevant: the tick's time no longer splits states. Symmetry: nor which request went first.
     for (more, fewer) in [(0, 1), (0, 2), (1, 3), (2, 3)] {
         assert!(states[fewer].0 < states[more].0 && states[fewer].1 < states[more].1, "{states:?}");
@@ -177,7 +180,8 @@ fn the_default_observation_key_is_the_per_node_view() {
     }
     let model = Plain(toy(2, false));
     let o = |history| ExhaustiveOptions { collect_final_states: true, ..opts(history, false) };
-    let (per_node, relevant) = (check_exhaustive(&model, &o(HistoryView::PerNode), None), check_exhaustive(&model, &o(HistoryView::Relevant), None));
+    let (per_node, relevant) =
+        (check_exhaustive(&model, &o(HistoryView::PerNode), None), check_exhaustive(&model, &o(HistoryView::Relevant), None));
     assert_eq!(relevant.history, HistoryView::Relevant);
     assert_eq!(
         (relevant.distinct_states, relevant.interleavings, &relevant.by_invariant),

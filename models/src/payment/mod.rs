@@ -205,8 +205,8 @@ impl PaymentModel {
     /// observations stamped at every deadline a timer moved the clock to (3 concurrent requests:
     /// 28 times as many states keyed with times as without).
     pub fn observation_key(&self, e: &sim::Entry<invariants::Obs>) -> Option<u64> {
-        use invariants::{Settle, Status};
         use invariants::Obs::*;
+        use invariants::{Settle, Status};
         let mut h = sim::StableHasher::default();
         if self.liveness {
             e.hash(&mut h);
