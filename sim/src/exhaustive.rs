@@ -46,12 +46,12 @@
 //! the whole history with its times and order — always sound, prunes least, and disables the
 //! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
 //! node's own sequence of observations: sound when the verdict does not depend on how different
-//! nodes' observations interleave (counts, per-operation facts, durable state). `Relevant` keys each
-//! node's sequence of `Model::observation_key`s: sound when the model keeps that method's
+//! nodes' observations interleave (counts, per-operation facts, durable state). `Relevant` keys
+//! each node's sequence of `Model::observation_key`s: sound when the model keeps that method's
 //! contract (the verdict is a function of the final state and those sequences); it merges the
 //! states `PerNode` keeps apart only by what no checker reads, such as observation times.
-//! `Ignored` keys no history: sound when the checker reads only the final actors and logs. Checkers must not read
-//! `RunView::stats` under pruning (counters are not in the key).
+//! `Ignored` keys no history: sound when the checker reads only the final actors and logs.
+//! Checkers must not read `RunView::stats` under pruning (counters are not in the key).
 
 mod driver;
 mod parallel;
