@@ -15,10 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-/// What the checkers may be judged under: the payment checkers are sound under the per-node view
-/// (the default) and under the ordered one; a view that hides the history is never offered.
+/// What the checkers may be judged under: the payment checkers are sound under the relevant view
+/// (their default), the per-node one and the ordered one; a view that hides the history is never
+/// offered.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum History {
+    /// Each node's own sequence of what the checkers read of its observations (the model's
+    /// `observation_key`: e.g. no times) is part of a state (prunes most; allows the reduction).
+    Relevant,
     /// Each node's own sequence of observations is part of a state (prunes more; allows the
     /// partial-order reduction).
     PerNode,
@@ -95,10 +99,16 @@ pub struct Args {
     /// No partial-order reduction (explore every order of independent events).
     #[arg(long)]
     pub no_reduce: bool,
-    /// What of the history a state holds: per-node (each node's own observations) or ordered
-    /// (the global order; no reduction).
-    #[arg(long, value_enum, value_name = "VIEW", default_value_t = History::PerNode)]
-    pub history: History,
+    /// No symmetry reduction (keep the model's labels, such as which copy of a request a
+    /// message is, in state keys, and try each of several identical events).
+    #[arg(long)]
+    pub no_symmetry: bool,
+    /// What of the history a state holds: relevant (each node's own observations, only what the
+    /// checkers read of them), per-node (each node's own observations, times included) or
+    /// ordered (the global order; no reduction) [default: relevant for payment, per-node for
+    /// outbox].
+    #[arg(long, value_enum, value_name = "VIEW")]
+    pub history: Option<History>,
     /// Stop at the first violation (the search is then not exhausted).
     #[arg(long, conflicts_with = "shortest")]
     pub stop_at_first: bool,
@@ -186,6 +196,8 @@ pub struct Summary {
     pub prune_states: bool,
     /// Whether the partial-order reduction was in effect (never under the ordered view).
     pub reduction: bool,
+    /// Whether the model's labels were left out of state keys (`--no-symmetry` turns it off).
+    pub symmetry: bool,
     pub interleavings: u64,
     pub runs: u64,
     pub pruned: u64,
@@ -234,12 +246,21 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
     });
     o.prune_states = !args.no_prune;
     o.reduction = !args.no_reduce;
-    if args.history == History::Ordered {
-        o.history = HistoryView::Ordered;
+    o.symmetry = !args.no_symmetry;
+    if let Some(h) = args.history {
+        o.history = history_view(h);
     }
     o.stop_at_first = args.stop_at_first;
     o.threads = args.threads;
     Ok(o)
+}
+
+fn history_view(h: History) -> HistoryView {
+    match h {
+        History::Relevant => HistoryView::Relevant,
+        History::PerNode => HistoryView::PerNode,
+        History::Ordered => HistoryView::Ordered,
+    }
 }
 
 /// The semantics asked for, or the path's default (`Path::exhaustive_semantics`).
@@ -312,6 +333,9 @@ pub fn run(args: &Args) -> Result<Found> {
     let mut opts = opts;
     let mut s = derive(&scenario, args.requests, args.attempts)?;
     opts.semantics = semantics(args, &s);
+    if args.history.is_none() {
+        opts.history = s.model().history_view();
+    }
     crash_only(&mut s, &args.crash)?;
     note_idle_bounds(&s, &opts.bounds);
     let started = Instant::now();
@@ -351,6 +375,7 @@ pub fn run(args: &Args) -> Result<Found> {
         },
         prune_states: report.prune_states,
         reduction: report.reduction,
+        symmetry: report.symmetry,
         interleavings: report.interleavings,
         runs: report.runs,
         pruned: report.pruned,
@@ -442,6 +467,7 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     let _ = writeln!(o, "check {} --exhaustive: {}", sum.scenario, sum.work);
     let _ = writeln!(o, "  semantics:  {}", sum.semantics.describe());
     let history = match sum.history {
+        HistoryView::Relevant => "relevant",
         HistoryView::PerNode => "per-node",
         HistoryView::Ordered => "ordered",
         HistoryView::Ignored => "ignored",
@@ -452,8 +478,9 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     };
     let _ = writeln!(
         o,
-        "  states:     {history} history view, state pruning {}, partial-order reduction {reduction}",
-        on_off(sum.prune_states)
+        "  states:     {history} history view, state pruning {}, partial-order reduction {reduction}, symmetry {}",
+        on_off(sum.prune_states),
+        on_off(sum.symmetry)
     );
     let limit = |v: Option<u64>| v.map_or("unbounded".to_string(), |n| n.to_string());
     let _ = writeln!(

@@ -36,7 +36,8 @@ fn check_of_a_correct_design_passes_and_says_how_it_searched() {
     let v = json(&out);
     assert_eq!(v["scenario"], GOOD);
     assert_eq!((v["requests"].as_u64(), v["attempts"].as_u64()), (Some(2), Some(1)));
-    assert_eq!((v["semantics"].as_str(), v["history"].as_str()), (Some("untimed"), Some("per_node")));
+    assert_eq!((v["semantics"].as_str(), v["history"].as_str()), (Some("untimed"), Some("relevant")));
+    assert_eq!(v["symmetry"].as_bool(), Some(true));
     assert_eq!(v["bounds"]["max_lost"], 1);
     assert!(v["bounds"]["max_events"].is_null() && v["bounds"]["max_runs"].is_null());
     assert_eq!((v["prune_states"].as_bool(), v["reduction"].as_bool(), v["exhausted"].as_bool()), (Some(true), Some(true), Some(true)));
@@ -147,6 +148,10 @@ fn timed_and_ordered_checks_say_so() {
     let v = json(&out);
     assert_eq!((v["semantics"].as_str(), v["history"].as_str()), (Some("timed"), Some("ordered")));
     assert_eq!((v["prune_states"].as_bool(), v["reduction"].as_bool()), (Some(false), Some(false)));
+    // The reductions of the relevant view and of symmetry switch off, and the text says so.
+    let a = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--history", "per-node", "--no-symmetry"]).assert().code(0);
+    let text = stdout(&a);
+    assert!(text.contains("per-node history view") && text.contains("symmetry off") && text.contains("no violation"), "{text}");
     idemsim()
         .args(["check", GOOD, "--exhaustive", "--requests", "1", "--timed"])
         .assert()

@@ -409,6 +409,18 @@ impl sim::Model for World {
             World::Overload(m) => m.rebuild(nodes),
         }
     }
+    fn observation_key(&self, entry: &sim::Entry<Obs>) -> Option<u64> {
+        match self {
+            World::Payment(m) => m.observation_key(entry),
+            // The others declare no `Relevant` key: the whole entry, as under `PerNode`.
+            _ => {
+                use std::hash::{Hash, Hasher};
+                let mut h = sim::StableHasher::default();
+                entry.hash(&mut h);
+                Some(h.finish())
+            }
+        }
+    }
     fn check(&self, run: &sim::RunView<'_, Node>) -> sim::Verdict {
         match self {
             World::Payment(m) => m.check(run),

@@ -31,7 +31,12 @@ fn scenario(preset: &str, crash: &[Role]) -> Scenario {
 /// `values`: how many spread values a wide choice (a restart delay) is tried at.
 fn opts(s: &Scenario, duplicated: u32, crashes: u32, values: u32) -> ExhaustiveOptions {
     let bounds = Bounds { max_duplicated: duplicated, max_crashes: crashes, max_values: values, ..Bounds::default() };
-    let o = ExhaustiveOptions { semantics: s.path().exhaustive_semantics(), ..Scenario::exhaustive_options(bounds) };
+    // The outbox path's own view (`check` takes it from the model too).
+    let o = ExhaustiveOptions {
+        semantics: s.path().exhaustive_semantics(),
+        history: s.model().history_view(),
+        ..Scenario::exhaustive_options(bounds)
+    };
     assert_eq!(o.semantics, Semantics::Bounded);
     o
 }

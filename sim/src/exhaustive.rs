@@ -11,7 +11,10 @@
 //! the fault budget spent, and what the checker will read of the history). *Partial-order
 //! reduction* (sleep sets) explores one order of events that commute — events at different
 //! nodes that do not move the clock — instead of all of them. Either can be switched off, and
-//! the tests check that reduction loses no final state.
+//! the tests check that reduction loses no final state. *Symmetry* (`symmetry`) leaves out of
+//! the state key the fields a model marks as labels (values no handler reads, such as which copy
+//! of a concurrently fired request a message carries), so states that differ only by a
+//! permutation of them are one state.
 //!
 //! Time: enumerating every delay value explodes, so the *untimed* semantics abstracts it to the
 //! order of events. A message may be delivered at any moment after it is sent (before or after
@@ -43,13 +46,20 @@
 //! the whole history with its times and order — always sound, prunes least, and disables the
 //! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
 //! node's own sequence of observations: sound when the verdict does not depend on how different
-//! nodes' observations interleave (counts, per-operation facts, durable state). `Ignored` keys no
-//! history: sound when the checker reads only the final actors and logs. Checkers must not read
-//! `RunView::stats` under pruning (counters are not in the key).
+//! nodes' observations interleave (counts, per-operation facts, durable state). `Relevant` keys
+//! each node's sequence of `Model::observation_key`s: sound when the model keeps that method's
+//! contract (the verdict is a function of the final state and those sequences); it merges the
+//! states `PerNode` keeps apart only by what no checker reads, such as observation times.
+//! `Ignored` keys no history: sound when the checker reads only the final actors and logs.
+//! Checkers must not read `RunView::stats` under pruning (counters are not in the key).
 
 mod driver;
 mod parallel;
+mod symmetry;
 mod tree;
+
+pub use symmetry::labels_erased;
+pub(crate) use symmetry::Erasing;
 
 use crate::engine::{Outcome, Sim};
 use crate::history::{RunEnd, Violation};
@@ -104,6 +114,10 @@ pub enum HistoryView {
     PerNode,
     /// The verdict depends only on the final actors and logs.
     Ignored,
+    /// Only each node's own sequence of what the checker reads of its observations, as the
+    /// model keys them (`Model::observation_key`: observations no verdict reads are left out,
+    /// and so are the parts of the others no verdict reads, such as their times).
+    Relevant,
 }
 
 /// Limits of the search. A fault is explored only where the model makes it possible (a
@@ -156,6 +170,9 @@ pub struct ExhaustiveOptions {
     pub prune_states: bool,
     /// Partial-order reduction (sleep sets); effective only if `history` is not `Ordered`.
     pub reduction: bool,
+    /// Symmetry reduction: state keys leave out the model's labels (see `labels_erased`), and
+    /// of events with the same key only the first is tried at a choice point.
+    pub symmetry: bool,
     pub history: HistoryView,
     /// Stop at the first violation (it is then the first in search order, not the shortest).
     pub stop_at_first: bool,
@@ -177,6 +194,7 @@ impl Default for ExhaustiveOptions {
             bounds: Bounds::default(),
             prune_states: true,
             reduction: true,
+            symmetry: true,
             history: HistoryView::Ordered,
             stop_at_first: false,
             collect_final_states: false,
@@ -218,6 +236,9 @@ pub struct ExhaustiveReport {
     pub prune_states: bool,
     /// Whether the partial-order reduction was in effect.
     pub reduction: bool,
+    /// Whether labels were erased from state keys (`ExhaustiveOptions::symmetry`).
+    #[serde(default)]
+    pub symmetry: bool,
     pub history: HistoryView,
     /// Complete runs, judged by the checker.
     pub interleavings: u64,
@@ -339,6 +360,7 @@ where
     report.semantics = opts.semantics;
     report.prune_states = opts.prune_states;
     report.reduction = opts.reduction && opts.history != HistoryView::Ordered;
+    report.symmetry = opts.symmetry;
     report.history = opts.history;
     report.elapsed_s = started.elapsed().as_secs_f64();
     report.states_per_sec = report.distinct_states as f64 / report.elapsed_s.max(1e-9);

@@ -184,8 +184,11 @@ impl Hasher for StableHasher {
     }
 }
 
-/// The stable hash of a history (times, nodes and observations, in order).
+/// The stable hash of a history (times, nodes and observations, in order). Labels included,
+/// even inside an exhaustive search that erases them from state keys (`labels_erased`): a
+/// counterexample's hash is its replay's.
 pub fn history_hash<O: Hash>(history: &[Entry<O>]) -> u64 {
+    let _whole = crate::exhaustive::Erasing::new(false);
     let mut h = StableHasher::default();
     for e in history {
         e.hash(&mut h);

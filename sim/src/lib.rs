@@ -32,7 +32,9 @@ pub mod world;
 pub use actor::{Actor, Cmd, Ctx, NodeId, TimerId};
 pub use choices::{first_divergence, Choice, ChoiceKind, Choices, Divergence};
 pub use engine::{Driver, EventInfo, Outcome, Sim, Step};
-pub use exhaustive::{check_exhaustive, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics};
+pub use exhaustive::{
+    check_exhaustive, labels_erased, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics,
+};
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
 pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
 #[cfg(all(feature = "madsim", madsim))]

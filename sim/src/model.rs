@@ -22,6 +22,21 @@ pub trait Model: Sync {
     }
     /// Judge a finished run.
     fn check(&self, run: &RunView<'_, Self::Actor>) -> Verdict;
+    /// What `check`'s verdict reads of one observation, for the exhaustive explorer's
+    /// `HistoryView::Relevant`: `None` if no verdict depends on it (it is only quoted in
+    /// messages), else a key of the parts that can change a verdict. Under that view two states
+    /// are merged when each node's sequence of keys so far is the same, so the contract is: the
+    /// verdict is a function of the final actors and logs and of each node's sequence of
+    /// `Some` keys (in that node's order). The default keys the whole entry, its time included,
+    /// which makes `Relevant` the same as `PerNode`. Dropping what no checker reads (the time,
+    /// most often: the untimed search moves the clock only at timers, so the same state is
+    /// reached with its observations stamped at many times) is what lets the view merge more.
+    fn observation_key(&self, entry: &Entry<<Self::Actor as Actor>::Obs>) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::history::StableHasher::default();
+        entry.hash(&mut h);
+        Some(h.finish())
+    }
 }
 
 /// A node's write-ahead log: `records[..synced]` is durable; `records[..written]` reached the

@@ -4,6 +4,7 @@
 mod engine;
 mod exhaustive;
 mod panics;
+mod symmetry;
 
 /// The test file that is a binary of its own.
 const ALONE: &str = "-";

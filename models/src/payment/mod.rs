@@ -88,7 +88,7 @@ impl<T> Deref for Shared<T> {
 }
 
 /// A charge request as the client sends it.
-#[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub op: OpId,
     pub attempt: u32,
@@ -97,6 +97,24 @@ pub struct Request {
     /// The Idempotency-Key header.
     pub key: Key,
     pub amount: u32,
+}
+
+/// `copy` is a label (`sim::labels_erased`): an exhaustive search with symmetry on leaves it out
+/// of state keys, so the copies of a request are interchangeable and the 3! orders in which three
+/// copies can pass the server are one. Why that is sound: no handler reads it. The client writes
+/// it into each copy it sends and into its `Sent` / `Received` observations and branches only on
+/// (op, attempt, key) of a response; the servers, the completer and the stores carry the request
+/// whole and echo it in the response, never comparing it or branching on any of it but the key
+/// and the amount. What the checkers read of it is at `PaymentModel::observation_key`. Otherwise
+/// the fields hash in declaration order, as a derived `Hash` would.
+impl Hash for Request {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.op, self.attempt).hash(h);
+        if !sim::labels_erased() {
+            self.copy.hash(h);
+        }
+        (self.key, self.amount).hash(h);
+    }
 }
 
 /// A payment scenario ready to run.
@@ -150,12 +168,68 @@ impl PaymentModel {
     /// `RunView::stats`); a counterexample is a complete run, replayed, so its text is exact for
     /// that run. Not `Ignored`: `Sent`, `Received` and `Settled` live only in the history (a
     /// client keeps no record of the responses it got). `Ordered` is sound too, but forbids the
-    /// partial-order reduction and prunes less.
+    /// partial-order reduction and prunes less. The view declared is `Relevant`: per node, as
+    /// above, keeping of each observation only what a verdict reads (`observation_key`).
     ///
     /// Keep this true when a checker changes: a checker that compares observations of two
     /// different nodes by position or time (e.g. "the charge happened before the client's
     /// 200") needs `HistoryView::Ordered`.
-    pub const HISTORY_VIEW: HistoryView = HistoryView::PerNode;
+    pub const HISTORY_VIEW: HistoryView = HistoryView::Relevant;
+
+    /// What the verdict reads of one observation (`sim::Model::observation_key`, for the
+    /// `Relevant` view), given the per-node argument at `HISTORY_VIEW`. With `liveness` on, the
+    /// whole entry: `settles` reads times (a `Settled` after its bound), `OpStarted` and any
+    /// node's `ResultStored`. With it off (every exhaustive scenario: `settles` returns at once),
+    /// the checkers read only what the client reports, and never a time (times, `Charged` rows
+    /// and the servers' `Key*` / `ResultStored` appear in messages only, and a counterexample's
+    /// message comes from the complete run itself). Of the client's observations, per checker:
+    /// - `exactly_once_charge`: the charge of a `Settled { Succeeded }`; which outcome the op's
+    ///   last `Settled` had (succeeded, rejected, gave up; a code or an attempt count is not
+    ///   read); the charge of each `Received` 200 after it.
+    /// - `mismatch_rejected`: a `Received` 200's (op, attempt, copy) and amount, the latest
+    ///   earlier `Sent` of that (op, attempt, copy) and its amount, the first `Sent` of each key
+    ///   and its amount.
+    /// - `replay_fidelity`: each key's `Received` 200s, their (charge, amount).
+    ///
+    /// So a `Sent` is keyed by (op, attempt, copy, key, amount), a 200 `Received` by (op,
+    /// attempt, copy, key, charge, amount), a `Settled` by (op, outcome kind, succeeded charge);
+    /// a non-200 `Received`, `OpStarted` and `TimedOut` by nothing (no checker reads them, and
+    /// the client's own state tells what it does next). The key of each node's sequence stays in
+    /// that node's order, which the checks above ("latest earlier", "after it", "first") need.
+    /// With labels erased (symmetry: see `Request`), `copy` is left out of both: it matters only
+    /// through "the latest earlier `Sent` of that (op, attempt, copy)", and the client sends
+    /// every copy of an attempt in one handler with one amount (each time it sends that attempt:
+    /// the copies are always the same set, 1 + duplicates for attempt 1, one for the others), so
+    /// that `Sent` has the amount of the latest earlier `Sent` of (op, attempt), whatever the copy.
+    /// Dropping the times is the big merge: the untimed search reaches the same state with its
+    /// observations stamped at every deadline a timer moved the clock to (3 concurrent requests:
+    /// 28 times as many states keyed with times as without).
+    pub fn observation_key(&self, e: &sim::Entry<invariants::Obs>) -> Option<u64> {
+        use invariants::Obs::*;
+        use invariants::{Settle, Status};
+        let mut h = sim::StableHasher::default();
+        if self.liveness {
+            e.hash(&mut h);
+            return Some(h.finish());
+        }
+        let label = |copy: u32| if sim::labels_erased() { 0 } else { copy };
+        match e.obs {
+            Sent { op, attempt, copy, key, amount, .. } => (0u8, op, attempt, label(copy), key, amount).hash(&mut h),
+            Received { op, attempt, copy, key, status: Status::Ok { charge, amount, .. } } => {
+                (1u8, op, attempt, label(copy), key, charge, amount).hash(&mut h)
+            }
+            Settled { op, outcome } => {
+                let (kind, charge) = match outcome {
+                    Settle::Succeeded { charge, .. } => (0u8, charge),
+                    Settle::Rejected { .. } => (1, 0),
+                    Settle::GaveUp { .. } => (2, 0),
+                };
+                (2u8, op, kind, charge).hash(&mut h)
+            }
+            _ => return None,
+        }
+        Some(h.finish())
+    }
 
     pub fn new(s: &Scenario) -> Self {
         let w = s.workload();
@@ -323,6 +397,10 @@ impl Model for PaymentModel {
             nodes.clear();
             self.build(nodes);
         }
+    }
+
+    fn observation_key(&self, entry: &sim::Entry<invariants::Obs>) -> Option<u64> {
+        PaymentModel::observation_key(self, entry)
     }
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {

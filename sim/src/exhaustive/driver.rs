@@ -119,16 +119,23 @@ impl StateTable {
 struct HistoryKey {
     view: HistoryView,
     seen: usize,
-    /// One hash chain for `Ordered`, one per node for `PerNode`.
+    /// One hash chain for `Ordered`, one per node for `PerNode` and `Relevant`.
     chains: Vec<u64>,
 }
 
+/// What the checker reads of one observation (`Model::observation_key`), for `Relevant`.
+pub(super) type ObsKey<'a, O> = &'a (dyn Fn(&Entry<O>) -> Option<u64> + Sync);
+
 impl HistoryKey {
-    fn update<O: Hash>(&mut self, history: &[Entry<O>]) {
+    fn update<O: Hash>(&mut self, history: &[Entry<O>], relevant: ObsKey<'_, O>) {
         for e in &history[self.seen..] {
-            let slot = match self.view {
-                HistoryView::Ordered => 0,
-                HistoryView::PerNode => e.node,
+            let (slot, key) = match self.view {
+                HistoryView::Ordered => (0, None),
+                HistoryView::PerNode => (e.node, None),
+                HistoryView::Relevant => match relevant(e) {
+                    Some(k) => (e.node, Some(k)),
+                    None => continue,
+                },
                 HistoryView::Ignored => continue,
             };
             if self.chains.len() <= slot {
@@ -136,7 +143,10 @@ impl HistoryKey {
             }
             let mut h = StableHasher::default();
             h.write_u64(self.chains[slot]);
-            e.hash(&mut h);
+            match key {
+                Some(k) => h.write_u64(k),
+                None => e.hash(&mut h),
+            }
             self.chains[slot] = h.finish();
         }
         self.seen = history.len();
@@ -147,8 +157,11 @@ impl HistoryKey {
 pub(super) struct RunDriver<'a, A: Actor> {
     bounds: &'a Bounds,
     pub table: &'a StateTable,
+    relevant: ObsKey<'a, A::Obs>,
     prune: bool,
     reduce: bool,
+    /// Of eligible events with the same key, try only the first (see `symmetry`).
+    one_per_key: bool,
     /// The prefix to replay: its event picks, and how many `Choices` answers it holds.
     prefix_picks: &'a [u32],
     prefix_choices: usize,
@@ -223,8 +236,10 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     pub fn new(
         bounds: &'a Bounds,
         table: &'a StateTable,
+        relevant: ObsKey<'a, A::Obs>,
         prune: bool,
         reduce: bool,
+        one_per_key: bool,
         view: HistoryView,
         prefix_picks: &'a [u32],
         prefix_choices: usize,
@@ -242,8 +257,10 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         RunDriver {
             bounds,
             table,
+            relevant,
             prune,
             reduce,
+            one_per_key,
             prefix_picks,
             prefix_choices,
             checkpoints,
@@ -263,7 +280,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     /// the fault budget spent (a state with budget left can reach more).
     pub fn state_key(&mut self, sim: &Sim<A>) -> u64 {
         self.count_faults(sim.choices.recorded());
-        self.at.history.update(sim.history());
+        self.at.history.update(sim.history(), self.relevant);
         let mut h = StableHasher::default();
         h.write_u64(sim.state_hash());
         self.at.history.chains.hash(&mut h);
@@ -294,7 +311,10 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
             self.at.picks_done += 1;
             return Some(v as usize);
         }
-        let asleep: Vec<bool> = eligible.iter().map(|e| self.asleep(e)).collect();
+        // An event with the same key as an earlier sibling is that sibling up to labels: what
+        // it leads to is explored (or covered) from the sibling (see `symmetry`).
+        let twin = |i: usize| self.one_per_key && eligible[..i].iter().any(|o| o.key == eligible[i].key);
+        let asleep: Vec<bool> = eligible.iter().enumerate().map(|(i, e)| self.asleep(e) || twin(i)).collect();
         let v = asleep.iter().position(|a| !a)?;
         self.new_picks.push(NewPick { pos, bound: eligible.len() as u32, value: v as u32, asleep });
         self.at.picks_done += 1;

@@ -155,6 +155,7 @@ where
     M::Actor: Clone,
 {
     let opts = sh.opts;
+    let _erasing = super::symmetry::Erasing::new(opts.symmetry);
     let mut sim = Sim::new();
     opts.semantics.apply(&mut sim);
     sim.choices.set_recording(true);
@@ -162,6 +163,7 @@ where
     let mut report = ExhaustiveReport::default();
     let mut finals = BTreeSet::new();
     let mut checkpoints = Checkpoints::new(opts.snapshot_every_events);
+    let relevant = |e: &crate::history::Entry<_>| model.observation_key(e);
     while let Some(Item { mut path, mut floor }) = sh.take() {
         // The path is replayed up to its last point, which the last backtrack (or the split
         // that made this subtree) changed.
@@ -180,8 +182,10 @@ where
             let mut driver = RunDriver::new(
                 &opts.bounds,
                 &sh.table,
+                &relevant,
                 opts.prune_states,
                 reduce,
+                opts.symmetry,
                 opts.history,
                 &picks,
                 tape.len(),
