@@ -413,12 +413,7 @@ impl sim::Model for World {
         match self {
             World::Payment(m) => m.observation_key(entry),
             // The others declare no `Relevant` key: the whole entry, as under `PerNode`.
-            _ => {
-                use std::hash::{Hash, Hasher};
-                let mut h = sim::StableHasher::default();
-                entry.hash(&mut h);
-                Some(h.finish())
-            }
+            _ => Some(sim::stable_hash(entry)),
         }
     }
     fn check(&self, run: &sim::RunView<'_, Node>) -> sim::Verdict {

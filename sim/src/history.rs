@@ -184,6 +184,13 @@ impl Hasher for StableHasher {
     }
 }
 
+/// The stable hash of one value (`StableHasher`): the same in every process, thread and build.
+pub fn stable_hash<T: Hash + ?Sized>(x: &T) -> u64 {
+    let mut h = StableHasher::default();
+    x.hash(&mut h);
+    h.finish()
+}
+
 /// The stable hash of a history (times, nodes and observations, in order). Labels included,
 /// even inside an exhaustive search that erases them from state keys (`labels_erased`): a
 /// counterexample's hash is its replay's.

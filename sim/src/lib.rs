@@ -36,7 +36,7 @@ pub use exhaustive::{
     check_exhaustive, labels_erased, Bounds, Counterexample, ExhaustiveOptions, ExhaustiveReport, HistoryView, Semantics,
 };
 pub use faults::{FaultProfile, NodeSpec, SimConfig};
-pub use history::{history_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
+pub use history::{history_hash, stable_hash, Entry, RunEnd, StableHasher, Stats, Verdict, Violation};
 #[cfg(all(feature = "madsim", madsim))]
 pub use madsim_backend::{explore_madsim, run_madsim, run_madsim_full, MadsimActor, MadsimOutcome, MadsimRun};
 pub use model::{Log, Model, RunView};

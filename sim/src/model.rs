@@ -32,10 +32,7 @@ pub trait Model: Sync {
     /// most often: the untimed search moves the clock only at timers, so the same state is
     /// reached with its observations stamped at many times) is what lets the view merge more.
     fn observation_key(&self, entry: &Entry<<Self::Actor as Actor>::Obs>) -> Option<u64> {
-        use std::hash::{Hash, Hasher};
-        let mut h = crate::history::StableHasher::default();
-        entry.hash(&mut h);
-        Some(h.finish())
+        Some(crate::history::stable_hash(entry))
     }
 }
 

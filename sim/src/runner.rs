@@ -4,7 +4,7 @@
 
 use crate::choices::{first_divergence, Divergence};
 use crate::engine::{Outcome, Sim};
-use crate::history::{history_hash, RunEnd};
+use crate::history::{stable_hash, RunEnd};
 use crate::history::{Stats, Violation};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,7 @@ pub struct Nondeterminism {
 /// forgot to reset) fails here, with the first draw (or observation) where the runs parted.
 /// Costs about three runs per seed (the fresh simulator allocates); for tests and audits.
 pub fn check_determinism<M: Model>(model: &M, seeds: Range<u64>, threads: usize) -> Option<Nondeterminism> {
-    let first = par_seeds(
+    par_seeds(
         seeds,
         threads,
         None,
@@ -157,8 +157,7 @@ pub fn check_determinism<M: Model>(model: &M, seeds: Range<u64>, threads: usize)
                 }
             }
         },
-    );
-    first
+    )
 }
 
 /// `None` if two runs of `seed` were the same in every respect `check_determinism` compares.
@@ -169,11 +168,7 @@ fn compare_runs<A: crate::Actor>(seed: u64, a: &Outcome, sa: &Sim<A>, b: &Outcom
     }
     let (ha, hb) = (sa.history(), sb.history());
     // Observations need not be `PartialEq`; they are `Hash`, and a stable hash tells them apart.
-    let at = ha
-        .iter()
-        .zip(hb)
-        .position(|(x, y)| history_hash(std::slice::from_ref(x)) != history_hash(std::slice::from_ref(y)))
-        .unwrap_or(ha.len().min(hb.len()));
+    let at = ha.iter().zip(hb).position(|(x, y)| stable_hash(x) != stable_hash(y)).unwrap_or(ha.len().min(hb.len()));
     let side = |h: &[crate::Entry<A::Obs>]| {
         h.get(at).map_or("nothing (the history ended)".to_string(), |e| format!("{:?} at {} µs on node {}", e.obs, e.at_us, e.node))
     };

@@ -207,16 +207,14 @@ impl PaymentModel {
     pub fn observation_key(&self, e: &sim::Entry<invariants::Obs>) -> Option<u64> {
         use invariants::Obs::*;
         use invariants::{Settle, Status};
-        let mut h = sim::StableHasher::default();
         if self.liveness {
-            e.hash(&mut h);
-            return Some(h.finish());
+            return Some(sim::stable_hash(e));
         }
         let label = |copy: u32| if sim::labels_erased() { 0 } else { copy };
         match e.obs {
-            Sent { op, attempt, copy, key, amount, .. } => (0u8, op, attempt, label(copy), key, amount).hash(&mut h),
+            Sent { op, attempt, copy, key, amount, .. } => Some(sim::stable_hash(&(0u8, op, attempt, label(copy), key, amount))),
             Received { op, attempt, copy, key, status: Status::Ok { charge, amount, .. } } => {
-                (1u8, op, attempt, label(copy), key, charge, amount).hash(&mut h)
+                Some(sim::stable_hash(&(1u8, op, attempt, label(copy), key, charge, amount)))
             }
             Settled { op, outcome } => {
                 let (kind, charge) = match outcome {
@@ -224,11 +222,10 @@ impl PaymentModel {
                     Settle::Rejected { .. } => (1, 0),
                     Settle::GaveUp { .. } => (2, 0),
                 };
-                (2u8, op, kind, charge).hash(&mut h)
+                Some(sim::stable_hash(&(2u8, op, kind, charge)))
             }
-            _ => return None,
+            _ => None,
         }
-        Some(h.finish())
     }
 
     pub fn new(s: &Scenario) -> Self {
