@@ -73,7 +73,8 @@ pub struct Workload {
     /// Operations (charges) each client makes, one after another.
     pub operations_per_client: u32,
     /// Extra identical copies of each operation's first request, fired at once (a double
-    /// click, two app instances): same key, same payload, concurrently.
+    /// click, two app instances): same key, same payload, concurrently. A crashed app that
+    /// resumes the operation sends its request once.
     #[serde(default)]
     pub duplicates: u32,
     /// The amount of a client's first operation (later ones add their index).

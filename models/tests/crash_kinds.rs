@@ -133,3 +133,31 @@ fn the_fsync_clock_starts_at_a_random_phase() {
     }
     assert!(firsts.len() > 20, "the first fsync should fall at a different moment in each run: {firsts:?}");
 }
+
+/// A crashed app resumes its pending purchase with one request: the copies of a double click
+/// (`workload.duplicates`) are the user's, fired with the purchase's first request, not again by
+/// the app's recovery. (The exhaustive search of `--requests 3` with a client crash would
+/// otherwise send six concurrent requests.)
+#[test]
+fn a_resumed_purchase_sends_its_request_once() {
+    let mut s = presets::get("payment/durable-on-conflict").expect("a preset");
+    let w = s.workload.as_mut().expect("a payment workload");
+    (w.clients, w.operations_per_client, w.duplicates, w.repay_probability) = (1, 1, 2, 0.0);
+    s.targets.crash = vec![models::Role::Client];
+    s.faults.crash_probability = 1.0;
+    s.validate().expect("valid");
+    let mut resumed = 0;
+    for seed in 0..200 {
+        let r = s.record(&models::run::Source::Seed(seed), false);
+        let Some(restart) = r.history.iter().position(|(_, _, o)| o.contains("begin: Restarted")) else { continue };
+        let sent = |h: &[(u64, usize, String)]| h.iter().filter(|(_, _, o)| o.starts_with("Sent") && o.contains("attempt: 1,")).count();
+        let first = sent(&r.history[..restart]);
+        // A client that crashed before its first request had persisted nothing and starts afresh.
+        if first > 0 {
+            assert_eq!(first, 3, "seed {seed}: the double click's three copies");
+            assert_eq!(sent(&r.history[restart..]), 1, "seed {seed}: {:#?}", r.history);
+            resumed += 1;
+        }
+    }
+    assert!(resumed >= 20, "only {resumed} of 200 seeds resumed a purchase");
+}

@@ -8,7 +8,7 @@
 //! one aggregate, one relay, one partition, pollers every 200 ms backing off when idle. Crashes
 //! are narrowed to the roles a test names (at most one crash per node, as in the presets). The
 //! whole proof the issue asks for (a relay crash, a consumer crash and a duplicate in one run)
-//! is `#[ignore]`d: minutes on 2 cores; BENCHMARKS.md ("Exhaustive checks") has its numbers.
+//! takes seconds since state keys name timers by content (BENCHMARKS.md has the numbers).
 
 use models::presets;
 use models::run::Source;
@@ -53,7 +53,9 @@ fn assert_holds(what: &str, r: &ExhaustiveReport) {
     assert_eq!((r.semantics, r.history, r.reduction, r.prune_states), (Semantics::Bounded, HistoryView::PerNode, true, true));
     assert!(r.exhausted, "{what}: the search was cut short");
     assert_eq!((r.truncated, r.time_limited), (0, 0), "{what}: runs cut by the depth or time limit");
-    assert!(r.interleavings > 1 && r.max_depth > 0, "{what}: {r:?}");
+    // It branched: more states than the one run a deterministic world would take (with every
+    // other order of events merged into explored states, one complete run can be all it judges).
+    assert!(r.interleavings >= 1 && r.distinct_states > r.max_depth + 1, "{what}: {r:?}");
     assert_eq!(r.violations, 0, "{what}: {:?}", r.first);
 }
 
@@ -72,8 +74,8 @@ fn outbox_inbox_holds_for_one_order_with_a_crash_and_a_duplicate() {
 /// The issue's proof: one order, at most one relay crash, one consumer crash and one duplicated
 /// message in the same run. `idemsim check outbox/outbox-inbox --exhaustive --requests 1
 /// --crash relay,consumer --crashes 2 --duplicated 1 --values 2` runs the same search.
+/// (1.7 M states, seconds; 41 M states and 26 minutes before timers were keyed by content.)
 #[test]
-#[ignore = "many minutes on 2 cores (tens of millions of states); BENCHMARKS.md has the run"]
 fn outbox_inbox_holds_for_one_order_with_a_relay_crash_a_consumer_crash_and_a_duplicate() {
     let s = scenario("outbox/outbox-inbox", &[Role::Relay, Role::Consumer]);
     let r = s.check_exhaustive(&opts(&s, 1, 2, 2), None);

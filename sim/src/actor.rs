@@ -14,8 +14,16 @@ use std::hash::Hash;
 pub type NodeId = usize;
 
 /// Handle of a timer, for `Ctx::cancel_timer`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerId(pub u64);
+
+/// An id hashes as itself, except inside an exhaustive search's state key, where it hashes as
+/// the timer it names (see `exhaustive::timer_names`): ids count timers set in the whole run.
+impl Hash for TimerId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(crate::exhaustive::timer_names::hashed(self.0));
+    }
+}
 
 /// A node's behaviour. One scenario uses one actor type (an enum of its roles, usually).
 pub trait Actor: Hash {

@@ -40,8 +40,11 @@
 //!
 //! Soundness of state pruning: two states with the same key have the same futures, because the
 //! key holds all the simulator state the rest of a run depends on (`Sim::state_hash`; it leaves
-//! out counters, sequence numbers and fresh timer ids, which no future reads) and the fault
-//! budget left. Verdicts, though, are computed from the history, so the key must also hold what
+//! out counters and sequence numbers, which no future reads, names timers by content rather
+//! than by id (`timer_names`), and keys a timer that can no longer run a handler only as a stop
+//! of the clock at its deadline) and the fault budget left. Untimed, events that can do nothing
+//! are dropped as soon as they can do nothing: a message to an incarnation that has crashed since
+//! (lost whenever it arrives) and a dead timer whose deadline is reached. Verdicts, though, are computed from the history, so the key must also hold what
 //! the checker reads of the past: `HistoryView` says what that is. `Ordered` (the default) keys
 //! the whole history with its times and order — always sound, prunes least, and disables the
 //! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
@@ -56,6 +59,7 @@
 mod driver;
 mod parallel;
 mod symmetry;
+pub(crate) mod timer_names;
 mod tree;
 
 pub use symmetry::labels_erased;

@@ -306,6 +306,11 @@ impl Cancelled {
         self.0[word] |= 1 << (id % 64);
     }
 
+    /// Is timer `id` marked cancelled (and not yet due)?
+    pub fn contains(&self, TimerId(id): TimerId) -> bool {
+        self.0.get((id / 64) as usize).is_some_and(|w| w & (1 << (id % 64)) != 0)
+    }
+
     /// Was timer `id` cancelled? Clears the mark: a timer fires (or is skipped) once.
     #[inline]
     pub fn take(&mut self, TimerId(id): TimerId) -> bool {
@@ -317,19 +322,6 @@ impl Cancelled {
             }
             _ => false,
         }
-    }
-
-    /// The cancelled timers not yet due, in id order (for state keys).
-    pub fn ids(&self) -> Vec<TimerId> {
-        let mut ids = Vec::new();
-        for (w, &bits) in self.0.iter().enumerate() {
-            let mut b = bits;
-            while b != 0 {
-                ids.push(TimerId(w as u64 * 64 + b.trailing_zeros() as u64));
-                b &= b - 1;
-            }
-        }
-        ids
     }
 }
 

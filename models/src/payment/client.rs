@@ -17,7 +17,8 @@ pub struct Setup {
     pub design: ClientDesign,
     /// Purchases per client, one after another.
     pub ops: u32,
-    /// Extra copies of each purchase's first request, fired at once.
+    /// Extra copies of each purchase's first request, fired at once (not when a crashed app
+    /// resumes the purchase: that request is the app's, sent once).
     pub duplicates: u32,
     pub amount: u32,
     pub repay_probability: f64,
@@ -59,6 +60,9 @@ pub struct Client {
     retry_cost: u32,
     /// Set by a crash: the next start resumes from the durable log.
     resume: Option<(u32, u32, bool)>,
+    /// The current purchase was resumed after a crash: its first request is the app's own
+    /// recovery, sent once (the user's double click was before the crash).
+    resumed: bool,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -91,6 +95,7 @@ impl Client {
             budget: BudgetState::new(setup.design.budget),
             retry_cost: 0,
             resume: None,
+            resumed: false,
         }
     }
 
@@ -138,6 +143,7 @@ impl Client {
         self.attempt = 0;
         self.retry_cost = 0;
         self.prev_sleep_us = self.design().base_us;
+        self.resumed = begin == Begin::Restarted;
         if begin == Begin::First {
             self.session = 0;
             self.repaid = false;
@@ -154,7 +160,7 @@ impl Client {
     fn send_attempt(&mut self, ctx: &mut Ctx<'_, Node>) {
         self.attempt += 1;
         self.budget.requests += 1;
-        let copies = if self.attempt == 1 { 1 + self.setup.duplicates } else { 1 };
+        let copies = if self.attempt == 1 && !self.resumed { 1 + self.setup.duplicates } else { 1 };
         for copy in 0..copies {
             let req = Request { op: self.op(), attempt: self.attempt, copy, key: self.key(), amount: self.amount() };
             let server = ctx.choose(ChoiceKind::Model, self.setup.instances);

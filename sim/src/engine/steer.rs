@@ -5,6 +5,7 @@
 use super::{Event, EventKind, Outcome, Sim};
 use crate::actor::{Actor, NodeId};
 use crate::choices::ChoiceKind;
+use crate::exhaustive::timer_names::Naming;
 use crate::history::{RunEnd, StableHasher};
 use crate::model::Model;
 use std::hash::{Hash, Hasher};
@@ -156,6 +157,45 @@ impl<A: Actor> Sim<A> {
         if self.untimed && self.now_us >= self.w.faults.fault_phase_us {
             self.ties.retain(|e| !matches!(e.kind, EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. }));
         }
+        if self.untimed {
+            self.drop_dead_events();
+        }
+    }
+
+    /// Untimed, events that can do nothing go now, with the trace and count they would leave:
+    /// a message to an incarnation that has crashed since it was sent (it is lost whenever it
+    /// arrives), and a dead timer (`is_dead_timer`) whose deadline is reached (it would not
+    /// even move the clock). Left pending, each could run before or after any other event and
+    /// do nothing, which only splits states (the same state with and without it) and runs. The
+    /// timed semantics keeps them: there a message's arrival time still orders the events
+    /// around it.
+    fn drop_dead_events(&mut self) {
+        let mut i = 0;
+        while i < self.ties.len() {
+            let e = &self.ties[i];
+            match e.kind {
+                EventKind::Deliver { to, epoch, .. } if self.w.life[to].epoch != epoch => {
+                    let EventKind::Deliver { from, to, epoch, msg } = self.ties.remove(i).kind else { unreachable!("matched a delivery") };
+                    let refused = self.w.refused(self.now_us, from, to, epoch, &msg);
+                    debug_assert!(refused, "a message to a past incarnation is refused");
+                }
+                EventKind::Timer { id, .. } if e.at_us <= self.now_us && self.is_dead_timer(e) => {
+                    self.ties.remove(i);
+                    self.w.cancelled.take(id);
+                }
+                _ => i += 1,
+            }
+        }
+    }
+
+    /// A timer that can no longer run a handler: cancelled, or set by an incarnation that has
+    /// crashed since. It still moves the clock to its deadline when it comes due (untimed, the
+    /// deadlines reached are the moments a delivery can happen at), and that is all it does.
+    fn is_dead_timer(&self, e: &Event<A>) -> bool {
+        match e.kind {
+            EventKind::Timer { node, epoch, id, .. } => self.w.life[node].epoch != epoch || self.w.cancelled.contains(id),
+            _ => false,
+        }
     }
 
     /// Take the event at `take` out of `ties` (the rest stay, in order).
@@ -236,7 +276,10 @@ impl<A: Actor> Sim<A> {
         }
         match &e.kind {
             EventKind::Deliver { from, to, epoch, msg } => (0u8, from, to, epoch, msg).hash(&mut h),
-            EventKind::Timer { node, epoch, id, timer } => (1u8, node, epoch, id, timer).hash(&mut h),
+            // A dead timer is a stop of the clock at its deadline, whoever set it.
+            EventKind::Timer { .. } if self.is_dead_timer(e) => 8u8.hash(&mut h),
+            // Named by what it is, not by its id (see `exhaustive::timer_names`).
+            EventKind::Timer { node, epoch, timer, .. } => (1u8, node, epoch, timer).hash(&mut h),
             EventKind::Crash { node, kind } => (2u8, node, kind).hash(&mut h),
             EventKind::Restart { node } => (3u8, node).hash(&mut h),
             EventKind::Pause { node, until_us } => (4u8, node, until_us).hash(&mut h),
@@ -249,15 +292,36 @@ impl<A: Actor> Sim<A> {
 
     /// A hash of everything the rest of the run depends on: the clock, every actor, every log
     /// (volatile and durable part), each node's up/down state, epoch and pause, the pending
-    /// events (as a multiset), cancelled timers, active partitions and the drawn fault rates.
-    /// Left out: the history (the explorer hashes what its checker reads of it), counters
-    /// (`Stats`), the sequence counter and the next timer id (fresh ids never equal old ones).
+    /// events (as a multiset; a dead timer only as a stop of the clock at its deadline), active
+    /// partitions and the drawn fault rates. Left out: the history (the explorer hashes what its
+    /// checker reads of it), counters (`Stats`), the sequence counter, and timer ids: a timer is
+    /// named by its content (`exhaustive::timer_names`), so the order in which timers were set
+    /// does not split states.
     pub fn state_hash(&self) -> u64 {
         let mut h = StableHasher::default();
         h.write_u64(self.now_us);
-        let mut events: Vec<u64> = self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter()).map(|e| self.event_key(e)).collect();
+        let pending = || self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter());
+        let mut events: Vec<u64> = Vec::new();
+        let mut stops: Vec<u64> = Vec::new();
+        for e in pending() {
+            match self.is_dead_timer(e) {
+                false => events.push(self.event_key(e)),
+                // Dead timers are clock stops: which timer it was, and how many stop at one
+                // deadline, make no difference (one reached is dropped: `drop_dead_events`).
+                true => stops.push(e.at_us),
+            }
+        }
+        // Timer ids in actors' state hash as the live timers they name (see `timer_names`).
+        let names = pending().filter(|e| !self.is_dead_timer(e)).filter_map(|e| match e.kind {
+            EventKind::Timer { id, .. } => Some((id.0, self.event_key(e))),
+            _ => None,
+        });
+        let _naming = Naming::new(names);
         events.sort_unstable();
         events.hash(&mut h);
+        stops.sort_unstable();
+        stops.dedup();
+        stops.hash(&mut h);
         for (node, rt) in self.w.nodes.iter().zip(&self.w.life) {
             node.hash(&mut h);
             let paused = if rt.paused_until_us > self.now_us { rt.paused_until_us } else { 0 };
@@ -266,7 +330,7 @@ impl<A: Actor> Sim<A> {
         for log in &self.w.stores {
             (&log.records, log.synced, log.written).hash(&mut h);
         }
-        self.w.cancelled.ids().hash(&mut h);
+        // Cancelled timers still pending are clock stops above; other marks are inert.
         let mut cuts = self.w.links.cuts.clone();
         cuts.sort_unstable_by_key(|&(n, d)| (n, d as u8));
         cuts.hash(&mut h);
