@@ -43,12 +43,13 @@
 //! out counters and sequence numbers, which no future reads, names timers by content rather
 //! than by id (`timer_names`), and keys a timer that can no longer run a handler only as a stop
 //! of the clock at its deadline) and the fault budget left. Untimed, events that can do nothing
-//! are dropped as soon as they can do nothing: a message to an incarnation that has crashed since
-//! (lost whenever it arrives) and a dead timer whose deadline is reached. Verdicts, though, are computed from the history, so the key must also hold what
-//! the checker reads of the past: `HistoryView` says what that is. `Ordered` (the default) keys
-//! the whole history with its times and order — always sound, prunes least, and disables the
-//! reduction (commuting two nodes' events reorders their observations). `PerNode` keys each
-//! node's own sequence of observations: sound when the verdict does not depend on how different
+//! are dropped as soon as they can do nothing: a message to an incarnation that has crashed
+//! since (lost whenever it arrives) and a dead timer whose deadline is reached. Verdicts,
+//! though, are computed from the history, so the key must also hold what the checker reads of
+//! the past: `HistoryView` says what that is. `Ordered` (the default) keys the whole history
+//! with its times and order — always sound, prunes least, and disables the reduction
+//! (commuting two nodes' events reorders their observations). `PerNode` keys each node's own
+//! sequence of observations: sound when the verdict does not depend on how different
 //! nodes' observations interleave (counts, per-operation facts, durable state). `Relevant` keys
 //! each node's sequence of `Model::observation_key`s: sound when the model keeps that method's
 //! contract (the verdict is a function of the final state and those sequences); it merges the

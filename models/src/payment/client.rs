@@ -60,9 +60,6 @@ pub struct Client {
     retry_cost: u32,
     /// Set by a crash: the next start resumes from the durable log.
     resume: Option<(u32, u32, bool)>,
-    /// The current purchase was resumed after a crash: its first request is the app's own
-    /// recovery, sent once (the user's double click was before the crash).
-    resumed: bool,
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -95,7 +92,6 @@ impl Client {
             budget: BudgetState::new(setup.design.budget),
             retry_cost: 0,
             resume: None,
-            resumed: false,
         }
     }
 
@@ -143,7 +139,6 @@ impl Client {
         self.attempt = 0;
         self.retry_cost = 0;
         self.prev_sleep_us = self.design().base_us;
-        self.resumed = begin == Begin::Restarted;
         if begin == Begin::First {
             self.session = 0;
             self.repaid = false;
@@ -154,13 +149,15 @@ impl Client {
             ctx.fsync();
         }
         ctx.observe(Obs::OpStarted { op: self.op(), amount: self.amount(), begin });
-        self.send_attempt(ctx);
+        // The user's double click fires copies; a purchase resumed after a crash is the app's
+        // own recovery, sent once (the double click was before the crash).
+        let copies = if begin == Begin::Restarted { 1 } else { 1 + self.setup.duplicates };
+        self.send_attempt(ctx, copies);
     }
 
-    fn send_attempt(&mut self, ctx: &mut Ctx<'_, Node>) {
+    fn send_attempt(&mut self, ctx: &mut Ctx<'_, Node>, copies: u32) {
         self.attempt += 1;
         self.budget.requests += 1;
-        let copies = if self.attempt == 1 && !self.resumed { 1 + self.setup.duplicates } else { 1 };
         for copy in 0..copies {
             let req = Request { op: self.op(), attempt: self.attempt, copy, key: self.key(), amount: self.amount() };
             let server = ctx.choose(ChoiceKind::Model, self.setup.instances);
@@ -204,7 +201,7 @@ impl Client {
                 ctx.observe(Obs::TimedOut { op, attempt });
                 self.retry_timed_out(ctx);
             }
-            ClientTimer::Retry { op } if self.phase == Phase::Backoff && op == self.op() => self.send_attempt(ctx),
+            ClientTimer::Retry { op } if self.phase == Phase::Backoff && op == self.op() => self.send_attempt(ctx, 1),
             ClientTimer::Next { index } if self.phase == Phase::Done && index == self.current => self.start_op(ctx, Begin::First),
             _ => {}
         }

@@ -300,22 +300,22 @@ impl<A: Actor> Sim<A> {
     pub fn state_hash(&self) -> u64 {
         let mut h = StableHasher::default();
         h.write_u64(self.now_us);
-        let pending = || self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter());
-        let mut events: Vec<u64> = Vec::new();
-        let mut stops: Vec<u64> = Vec::new();
-        for e in pending() {
-            match self.is_dead_timer(e) {
-                false => events.push(self.event_key(e)),
-                // Dead timers are clock stops: which timer it was, and how many stop at one
-                // deadline, make no difference (one reached is dropped: `drop_dead_events`).
-                true => stops.push(e.at_us),
+        let pending = self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter());
+        let (mut events, mut stops, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        for e in pending {
+            // Dead timers are clock stops: which timer it was, and how many stop at one
+            // deadline, make no difference (one reached is dropped: `drop_dead_events`).
+            if self.is_dead_timer(e) {
+                stops.push(e.at_us);
+                continue;
+            }
+            let key = self.event_key(e);
+            events.push(key);
+            if let EventKind::Timer { id, .. } = e.kind {
+                names.push((id.0, key));
             }
         }
         // Timer ids in actors' state hash as the live timers they name (see `timer_names`).
-        let names = pending().filter(|e| !self.is_dead_timer(e)).filter_map(|e| match e.kind {
-            EventKind::Timer { id, .. } => Some((id.0, self.event_key(e))),
-            _ => None,
-        });
         let _naming = Naming::new(names);
         events.sort_unstable();
         events.hash(&mut h);

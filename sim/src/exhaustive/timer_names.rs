@@ -23,7 +23,7 @@
 use std::cell::{Cell, RefCell};
 
 /// The name of a handle whose timer is not pending.
-pub(crate) const GONE: u64 = u64::MAX;
+const GONE: u64 = u64::MAX;
 
 thread_local! {
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
@@ -46,14 +46,10 @@ pub(crate) fn hashed(id: u64) -> u64 {
 pub(crate) struct Naming(bool);
 
 impl Naming {
-    /// `names`: (id, name) of every pending timer, in any order.
-    pub fn new(names: impl Iterator<Item = (u64, u64)>) -> Self {
-        NAMES.with(|n| {
-            let mut n = n.borrow_mut();
-            n.clear();
-            n.extend(names);
-            n.sort_unstable();
-        });
+    /// `names`: (id, name) of every live pending timer, in any order.
+    pub fn new(mut names: Vec<(u64, u64)>) -> Self {
+        names.sort_unstable();
+        NAMES.with(|n| *n.borrow_mut() = names);
         Naming(ACTIVE.with(|a| a.replace(true)))
     }
 }
