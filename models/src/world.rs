@@ -183,7 +183,7 @@ pub enum Record {
 }
 
 /// Every role of every path.
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub enum Node {
     Client(Client),
     Server(Server),
@@ -201,6 +201,27 @@ pub enum Node {
     /// Overload path: a tier between the clients and the service.
     Tier(Tier),
 }
+
+/// `clone_from` of the same role clones into the actor in place, keeping its buffers (the
+/// exhaustive search restores snapshots this way: see `sim::clone_by_field`).
+macro_rules! node_clone {
+    ($($role:ident),*) => {
+        impl Clone for Node {
+            fn clone(&self) -> Self {
+                match self {
+                    $(Node::$role(a) => Node::$role(a.clone()),)*
+                }
+            }
+            fn clone_from(&mut self, src: &Self) {
+                match (self, src) {
+                    $((Node::$role(a), Node::$role(b)) => a.clone_from(b),)*
+                    (me, src) => *me = src.clone(),
+                }
+            }
+        }
+    };
+}
+node_clone!(Client, Server, Postgres, Redis, Provider, Service, Relay, Broker, Consumer, Fleet, Pool, Tier);
 
 impl Actor for Node {
     type Msg = Msg;

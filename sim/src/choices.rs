@@ -69,7 +69,6 @@ enum Mode {
 }
 
 /// The run's choice source: seeded (ChaCha8) or a tape, optionally recording what it answers.
-#[derive(Clone)]
 pub struct Choices {
     mode: Mode,
     tape: Vec<u32>,
@@ -77,6 +76,7 @@ pub struct Choices {
     recording: bool,
     record: Vec<Choice>,
 }
+crate::clone_by_field!(Choices { mode, tape, pos, recording, record });
 
 impl Default for Choices {
     fn default() -> Self {

@@ -52,12 +52,12 @@ const SLOT_BITS: u32 = 24;
 /// events, so sifting moves keys, not events (a payment event is ~100 bytes). The order is the
 /// one a heap of whole events ordered by `(at_us, seq)` gives: `seq` is unique within a run and
 /// sits above the slot bits.
-#[derive(Clone)]
 struct Queue<A: Actor> {
     heap: BinaryHeap<Reverse<u128>>,
     slab: Vec<Option<Event<A>>>,
     free: Vec<u32>,
 }
+crate::clone_by_field!(Queue<A> { heap, slab, free } where A: Actor + Clone);
 
 impl<A: Actor> Queue<A> {
     fn new() -> Self {
@@ -124,14 +124,17 @@ impl<A: Actor> Queue<A> {
 }
 
 /// The native deterministic simulator. A clone (of a simulator whose actors clone) is a
-/// snapshot a driven run can resume from: see `Sim::resume_driven`.
-#[derive(Clone)]
+/// snapshot a driven run can resume from: see `Sim::resume_driven`; `clone_from` restores one
+/// keeping the simulator's buffers (`clone_by_field`).
 pub struct Sim<A: Actor> {
     queue: Queue<A>,
     /// Actors, logs, history, links, faults: what the run is about (shared with madsim).
     w: World<A>,
     out: Vec<Cmd<A>>,
     ties: Vec<Event<A>>,
+    /// `event_key` of each of `ties` (same index), computed once when it joins them: a search
+    /// keys the pending events at every step, and most stay pending for many steps.
+    tie_keys: Vec<u64>,
     /// Timed runs: the events due at the instant being run when more than one is (in the order
     /// they were scheduled), taken out of the queue once rather than at every step: a fleet whose
     /// shrunk run fires a thousand timers at one instant made each step re-pop them all.
@@ -153,6 +156,9 @@ pub struct Sim<A: Actor> {
     /// The node whose handler runs now (`usize::MAX`: none), named if it panics.
     handling: usize,
 }
+crate::clone_by_field!(Sim<A> {
+    queue, w, out, ties, tie_keys, tied, choices, untimed, max_events, bounded, eligible, infos, seq, now_us, next_timer, handling
+} where A: Actor + Clone);
 
 impl<A: Actor> Default for Sim<A> {
     fn default() -> Self {
@@ -167,6 +173,7 @@ impl<A: Actor> Sim<A> {
             w: World::default(),
             out: Vec::new(),
             ties: Vec::new(),
+            tie_keys: Vec::new(),
             tied: std::collections::VecDeque::new(),
             choices: Choices::default(),
             untimed: false,
@@ -266,6 +273,7 @@ impl<A: Actor> Sim<A> {
     fn reset<M: Model<Actor = A>>(&mut self, model: &M) {
         self.queue.clear();
         self.ties.clear();
+        self.tie_keys.clear();
         self.tied.clear();
         self.w.reset(model);
         self.seq = 0;

@@ -16,6 +16,7 @@
 
 pub mod actor;
 pub mod choices;
+mod clone_by_field;
 pub mod engine;
 pub mod exhaustive;
 pub mod faults;

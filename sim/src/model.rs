@@ -38,12 +38,13 @@ pub trait Model: Sync {
 
 /// A node's write-ahead log: `records[..synced]` is durable; `records[..written]` reached the
 /// OS (survives a process crash, not a machine crash); the rest is the process's own buffer.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Log<R> {
     pub records: Vec<R>,
     pub synced: usize,
     pub written: usize,
 }
+crate::clone_by_field!(Log<R> { records, synced, written } where R: Clone);
 
 impl<R> Default for Log<R> {
     fn default() -> Self {

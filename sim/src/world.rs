@@ -40,7 +40,6 @@ pub struct Life {
 }
 
 /// Everything a run's outcome is made of, whichever scheduler moves it.
-#[derive(Clone)]
 pub struct World<A: Actor> {
     pub nodes: Vec<A>,
     pub life: Vec<Life>,
@@ -58,6 +57,9 @@ pub struct World<A: Actor> {
     pub plan: Vec<PlannedFault>,
     pub cancelled: Cancelled,
 }
+crate::clone_by_field!(World<A> {
+    nodes, life, stores, history, stats, trace, fault_log, links, faults, plan, cancelled
+} where A: Actor + Clone);
 
 impl<A: Actor> Default for World<A> {
     fn default() -> Self {
@@ -289,8 +291,17 @@ impl<A: Actor> World<A> {
 /// Timers cancelled before they fired, as a bitset over timer ids (they count up from 1 in each
 /// run): a due timer tests one bit where it used to scan a list, which a fleet's thousands of
 /// cancelled timeouts made the cost of every timer.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Cancelled(Vec<u64>);
+
+impl Clone for Cancelled {
+    fn clone(&self) -> Self {
+        Cancelled(self.0.clone())
+    }
+    fn clone_from(&mut self, src: &Self) {
+        self.0.clone_from(&src.0);
+    }
+}
 
 impl Cancelled {
     pub fn clear(&mut self) {

@@ -25,7 +25,7 @@ pub struct LogEntry {
     pub at_us: u64,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Broker {
     cfg: Shared<BrokerDesign>,
     /// Per partition: every message ever appended (offset = index); `start[p]` is the log start
@@ -35,6 +35,7 @@ pub struct Broker {
     /// The consumer group's committed offset per partition.
     committed: Vec<u32>,
 }
+sim::clone_by_field!(Broker { cfg, log, start, committed });
 
 impl Broker {
     pub fn new(cfg: Shared<BrokerDesign>) -> Self {

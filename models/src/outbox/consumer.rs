@@ -68,7 +68,7 @@ struct Part {
     timer: Option<TimerId>,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Consumer {
     setup: Shared<ConsumerSetup>,
     me: NodeId,
@@ -78,6 +78,7 @@ pub struct Consumer {
     down: bool,
     parts: Vec<Part>,
 }
+sim::clone_by_field!(Consumer { setup, me, boots, epoch, down, parts });
 
 const SUBSCRIBER_SHIFT: u64 = 40;
 

@@ -46,7 +46,7 @@ enum Phase {
     Committing,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Relay {
     setup: Shared<RelaySetup>,
     me: NodeId,
@@ -65,6 +65,7 @@ pub struct Relay {
     resend_timer: Option<TimerId>,
     poll_timer: Option<TimerId>,
 }
+sim::clone_by_field!(Relay { setup, me, boots, calls, phase, tx, expect, batch, seq, idle_us, call_timer, resend_timer, poll_timer });
 
 impl Relay {
     pub fn new(setup: Shared<RelaySetup>, me: NodeId) -> Self {

@@ -41,7 +41,7 @@ enum Stage {
     Publishing { partition: u32, seq: u32 },
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Service {
     setup: Shared<ServiceSetup>,
     me: NodeId,
@@ -53,6 +53,7 @@ pub struct Service {
     seq: Vec<u32>,
     timer: Option<TimerId>,
 }
+sim::clone_by_field!(Service { setup, me, boots, placed, current, tx, seq, timer });
 
 impl Service {
     pub fn new(setup: Shared<ServiceSetup>, me: NodeId) -> Self {

@@ -27,7 +27,7 @@ enum Pending {
     MarkSent { id: u32 },
 }
 
-#[derive(Clone, Debug, Default, Hash)]
+#[derive(Debug, Default, Hash)]
 pub struct Tables {
     orders: Vec<Event>,
     /// Committed outbox rows and whether they were marked sent.
@@ -40,6 +40,7 @@ pub struct Tables {
     /// The last outbox id handed out.
     next_id: u32,
 }
+sim::clone_by_field!(Tables { orders, outbox, inbox, effects, pending, locks, next_id });
 
 /// What the consumer's autocommit `Apply` did.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]

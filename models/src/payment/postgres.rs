@@ -39,7 +39,7 @@ struct Tx {
     session_timer: Option<TimerId>,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Postgres {
     cfg: Shared<KeyStore>,
     peers: Shared<Peers>,
@@ -62,6 +62,21 @@ pub struct Postgres {
     /// crashes, as the run's record).
     pub reaped: (u32, u64),
 }
+sim::clone_by_field!(Postgres {
+    cfg,
+    peers,
+    keys,
+    charges,
+    txs,
+    aborted,
+    next_rid,
+    next_charge,
+    boots,
+    server_boots,
+    flush_armed,
+    tables,
+    reaped
+});
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum PgTimer {

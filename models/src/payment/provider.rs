@@ -37,7 +37,7 @@ pub enum ProviderTimer {
     Reply { to: NodeId, req: u64, key: Option<Key>, reply: ProviderReply },
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Provider {
     cfg: Shared<ProviderDesign>,
     charges: Vec<ChargeRow>,
@@ -46,6 +46,7 @@ pub struct Provider {
     busy: Vec<Key>,
     next_charge: ChargeId,
 }
+sim::clone_by_field!(Provider { cfg, charges, keyed, busy, next_charge });
 
 /// One charge call as the server sends it.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]

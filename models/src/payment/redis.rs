@@ -95,7 +95,7 @@ pub struct Entry {
     pub expires_at_us: u64,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Redis {
     cfg: Shared<KeyStore>,
     peers: Shared<Peers>,
@@ -119,6 +119,7 @@ pub struct Redis {
     /// Keys evicted at `maxmemory`: how many, and the first one and when (the run's record too).
     pub evicted: (u32, Key, u64),
 }
+sim::clone_by_field!(Redis { cfg, peers, fault, data, boots, flush_armed, stalled, phase_us, replica, unshipped, split, note, evicted });
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
 pub enum RedisTimer {

@@ -116,7 +116,7 @@ pub enum Role {
     Completer { sweep_until_us: u64 },
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Debug, Hash)]
 pub struct Server {
     pub(super) design: Shared<ServerDesign>,
     pub(super) postgres: bool,
@@ -140,6 +140,21 @@ pub struct Server {
     /// producer session.
     pub(super) seq: Vec<u32>,
 }
+sim::clone_by_field!(Server {
+    design,
+    postgres,
+    node,
+    role,
+    clock_offset_us,
+    boots,
+    next_call,
+    jobs,
+    queue,
+    last_charge,
+    sweep_call,
+    chain,
+    seq
+});
 
 /// What came back from the store or the provider, routed to the job that waits for it.
 pub enum Reply {

@@ -58,6 +58,13 @@ fn is_async<A: Actor>(kind: &EventKind<A>) -> bool {
     matches!(kind, EventKind::Deliver { .. } | EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. })
 }
 
+/// `Sim::state_hash`'s buffers: the pending events' keys, the clock stops, the timer names.
+type Scratch = (Vec<u64>, Vec<u64>, Vec<(u64, u64)>);
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
 impl<A: Actor> Sim<A> {
     /// Untimed (asynchronous) semantics, for exhaustive search. Message delays are not drawn:
     /// any pending delivery may run next, at the current time. Crashes, pauses and partitions
@@ -108,7 +115,7 @@ impl<A: Actor> Sim<A> {
             self.find_eligible(limit);
             self.infos.clear();
             for &i in &self.eligible {
-                self.infos.push(self.info(&self.ties[i]));
+                self.infos.push(self.info(i));
             }
             if self.eligible.is_empty() {
                 self.put_back(None);
@@ -152,10 +159,18 @@ impl<A: Actor> Sim<A> {
     fn gather(&mut self) {
         while let Some(e) = self.queue.pop() {
             let at = self.ties.partition_point(|t| (t.at_us, t.seq) < (e.at_us, e.seq));
+            self.tie_keys.insert(at, self.event_key(&e));
             self.ties.insert(at, e);
         }
         if self.untimed && self.now_us >= self.w.faults.fault_phase_us {
-            self.ties.retain(|e| !matches!(e.kind, EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. }));
+            let mut i = 0;
+            while i < self.ties.len() {
+                if matches!(self.ties[i].kind, EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. }) {
+                    self.take_tie(i);
+                } else {
+                    i += 1;
+                }
+            }
         }
         if self.untimed {
             self.drop_dead_events();
@@ -175,12 +190,12 @@ impl<A: Actor> Sim<A> {
             let e = &self.ties[i];
             match e.kind {
                 EventKind::Deliver { to, epoch, .. } if self.w.life[to].epoch != epoch => {
-                    let EventKind::Deliver { from, to, epoch, msg } = self.ties.remove(i).kind else { unreachable!("matched a delivery") };
+                    let EventKind::Deliver { from, to, epoch, msg } = self.take_tie(i).kind else { unreachable!("matched a delivery") };
                     let refused = self.w.refused(self.now_us, from, to, epoch, &msg);
                     debug_assert!(refused, "a message to a past incarnation is refused");
                 }
                 EventKind::Timer { id, .. } if e.at_us <= self.now_us && self.is_dead_timer(e) => {
-                    self.ties.remove(i);
+                    self.take_tie(i);
                     self.w.cancelled.take(id);
                 }
                 _ => i += 1,
@@ -200,7 +215,13 @@ impl<A: Actor> Sim<A> {
 
     /// Take the event at `take` out of `ties` (the rest stay, in order).
     fn put_back(&mut self, take: Option<usize>) -> Option<Event<A>> {
-        take.map(|i| self.ties.remove(i))
+        take.map(|i| self.take_tie(i))
+    }
+
+    /// Remove `ties[i]` and its key.
+    fn take_tie(&mut self, i: usize) -> Event<A> {
+        self.tie_keys.remove(i);
+        self.ties.remove(i)
     }
 
     /// Fill `eligible` with the indices (into `ties`, in order) of the events that may run next.
@@ -252,7 +273,9 @@ impl<A: Actor> Sim<A> {
         }
     }
 
-    fn info(&self, e: &Event<A>) -> EventInfo {
+    /// What a driver is told of `ties[i]`.
+    fn info(&self, i: usize) -> EventInfo {
+        let e = &self.ties[i];
         let node = match e.kind {
             EventKind::Deliver { to, .. } => Some(to),
             EventKind::Timer { node, .. } | EventKind::Restart { node } | EventKind::Pause { node, .. } | EventKind::Resume { node } => {
@@ -261,7 +284,16 @@ impl<A: Actor> Sim<A> {
             EventKind::Crash { .. } | EventKind::CutStart { .. } | EventKind::CutEnd { .. } => None,
         };
         let advances_time = self.untimed && !is_async(&e.kind) && e.at_us > self.now_us;
-        EventInfo { key: self.event_key(e), node, advances_time }
+        EventInfo { key: self.tie_key(i), node, advances_time }
+    }
+
+    /// `event_key` of `ties[i]`: the one computed when it joined them, unless the event is a
+    /// timer that has died since (a dead timer's key is a stop of the clock).
+    fn tie_key(&self, i: usize) -> u64 {
+        let e = &self.ties[i];
+        let key = if self.is_dead_timer(e) { self.event_key(e) } else { self.tie_keys[i] };
+        debug_assert_eq!(key, self.event_key(e), "a pending event's key does not change while it is alive");
+        key
     }
 
     /// The event's content. Its sequence number is left out (only the relative order of
@@ -300,28 +332,37 @@ impl<A: Actor> Sim<A> {
     pub fn state_hash(&self) -> u64 {
         let mut h = StableHasher::default();
         h.write_u64(self.now_us);
-        let pending = self.queue.iter().chain(self.ties.iter()).chain(self.tied.iter());
-        let (mut events, mut stops, mut names) = (Vec::new(), Vec::new(), Vec::new());
-        for e in pending {
-            // Dead timers are clock stops: which timer it was, and how many stop at one
-            // deadline, make no difference (one reached is dropped: `drop_dead_events`).
-            if self.is_dead_timer(e) {
-                stops.push(e.at_us);
-                continue;
+        // The pending events: `ties` with their keys (a driven run's, all of them), then any
+        // still in the queue or `tied` (runs not driven), keyed now.
+        let cached = self.ties.iter().zip(self.tie_keys.iter().map(|&k| Some(k)));
+        let pending = cached.chain(self.queue.iter().chain(self.tied.iter()).map(|e| (e, None)));
+        let _naming = SCRATCH.with(|s| {
+            let (events, stops, names) = &mut *s.borrow_mut();
+            events.clear();
+            stops.clear();
+            names.clear();
+            for (e, key) in pending {
+                // Dead timers are clock stops: which timer it was, and how many stop at one
+                // deadline, make no difference (one reached is dropped: `drop_dead_events`).
+                if self.is_dead_timer(e) {
+                    stops.push(e.at_us);
+                    continue;
+                }
+                let key = key.unwrap_or_else(|| self.event_key(e));
+                debug_assert_eq!(key, self.event_key(e), "a pending event's key does not change while it is alive");
+                events.push(key);
+                if let EventKind::Timer { id, .. } = e.kind {
+                    names.push((id.0, key));
+                }
             }
-            let key = self.event_key(e);
-            events.push(key);
-            if let EventKind::Timer { id, .. } = e.kind {
-                names.push((id.0, key));
-            }
-        }
-        // Timer ids in actors' state hash as the live timers they name (see `timer_names`).
-        let _naming = Naming::new(names);
-        events.sort_unstable();
-        events.hash(&mut h);
-        stops.sort_unstable();
-        stops.dedup();
-        stops.hash(&mut h);
+            events.sort_unstable();
+            events.hash(&mut h);
+            stops.sort_unstable();
+            stops.dedup();
+            stops.hash(&mut h);
+            // Timer ids in actors' state hash as the live timers they name (see `timer_names`).
+            Naming::new(names)
+        });
         for (node, rt) in self.w.nodes.iter().zip(&self.w.life) {
             node.hash(&mut h);
             let paused = if rt.paused_until_us > self.now_us { rt.paused_until_us } else { 0 };

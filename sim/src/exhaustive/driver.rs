@@ -45,7 +45,8 @@ impl Hasher for PassThrough {
 /// and with which events asleep (sorted keys).
 struct Visit {
     depth: u64,
-    sleep: Vec<u64>,
+    /// Empty for most states, and then no allocation.
+    sleep: Box<[u64]>,
 }
 
 type Shard = HashMap<u64, Visit, BuildHasherDefault<PassThrough>>;
@@ -84,27 +85,29 @@ impl StateTable {
 
     /// Record a final state (a run's end is a state too; nothing runs from it).
     pub fn note_final(&self, key: u64) {
-        self.shard(key).entry(key).or_insert(Visit { depth: 0, sleep: Vec::new() });
+        self.shard(key).entry(key).or_insert(Visit { depth: 0, sleep: Box::default() });
     }
 
     /// Record a visit; true if an earlier one explored (or is exploring, and will finish) at
     /// least what this one would: it had as much depth left and no event asleep that is awake
     /// now. Otherwise this visit explores, and the record keeps what is then known to be covered.
-    fn visit(&self, key: u64, depth: u64, sleep: &[u64]) -> bool {
+    fn visit(&self, key: u64, depth: u64, sleep: &[EventInfo]) -> bool {
+        let asleep = |k: &u64| sleep.binary_search_by_key(k, |z| z.key).is_ok();
+        let keys = || sleep.iter().map(|z| z.key).collect();
         match self.shard(key).entry(key) {
             Slot::Vacant(v) => {
-                v.insert(Visit { depth, sleep: sleep.to_vec() });
+                v.insert(Visit { depth, sleep: keys() });
                 false
             }
             Slot::Occupied(mut o) => {
                 let seen = o.get_mut();
-                if seen.depth <= depth && seen.sleep.iter().all(|k| sleep.binary_search(k).is_ok()) {
+                if seen.depth <= depth && seen.sleep.iter().all(asleep) {
                     return true;
                 }
                 if depth < seen.depth {
-                    *seen = Visit { depth, sleep: sleep.to_vec() };
+                    *seen = Visit { depth, sleep: keys() };
                 } else {
-                    seen.sleep.retain(|k| sleep.binary_search(k).is_ok());
+                    seen.sleep = seen.sleep.iter().copied().filter(asleep).collect();
                     seen.depth = depth;
                 }
                 false
@@ -115,13 +118,13 @@ impl StateTable {
 
 /// A running hash of what the checker reads of the history (see `HistoryView`), updated as
 /// entries are appended.
-#[derive(Clone)]
 struct HistoryKey {
     view: HistoryView,
     seen: usize,
     /// One hash chain for `Ordered`, one per node for `PerNode` and `Relevant`.
     chains: Vec<u64>,
 }
+crate::clone_by_field!(HistoryKey { view, seen, chains });
 
 /// What the checker reads of one observation (`Model::observation_key`), for `Relevant`.
 pub(super) type ObsKey<'a, O> = &'a (dyn Fn(&Entry<O>) -> Option<u64> + Sync);
@@ -172,11 +175,12 @@ pub(super) struct RunDriver<'a, A: Actor> {
     /// Where the run stands: what a snapshot saves.
     at: AtBoundary,
     pub cut: Option<Cut>,
+    /// The buffer the next sleep set is built in (swapped with the current one).
+    spare_sleep: Vec<EventInfo>,
 }
 
 /// What a driver knows at an event boundary besides the prefix it follows: saved with a
 /// snapshot of the simulator, it lets a later run resume there.
-#[derive(Clone)]
 pub(super) struct AtBoundary {
     picks_done: usize,
     /// Events asleep before the next one runs (partial-order reduction), unique by key.
@@ -186,6 +190,7 @@ pub(super) struct AtBoundary {
     faults_counted: usize,
     events: u64,
 }
+crate::clone_by_field!(AtBoundary { picks_done, sleep, history, faults, faults_counted, events });
 
 /// Snapshots of the current path's run, every `every` events, so that the next run (which
 /// shares the path up to the point the search backtracked to) resumes from the last one before
@@ -195,6 +200,8 @@ pub(super) struct AtBoundary {
 pub(super) struct Checkpoints<A: Actor> {
     every: u64,
     stack: Vec<Checkpoint<A>>,
+    /// Snapshots popped off the stack, whose buffers the next ones reuse (`clone_by_field`).
+    spare: Vec<Checkpoint<A>>,
 }
 
 struct Checkpoint<A: Actor> {
@@ -207,12 +214,26 @@ struct Checkpoint<A: Actor> {
 impl<A: Actor + Clone> Checkpoints<A> {
     /// `every == 0`: no snapshots, every run replays from the start.
     pub fn new(every: u64) -> Self {
-        Checkpoints { every, stack: Vec::new() }
+        Checkpoints { every, stack: Vec::new(), spare: Vec::new() }
     }
 
     /// Forget every snapshot (before a worker takes up another subtree).
     pub fn clear(&mut self) {
-        self.stack.clear();
+        self.spare.append(&mut self.stack);
+    }
+
+    /// Snapshot the run at an event boundary.
+    fn take(&mut self, sim: &Sim<A>, driver: &AtBoundary, consumed: usize) {
+        let c = match self.spare.pop() {
+            Some(mut c) => {
+                c.sim.clone_from(sim);
+                c.driver.clone_from(driver);
+                c.consumed = consumed;
+                c
+            }
+            None => Checkpoint { sim: sim.clone(), driver: driver.clone(), consumed },
+        };
+        self.stack.push(c);
     }
 
     /// Before the run of a path whose point `changed` the search just moved (`None`: the first
@@ -222,7 +243,7 @@ impl<A: Actor + Clone> Checkpoints<A> {
     pub fn restore(&mut self, sim: &mut Sim<A>, changed: Option<usize>, tape: &[u32]) -> Option<AtBoundary> {
         let changed = changed?;
         while self.stack.last().is_some_and(|c| c.consumed > changed) {
-            self.stack.pop();
+            self.spare.extend(self.stack.pop());
         }
         let c = self.stack.last()?;
         sim.clone_from(&c.sim);
@@ -267,6 +288,7 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
             new_picks: Vec::new(),
             at: resume.unwrap_or(start),
             cut: None,
+            spare_sleep: Vec::new(),
         }
     }
 
@@ -326,10 +348,12 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     /// runs them next is a reordering of one explored in their own subtree.
     fn update_sleep(&mut self, eligible: &[EventInfo], v: usize) {
         let e = eligible[v];
-        let mut next: Vec<EventInfo> = self.at.sleep.iter().chain(&eligible[..v]).filter(|z| z.independent(&e)).copied().collect();
+        let next = &mut self.spare_sleep;
+        next.clear();
+        next.extend(self.at.sleep.iter().chain(&eligible[..v]).filter(|z| z.independent(&e)));
         next.sort_unstable_by_key(|z| z.key);
         next.dedup_by_key(|z| z.key);
-        self.at.sleep = next;
+        std::mem::swap(&mut self.at.sleep, next);
     }
 }
 
@@ -343,13 +367,12 @@ impl<A: Actor + Clone> Driver<A> for RunDriver<'_, A> {
         let replaying = self.at.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
         if !replaying && self.checkpoints.every > 0 && self.at.events.is_multiple_of(self.checkpoints.every) {
             let consumed = sim.choices.count() + self.at.picks_done;
-            self.checkpoints.stack.push(Checkpoint { sim: sim.clone(), driver: self.at.clone(), consumed });
+            self.checkpoints.take(sim, &self.at, consumed);
         }
         if !replaying {
             let key = self.state_key(sim);
             let depth = if self.bounds.max_events == u64::MAX { 0 } else { self.at.events };
-            let sleep: Vec<u64> = self.at.sleep.iter().map(|z| z.key).collect();
-            if self.table.visit(key, depth, &sleep) && self.prune {
+            if self.table.visit(key, depth, &self.at.sleep) && self.prune {
                 self.cut = Some(Cut::Pruned);
                 return Step::Stop;
             }

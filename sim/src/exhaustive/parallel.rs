@@ -164,6 +164,8 @@ where
     let mut finals = BTreeSet::new();
     let mut checkpoints = Checkpoints::new(opts.snapshot_every_events);
     let relevant = |e: &crate::history::Entry<_>| model.observation_key(e);
+    // A run's choice answers and event picks, rebuilt from its path (buffers kept across runs).
+    let (mut tape, mut picks) = (Vec::new(), Vec::new());
     while let Some(Item { mut path, mut floor }) = sh.take() {
         // The path is replayed up to its last point, which the last backtrack (or the split
         // that made this subtree) changed.
@@ -175,8 +177,10 @@ where
                 sh.stop();
                 break;
             }
-            let tape: Vec<u32> = path.iter().filter(|p| p.kind.is_some()).map(|p| p.value).collect();
-            let picks: Vec<u32> = path.iter().filter(|p| p.kind.is_none()).map(|p| p.value).collect();
+            tape.clear();
+            tape.extend(path.iter().filter(|p| p.kind.is_some()).map(|p| p.value));
+            picks.clear();
+            picks.extend(path.iter().filter(|p| p.kind.is_none()).map(|p| p.value));
             let resume = checkpoints.restore(&mut sim, path.len().checked_sub(1), &tape);
             let resumed = resume.is_some();
             let mut driver = RunDriver::new(

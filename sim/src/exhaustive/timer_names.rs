@@ -47,9 +47,13 @@ pub(crate) struct Naming(bool);
 
 impl Naming {
     /// `names`: (id, name) of every live pending timer, in any order.
-    pub fn new(mut names: Vec<(u64, u64)>) -> Self {
-        names.sort_unstable();
-        NAMES.with(|n| *n.borrow_mut() = names);
+    pub fn new(names: &[(u64, u64)]) -> Self {
+        NAMES.with(|n| {
+            let mut n = n.borrow_mut();
+            n.clear();
+            n.extend_from_slice(names);
+            n.sort_unstable();
+        });
         Naming(ACTIVE.with(|a| a.replace(true)))
     }
 }

@@ -7,7 +7,7 @@ use crate::faults::{FaultProfile, NodeSpec};
 use crate::trace::CutDir;
 
 /// The scenario's lossy nodes and the partitions in force.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Links {
     /// Bit `i` set: node `i` is lossy. A link suffers loss, duplication and partitions only if
     /// both its ends are lossy; a link the scenario declares reliable never does.
@@ -15,6 +15,7 @@ pub struct Links {
     /// Active partitions: a node cut off in a direction.
     pub cuts: Vec<(NodeId, CutDir)>,
 }
+crate::clone_by_field!(Links { lossy, cuts });
 
 /// What the network does with a message as it is sent.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
