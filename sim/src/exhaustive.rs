@@ -60,6 +60,7 @@
 mod driver;
 mod parallel;
 mod symmetry;
+mod table;
 pub(crate) mod timer_names;
 mod tree;
 

@@ -2,15 +2,14 @@
 //! simplest choices; before every event it records the state (and stops if an earlier visit
 //! covers it), keeps the sleep set of the partial-order reduction, and picks the next event.
 
+use super::table::StateTable;
 use super::tree::{fault_slot, NewPick, FAULT_KINDS};
 use super::{Bounds, HistoryView};
 use crate::actor::Actor;
 use crate::choices::Choice;
 use crate::engine::{Driver, EventInfo, Sim, Step};
 use crate::history::{Entry, StableHasher};
-use std::collections::hash_map::{Entry as Slot, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::hash::{Hash, Hasher};
 
 /// Why a run stopped before its end.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -21,99 +20,6 @@ pub(super) enum Cut {
     Blocked,
     /// It reached `Bounds::max_events`.
     Truncated,
-}
-
-/// Keys are already hashes: use them as they are. (Only looked up, never iterated, so the
-/// table's layout cannot leak into results.)
-#[derive(Default)]
-struct PassThrough(u64);
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ b as u64;
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// How a state was first explored: from which depth (events so far; 0 when depth is unbounded)
-/// and with which events asleep (sorted keys).
-struct Visit {
-    depth: u64,
-    /// Empty for most states, and then no allocation.
-    sleep: Box<[u64]>,
-}
-
-type Shard = HashMap<u64, Visit, BuildHasherDefault<PassThrough>>;
-
-/// Shards of the state table: enough that the workers of a parallel search rarely wait on one
-/// another (a lookup holds one shard's lock for a few hundred nanoseconds).
-const SHARDS: usize = 64;
-
-/// Every state the search has reached, by key, shared by the workers of a search. A visit is
-/// recorded and checked under one lock, so of two workers reaching a state at once exactly one
-/// explores it. Pruning against a state another worker is still exploring is sound: every
-/// recorded visit is explored to the end by the worker that recorded it (a search stops early
-/// only at `max_runs` or a violation, and then claims no proof).
-pub(super) struct StateTable {
-    shards: Vec<Mutex<Shard>>,
-}
-
-impl Default for StateTable {
-    fn default() -> Self {
-        StateTable { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() }
-    }
-}
-
-impl StateTable {
-    /// The shard of `key`, chosen by middle bits: the map uses the low bits for the bucket and
-    /// the top ones for its control bytes.
-    fn shard(&self, key: u64) -> MutexGuard<'_, Shard> {
-        let m = &self.shards[(key >> 32) as usize % SHARDS];
-        // A worker that panicked left its shard consistent (every update is one map operation).
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn len(&self) -> u64 {
-        (0..SHARDS).map(|i| self.shard((i as u64) << 32).len() as u64).sum()
-    }
-
-    /// Record a final state (a run's end is a state too; nothing runs from it).
-    pub fn note_final(&self, key: u64) {
-        self.shard(key).entry(key).or_insert(Visit { depth: 0, sleep: Box::default() });
-    }
-
-    /// Record a visit; true if an earlier one explored (or is exploring, and will finish) at
-    /// least what this one would: it had as much depth left and no event asleep that is awake
-    /// now. Otherwise this visit explores, and the record keeps what is then known to be covered.
-    fn visit(&self, key: u64, depth: u64, sleep: &[EventInfo]) -> bool {
-        let asleep = |k: &u64| sleep.binary_search_by_key(k, |z| z.key).is_ok();
-        let keys = || sleep.iter().map(|z| z.key).collect();
-        match self.shard(key).entry(key) {
-            Slot::Vacant(v) => {
-                v.insert(Visit { depth, sleep: keys() });
-                false
-            }
-            Slot::Occupied(mut o) => {
-                let seen = o.get_mut();
-                if seen.depth <= depth && seen.sleep.iter().all(asleep) {
-                    return true;
-                }
-                if depth < seen.depth {
-                    *seen = Visit { depth, sleep: keys() };
-                } else {
-                    seen.sleep = seen.sleep.iter().copied().filter(asleep).collect();
-                    seen.depth = depth;
-                }
-                false
-            }
-        }
-    }
 }
 
 /// A running hash of what the checker reads of the history (see `HistoryView`), updated as

@@ -22,7 +22,8 @@
 //! subtrees of one search can share many states (e.g. the same request order reached by
 //! different delivery orders).
 
-use super::driver::{Checkpoints, RunDriver, StateTable};
+use super::driver::{Checkpoints, RunDriver};
+use super::table::StateTable;
 use super::tree::{self, Point};
 use super::{ExhaustiveOptions, ExhaustiveReport, HistoryView};
 use crate::engine::Sim;
