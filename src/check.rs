@@ -279,12 +279,21 @@ fn crash_only(s: &mut Scenario, names: &[String]) -> Result<()> {
         return Ok(());
     }
     let name_of = |r: &Role| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-    let crashed: Vec<String> = s.targets.crash.iter().filter(|r| s.path().roles().contains(r)).map(name_of).collect();
+    let crashed: Vec<String> = s.targets.crash.iter().filter(|r| s.plays(**r)).map(name_of).collect();
     let mut roles = Vec::new();
     for n in names {
         let role = serde_json::from_value::<Role>(serde_json::Value::String(n.clone())).ok();
         match role {
-            Some(r) if s.targets.crash.contains(&r) && s.path().roles().contains(&r) => roles.push(r),
+            Some(r) if s.targets.crash.contains(&r) && s.plays(r) => roles.push(r),
+            // Accepted, it would crash nothing, and a pass would read as a proof it is not.
+            Some(Role::Completer) if s.path().roles().contains(&Role::Completer) => {
+                let why = format!(
+                    "{} has no completer ([payment.server.completer] kind = \"none\"), so nothing would crash; it crashes {}",
+                    s.name,
+                    crashed.join(", ")
+                );
+                return Err(bad("--crash", n, &why));
+            }
             _ => return Err(bad("--crash", n, &format!("{} crashes only {} (targets.crash of its roles)", s.name, crashed.join(", ")))),
         }
     }

@@ -228,6 +228,16 @@ fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--crash provider").and(predicate::str::contains("relay")));
+    // A role whose node is idle in this design would crash nothing: a pass would be no proof.
+    idemsim()
+        .args(["check", "payment/durable-on-conflict", "--exhaustive", "--crashes", "1", "--crash", "completer"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("has no completer")
+                .and(predicate::str::contains("kind = \"none\""))
+                .and(predicate::str::contains("store")),
+        );
     idemsim()
         .args(["check", GOOD, "--exhaustive", "--semantics", "sometimes"])
         .assert()

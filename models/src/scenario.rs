@@ -261,6 +261,15 @@ impl Scenario {
         }
     }
 
+    /// Whether a node of this scenario plays `role` and does something: its path has the
+    /// role, and a payment world's completer runs only if the design has one (without one, the
+    /// node is idle and no fault strikes it).
+    pub fn plays(&self, role: Role) -> bool {
+        let idle_completer =
+            role == Role::Completer && self.payment.as_ref().is_some_and(|p| p.server.completer == crate::knobs::Completer::None);
+        self.path().roles().contains(&role) && !idle_completer
+    }
+
     /// The payment design (a payment scenario; validation guarantees one of each).
     pub fn payment(&self) -> &PaymentDesign {
         self.payment.as_ref().expect("a payment scenario has a [payment] table")
