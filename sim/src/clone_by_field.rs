@@ -23,18 +23,8 @@
 /// ```
 #[macro_export]
 macro_rules! clone_by_field {
-    ($t:ident { $($f:ident),* $(,)? }) => {
-        impl ::core::clone::Clone for $t {
-            fn clone(&self) -> Self {
-                $t { $($f: ::core::clone::Clone::clone(&self.$f)),* }
-            }
-            fn clone_from(&mut self, src: &Self) {
-                $(::core::clone::Clone::clone_from(&mut self.$f, &src.$f);)*
-            }
-        }
-    };
-    ($t:ident < $($g:ident),+ > { $($f:ident),* $(,)? } where $($w:tt)+) => {
-        impl<$($g),+> ::core::clone::Clone for $t<$($g),+> where $($w)+ {
+    ($t:ident $(< $($g:ident),+ >)? { $($f:ident),* $(,)? } $(where $($w:tt)+)?) => {
+        impl $(<$($g),+>)? ::core::clone::Clone for $t $(<$($g),+>)? $(where $($w)+)? {
             fn clone(&self) -> Self {
                 $t { $($f: ::core::clone::Clone::clone(&self.$f)),* }
             }

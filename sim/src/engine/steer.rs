@@ -291,7 +291,16 @@ impl<A: Actor> Sim<A> {
     /// timer that has died since (a dead timer's key is a stop of the clock).
     fn tie_key(&self, i: usize) -> u64 {
         let e = &self.ties[i];
-        let key = if self.is_dead_timer(e) { self.event_key(e) } else { self.tie_keys[i] };
+        if self.is_dead_timer(e) {
+            self.event_key(e)
+        } else {
+            self.cached_key(e, self.tie_keys[i])
+        }
+    }
+
+    /// A live event's key as computed when it joined `ties`: its content cannot have changed
+    /// while it was pending.
+    fn cached_key(&self, e: &Event<A>, key: u64) -> u64 {
         debug_assert_eq!(key, self.event_key(e), "a pending event's key does not change while it is alive");
         key
     }
@@ -348,8 +357,7 @@ impl<A: Actor> Sim<A> {
                     stops.push(e.at_us);
                     continue;
                 }
-                let key = key.unwrap_or_else(|| self.event_key(e));
-                debug_assert_eq!(key, self.event_key(e), "a pending event's key does not change while it is alive");
+                let key = key.map_or_else(|| self.event_key(e), |k| self.cached_key(e, k));
                 events.push(key);
                 if let EventKind::Timer { id, .. } = e.kind {
                     names.push((id.0, key));

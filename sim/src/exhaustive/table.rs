@@ -62,6 +62,8 @@ impl Shard {
             return self.insert(i, key);
         }
         self.len += 1;
+        // A full table would probe forever: growth keeps a quarter of the slots free.
+        assert!(self.len * 4 <= self.slots.len() * 3, "state table over 3/4 full");
         self.slots[i].key = key;
         i
     }
