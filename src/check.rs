@@ -78,9 +78,10 @@ pub struct Args {
     /// Stop after N runs (the search is then not exhausted: not a proof) [default: no limit].
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u64>,
-    /// How time is explored: untimed (any pending delivery may happen next; timers in deadline
-    /// order), bounded (as untimed, but a message arrives at most delay_us_max after its send
-    /// and no timer fires past that deadline: every timed run is one of its runs) or timed (the
+    /// How time is explored: untimed (any pending delivery or restart may happen next; timers
+    /// in deadline order), bounded (as untimed, but a message arrives at most delay_us_max after
+    /// its send, a restart at most restart_delay_us_max after its crash, and no timer fires past
+    /// such a deadline: every timed run is one of its runs) or timed (the
     /// model's delays and fault times, enumerated) [default: untimed for payment, bounded for
     /// outbox, whose pollers make the untimed search endless].
     #[arg(long, value_enum, value_name = "S", conflicts_with = "timed")]

@@ -123,7 +123,7 @@ fn snapshots_change_nothing_but_speed() {
     let mut payment = presets::get("payment/durable-on-conflict").unwrap().exhaustive_scenario(2, 1).unwrap();
     payment.targets.crash = vec![Role::Store];
     let cases = [
-        (scenario("outbox/no-inbox", &[Role::Consumer]), opts(&scenario("outbox/no-inbox", &[]), 0, 1, 2)),
+        (scenario("outbox/no-inbox", &[Role::Consumer]), opts(&scenario("outbox/no-inbox", &[]), 1, 1, 2)),
         (payment, Scenario::exhaustive_options(Bounds { max_lost: 1, max_values: 2, ..Bounds::default() })),
     ];
     for (s, o) in cases {

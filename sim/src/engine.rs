@@ -464,7 +464,16 @@ impl<A: Actor> Sim<A> {
     }
 
     fn crash(&mut self, node: NodeId, kind: CrashKind) {
-        if let Some(after_us) = self.w.crash(self.now_us, node, kind, &mut self.choices) {
+        let restart_after_us = if self.untimed {
+            // A restart is asynchronous here, like a delivery: it may come at any moment after
+            // the crash (bounded: up to `restart_delay_us_max` after it, its deadline), so no
+            // delay is drawn: each delay a timed run draws is one of those moments.
+            let deadline_us = if self.bounded { self.w.faults.restart_delay_us_max } else { 0 };
+            self.w.go_down(self.now_us, node, kind).then_some(deadline_us)
+        } else {
+            self.w.crash(self.now_us, node, kind, &mut self.choices)
+        };
+        if let Some(after_us) = restart_after_us {
             self.push(self.now_us + after_us, EventKind::Restart { node });
         }
     }

@@ -101,9 +101,9 @@ impl Semantics {
     pub fn describe(self) -> &'static str {
         match self {
             Semantics::Timed => "timed: the model's delays and fault times, enumerated",
-            Semantics::Untimed => "untimed (asynchronous): any pending delivery may happen next; timers ordered by deadline",
+            Semantics::Untimed => "untimed (asynchronous): any pending delivery or restart may happen next; timers ordered by deadline",
             Semantics::Bounded => {
-                "bounded (asynchronous within the delay bound): a message may arrive any time up to delay_us_max after its send; no timer fires past an undelivered message's deadline"
+                "bounded (asynchronous within the delay bounds): a message may arrive any time up to delay_us_max after its send, a crashed node restart up to restart_delay_us_max after its crash; no timer fires past such a deadline"
             }
         }
     }

@@ -201,8 +201,14 @@ impl<A: Actor> World<A> {
     /// `node` crashes now, unless it is down already: volatile state and the writes `kind`
     /// loses go, and the actor rebuilds from its log. Returns how long until it restarts.
     pub fn crash(&mut self, now_us: u64, node: NodeId, kind: CrashKind, choices: &mut Choices) -> Option<u64> {
+        self.go_down(now_us, node, kind).then(|| plan::restart_delay(&self.faults, choices))
+    }
+
+    /// `crash` without drawing when the node comes back: false if it was down already. (The
+    /// untimed engine lets a restart happen at any moment, as it does a delivery.)
+    pub fn go_down(&mut self, now_us: u64, node: NodeId, kind: CrashKind) -> bool {
         if self.life[node].down {
-            return None;
+            return false;
         }
         self.stats.crashes += 1;
         self.stats.process_crashes += (kind == CrashKind::Process) as u64;
@@ -215,7 +221,7 @@ impl<A: Actor> World<A> {
         self.note(now_us, node, || TraceKind::Crash { writes_lost: lost, kind });
         self.fault(now_us, node, FaultKind::Crash { writes_lost: lost, kind });
         self.nodes[node].on_crash(&self.stores[node].records);
-        Some(plan::restart_delay(&self.faults, choices))
+        true
     }
 
     /// `node` is back up (the backend runs its `on_start`).

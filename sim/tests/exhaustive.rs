@@ -503,6 +503,57 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
     }
 }
 
+/// The ping-pong toy judged as failing when a crash's restart came after a gap that `odd`
+/// flags (the gap from the crash to the restart, in µs).
+struct RestartSpotter(sim::toy::PingPongModel, fn(u64) -> bool);
+impl Model for RestartSpotter {
+    type Actor = sim::toy::PingPong;
+    fn config(&self) -> &SimConfig {
+        &self.0.config
+    }
+    fn build(&self, nodes: &mut Vec<sim::toy::PingPong>) {
+        self.0.build(nodes)
+    }
+    fn check(&self, run: &RunView<'_, sim::toy::PingPong>) -> Verdict {
+        let at = |kind: fn(&FaultKind) -> bool| run.fault_log.iter().find(|f| kind(&f.kind)).map(|f| f.at_us);
+        match (at(|k| matches!(k, FaultKind::Crash { .. })), at(|k| matches!(k, FaultKind::Restart))) {
+            (Some(crash), Some(restart)) if (self.1)(restart - crash) => {
+                Verdict::Violation(Violation::new("restart", format!("restart {} us after the crash", restart - crash), vec![]))
+            }
+            _ => Verdict::Pass,
+        }
+    }
+}
+
+/// Untimed and bounded, a restart is an asynchronous event, not a drawn delay: it may come at
+/// the crash's own moment (no delay is drawn), and bounded, never past `restart_delay_us_max`
+/// after it; timed, the drawn delays stay within their range.
+#[test]
+fn an_untimed_restart_may_come_at_any_moment_a_bounded_one_by_its_deadline() {
+    let faults = FaultProfile {
+        crash_probability: 0.5,
+        restart_delay_us_min: 500,
+        restart_delay_us_max: 1_500,
+        fault_phase_us: 2_500,
+        ..FaultProfile::default()
+    };
+    let mut toy = sim::toy::PingPongModel::new(1, faults);
+    toy.ticks = 4;
+    let bounds = Bounds { max_crashes: 1, ..Bounds::default() };
+    let search = |semantics, odd: fn(u64) -> bool| {
+        let o = ExhaustiveOptions { semantics, bounds: bounds.clone(), history: HistoryView::PerNode, ..ExhaustiveOptions::default() };
+        let r = check_exhaustive(&RestartSpotter(toy.clone_config(), odd), &o, None);
+        assert!(r.exhausted && r.interleavings > 1, "{semantics:?}: {r:?}");
+        r.violations > 0
+    };
+    let (at_once, late): (fn(u64) -> bool, fn(u64) -> bool) = (|gap| gap == 0, |gap| gap > 1_500);
+    assert!(search(Semantics::Untimed, at_once), "untimed: a restart at the crash's moment");
+    assert!(search(Semantics::Bounded, at_once), "bounded: a restart at the crash's moment");
+    assert!(search(Semantics::Untimed, late), "untimed: a restart after the pinger's later ticks");
+    assert!(!search(Semantics::Bounded, late), "bounded: no restart past its deadline");
+    assert!(!search(Semantics::Timed, |gap| !(500..=1_500).contains(&gap)), "timed: drawn delays in range");
+}
+
 trait FaultsTotal {
     fn faults_total(&self) -> u64;
 }

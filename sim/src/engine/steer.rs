@@ -55,7 +55,14 @@ pub trait Driver<A: Actor> {
 /// Deliveries, and in untimed mode the start of crashes, pauses and partitions, may happen at
 /// any moment; the other events wait for their deadline.
 fn is_async<A: Actor>(kind: &EventKind<A>) -> bool {
-    matches!(kind, EventKind::Deliver { .. } | EventKind::Crash { .. } | EventKind::Pause { .. } | EventKind::CutStart { .. })
+    matches!(
+        kind,
+        EventKind::Deliver { .. }
+            | EventKind::Crash { .. }
+            | EventKind::Restart { .. }
+            | EventKind::Pause { .. }
+            | EventKind::CutStart { .. }
+    )
 }
 
 /// `Sim::state_hash`'s buffers: the pending events' keys, the clock stops, the timer names.
@@ -68,8 +75,9 @@ thread_local! {
 impl<A: Actor> Sim<A> {
     /// Untimed (asynchronous) semantics, for exhaustive search. Message delays are not drawn:
     /// any pending delivery may run next, at the current time. Crashes, pauses and partitions
-    /// may start at any moment of the fault phase (their start time is not drawn). Timers,
-    /// restarts, resumes and partition ends keep their deadlines and fire in deadline order,
+    /// may start at any moment of the fault phase (their start time is not drawn), and a
+    /// crashed node may restart at any moment after its crash (no restart delay is drawn).
+    /// Timers, resumes and partition ends keep their deadlines and fire in deadline order,
     /// moving the clock. A tape recorded in this mode replays only in this mode.
     pub fn set_untimed(&mut self, on: bool) {
         self.untimed = on;
@@ -77,7 +85,8 @@ impl<A: Actor> Sim<A> {
     }
     /// Bounded asynchrony (implies untimed): a message may be delivered at any moment from its
     /// send until `delay_us_max` after it, its deadline, and no timer fires past the deadline
-    /// of a message still undelivered (to a node that is not paused). Every run of the timed
+    /// of a message still undelivered (to a node that is not paused); likewise a crashed node
+    /// restarts at most `restart_delay_us_max` after its crash. Every run of the timed
     /// semantics with delays in `0..=delay_us_max` is one of these (a timer that fires first
     /// there is due before every pending message's arrival, so before its deadline), and far
     /// fewer runs than untimed: a 200 ms poll can no longer overtake a 2 ms round trip.
@@ -244,10 +253,13 @@ impl<A: Actor> Sim<A> {
         };
         let deadline = self.ties.iter().filter(|e| !is_async(&e.kind)).map(|e| e.at_us).min();
         let others = self.ties.iter().any(|e| ready(self, e));
-        // Bounded: the earliest deadline of a message that could be delivered now; no timer
-        // fires past it. (A message to a paused node waits for the resume, a deadline event.)
+        // Bounded: the earliest deadline of a message that could be delivered now or of a
+        // restart; no timer fires past it. (A message to a paused node waits for the resume, a
+        // deadline event.)
         let due = if self.bounded {
-            self.ties.iter().filter(|e| matches!(e.kind, EventKind::Deliver { .. }) && ready(self, e)).map(|e| e.at_us).min()
+            let bounded =
+                |e: &Event<A>| matches!(e.kind, EventKind::Restart { .. }) || matches!(e.kind, EventKind::Deliver { .. }) && ready(self, e);
+            self.ties.iter().filter(|e| bounded(e)).map(|e| e.at_us).min()
         } else {
             None
         };
@@ -310,9 +322,10 @@ impl<A: Actor> Sim<A> {
     /// so is the time of an untimed asynchronous event (it happens whenever it is picked).
     fn event_key(&self, e: &Event<A>) -> u64 {
         let mut h = StableHasher::default();
-        // A bounded delivery's time is its deadline, which decides what may overtake it.
-        let bounded_delivery = self.bounded && matches!(e.kind, EventKind::Deliver { .. });
-        if !(self.untimed && is_async(&e.kind)) || bounded_delivery {
+        // A bounded delivery's or restart's time is its deadline, which decides what may
+        // overtake it.
+        let deadline = self.bounded && matches!(e.kind, EventKind::Deliver { .. } | EventKind::Restart { .. });
+        if !(self.untimed && is_async(&e.kind)) || deadline {
             h.write_u64(e.at_us);
         }
         match &e.kind {
