@@ -5,7 +5,9 @@
 //! Your server is a [`sim::Actor`] over the payment world's vocabulary ([`Msg`], [`Timer`],
 //! [`Obs`], [`Record`]). It speaks the protocol the library's server speaks:
 //!
-//! - a client sends `Msg::Request(req)`; answer `Msg::Response { req, status }` to the sender;
+//! - a client sends `Msg::Request(req)`; answer `Msg::Response { req, status }` to the sender
+//!   with `ctx.reply(from, req.incarnation, ..)`, on the connection the request came in on (if
+//!   the client crashed since, the answer is lost, as it is in production);
 //! - the key store is node [`STORE`]: a Redis-like store takes `Msg::Redis { req, cmd }` and
 //!   answers `Msg::RedisReply { req, reply }` (a Postgres-like one `Msg::Sql` / `Msg::SqlReply`);
 //! - the payment provider is node [`PROVIDER`]: `Msg::Charge(ChargeCall)`, answered by
@@ -37,7 +39,7 @@
 //!     fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
 //!     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
 //!         if let Msg::Request(req) = msg {
-//!             ctx.send(from, Msg::Response { req, status: Status::ServerError });
+//!             ctx.reply(from, req.incarnation, Msg::Response { req, status: Status::ServerError });
 //!         }
 //!     }
 //!     fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: Timer) {}

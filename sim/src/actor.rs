@@ -50,8 +50,18 @@ pub trait Actor: Hash {
 /// An effect a handler asked for. Backends drain these after each handler returns.
 #[derive(Clone, Debug)]
 pub enum Cmd<A: Actor + ?Sized> {
-    Send { to: NodeId, msg: A::Msg },
-    SetTimer { id: TimerId, after_us: u64, timer: A::Timer },
+    /// `msg` to `to`; with `incarnation`, to that incarnation of it only (lost if it has
+    /// crashed since, even once it is back: see `Ctx::reply`).
+    Send {
+        to: NodeId,
+        incarnation: Option<u64>,
+        msg: A::Msg,
+    },
+    SetTimer {
+        id: TimerId,
+        after_us: u64,
+        timer: A::Timer,
+    },
     CancelTimer(TimerId),
     Observe(A::Obs),
     Write(A::Record),
@@ -67,7 +77,7 @@ impl<A: Actor + ?Sized> Cmd<A> {
         B: Actor<Msg = A::Msg, Timer = A::Timer, Obs = A::Obs, Record = A::Record> + ?Sized,
     {
         match self {
-            Cmd::Send { to, msg } => Cmd::Send { to, msg },
+            Cmd::Send { to, incarnation, msg } => Cmd::Send { to, incarnation, msg },
             Cmd::SetTimer { id, after_us, timer } => Cmd::SetTimer { id, after_us, timer },
             Cmd::CancelTimer(id) => Cmd::CancelTimer(id),
             Cmd::Observe(o) => Cmd::Observe(o),
@@ -85,12 +95,18 @@ pub struct Ctx<'a, A: Actor + ?Sized> {
     pub(crate) out: &'a mut Vec<Cmd<A>>,
     pub(crate) choices: &'a mut Choices,
     pub(crate) next_timer: &'a mut u64,
+    pub(crate) incarnation: u64,
 }
 
 impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     /// Build a context over a backend's buffers (used by backends other than the native one).
     pub fn new(now_us: u64, me: NodeId, out: &'a mut Vec<Cmd<A>>, choices: &'a mut Choices, next_timer: &'a mut u64) -> Self {
-        Ctx { now_us, me, out, choices, next_timer }
+        Ctx { now_us, me, out, choices, next_timer, incarnation: 0 }
+    }
+    /// The same context, in incarnation `incarnation` of its node (the backend's count of the
+    /// node's crashes; 0 until the first).
+    pub fn in_incarnation(self, incarnation: u64) -> Self {
+        Ctx { incarnation, ..self }
     }
     /// Simulated time in microseconds.
     pub fn now_us(&self) -> u64 {
@@ -100,7 +116,19 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
         self.me
     }
     pub fn send(&mut self, to: NodeId, msg: A::Msg) {
-        self.out.push(Cmd::Send { to, msg });
+        self.out.push(Cmd::Send { to, incarnation: None, msg });
+    }
+    /// This node's incarnation: it changes at every crash. A request that carries it can be
+    /// answered with `reply`.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+    /// Answer on the connection a request came in on: `msg` goes to incarnation `incarnation`
+    /// of `to` (what `to`'s `Ctx::incarnation` was when it sent the request), and is lost if
+    /// that incarnation has crashed since, even if `to` is back up: a restarted process has new
+    /// connections, and an answer on an old one never reaches it.
+    pub fn reply(&mut self, to: NodeId, incarnation: u64, msg: A::Msg) {
+        self.out.push(Cmd::Send { to, incarnation: Some(incarnation), msg });
     }
     pub fn set_timer(&mut self, after_us: u64, timer: A::Timer) -> TimerId {
         *self.next_timer += 1;
@@ -187,15 +215,21 @@ impl<'a, A: Actor + ?Sized> Ctx<'a, A> {
     /// let (mut out, mut choices, mut next_timer) = (Vec::new(), sim::Choices::seeded(1), 0);
     /// let mut ctx = Ctx::<Wrapper>::new(0, 0, &mut out, &mut choices, &mut next_timer);
     /// Wrapper(Echo).on_message(&mut ctx, 3, 42);
-    /// assert!(matches!(out[..], [sim::Cmd::Observe(42), sim::Cmd::Send { to: 3, msg: 42 }]));
+    /// assert!(matches!(out[..], [sim::Cmd::Observe(42), sim::Cmd::Send { to: 3, msg: 42, .. }]));
     /// ```
     pub fn as_actor<B, R>(&mut self, f: impl FnOnce(&mut Ctx<'_, B>) -> R) -> R
     where
         B: Actor<Msg = A::Msg, Timer = A::Timer, Obs = A::Obs, Record = A::Record> + ?Sized,
     {
         let mut out = Vec::new();
-        let r =
-            f(&mut Ctx { now_us: self.now_us, me: self.me, out: &mut out, choices: &mut *self.choices, next_timer: &mut *self.next_timer });
+        let r = f(&mut Ctx {
+            now_us: self.now_us,
+            me: self.me,
+            out: &mut out,
+            choices: &mut *self.choices,
+            next_timer: &mut *self.next_timer,
+            incarnation: self.incarnation,
+        });
         self.out.extend(out.into_iter().map(Cmd::cast));
         r
     }

@@ -481,8 +481,14 @@ impl<A: Actor> Sim<A> {
     /// Run one handler of `node`, then carry out the effects it asked for, in order.
     fn handle(&mut self, node: NodeId, f: impl FnOnce(&mut A, &mut Ctx<'_, A>)) {
         self.handling = node;
-        let mut ctx =
-            Ctx { now_us: self.now_us, me: node, out: &mut self.out, choices: &mut self.choices, next_timer: &mut self.next_timer };
+        let mut ctx = Ctx {
+            now_us: self.now_us,
+            me: node,
+            out: &mut self.out,
+            choices: &mut self.choices,
+            next_timer: &mut self.next_timer,
+            incarnation: self.w.life[node].epoch,
+        };
         f(&mut self.w.nodes[node], &mut ctx);
         let mut out = std::mem::take(&mut self.out);
         let n = out.len();
@@ -506,7 +512,7 @@ impl<A: Actor> Sim<A> {
     #[inline(always)]
     fn apply(&mut self, node: NodeId, cmd: Cmd<A>) {
         match cmd {
-            Cmd::Send { to, msg } => self.send(node, to, msg),
+            Cmd::Send { to, incarnation, msg } => self.send(node, to, incarnation, msg),
             Cmd::SetTimer { id, after_us, timer } => {
                 let epoch = self.w.life[node].epoch;
                 self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
@@ -515,10 +521,11 @@ impl<A: Actor> Sim<A> {
         }
     }
 
-    /// The network: the link's fate (see `World::send_fate`), then a delay per copy.
-    fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
+    /// The network: the link's fate (see `World::send_fate`), then a delay per copy. The
+    /// message is for `incarnation` of `to` if given, else for the one up now.
+    fn send(&mut self, from: NodeId, to: NodeId, incarnation: Option<u64>, msg: A::Msg) {
         let Some(duplicated) = self.w.send_fate(self.now_us, from, to, &msg, &mut self.choices) else { return };
-        let epoch = self.w.life[to].epoch;
+        let epoch = incarnation.unwrap_or(self.w.life[to].epoch);
         if duplicated {
             let at = self.now_us + self.delay();
             self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });

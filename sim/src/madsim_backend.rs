@@ -232,7 +232,8 @@ impl<A: MadsimActor> Run<A> {
         let ran = crate::panics::catch(|| {
             let mut out = std::mem::take(&mut self.out);
             {
-                let mut ctx = Ctx::new(now_us, node, &mut out, &mut self.choices, &mut self.next_timer);
+                let incarnation = self.w.life[node].epoch;
+                let mut ctx = Ctx::new(now_us, node, &mut out, &mut self.choices, &mut self.next_timer).in_incarnation(incarnation);
                 f(&mut self.w.nodes[node], &mut ctx);
             }
             for cmd in out.drain(..) {
@@ -255,12 +256,13 @@ impl<A: MadsimActor> Run<A> {
 
     fn apply(&mut self, shared: &SharedRef<A>, node: NodeId, now_us: u64, cmd: Cmd<A>) {
         match cmd {
-            Cmd::Send { to, msg } => {
+            Cmd::Send { to, incarnation, msg } => {
                 if let Some(duplicated) = self.w.send_fate(now_us, node, to, &msg, &mut self.choices) {
+                    let epoch = incarnation.unwrap_or(self.w.life[to].epoch);
                     if duplicated {
-                        self.datagram(shared, node, to, msg.clone());
+                        self.datagram(shared, node, to, epoch, msg.clone());
                     }
-                    self.datagram(shared, node, to, msg);
+                    self.datagram(shared, node, to, epoch, msg);
                 }
             }
             Cmd::SetTimer { id, after_us, timer } => {
@@ -278,9 +280,8 @@ impl<A: MadsimActor> Run<A> {
         }
     }
 
-    fn datagram(&mut self, shared: &SharedRef<A>, from: NodeId, to: NodeId, msg: A::Msg) {
+    fn datagram(&mut self, shared: &SharedRef<A>, from: NodeId, to: NodeId, epoch: u64, msg: A::Msg) {
         let ep = self.rt[from].ep.clone().expect("a node runs handlers only while its endpoint is bound");
-        let epoch = self.w.life[to].epoch;
         let env = Box::new(Envelope { from, epoch, msg: Some(msg), _busy: Busy::new(&shared.pending) });
         let dst = self.addrs[to];
         let (lo, hi) = (self.w.faults.delay_us_min, self.w.faults.delay_us_max);

@@ -553,6 +553,72 @@ fn an_untimed_restart_may_come_at_any_moment_a_bounded_one_by_its_deadline() {
     assert!(!search(Semantics::Timed, |gap| !(500..=1_500).contains(&gap)), "timed: drawn delays in range");
 }
 
+/// Node 0 asks node 1 once per incarnation, naming its incarnation; node 1 answers it (with
+/// `Ctx::reply`, or a plain `send` to compare). Node 0 observes (incarnation asked in, its
+/// incarnation now) for every answer it gets.
+#[derive(Clone, Debug, Hash)]
+struct Asker {
+    reply: bool,
+}
+impl Actor for Asker {
+    type Msg = (bool, u64);
+    type Timer = ();
+    type Obs = (u64, u64);
+    type Record = ();
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if ctx.me() == 0 {
+            ctx.send(1, (true, ctx.incarnation()));
+        }
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, (ask, incarnation): (bool, u64)) {
+        match (ask, self.reply) {
+            (true, true) => ctx.reply(from, incarnation, (false, incarnation)),
+            (true, false) => ctx.send(from, (false, incarnation)),
+            (false, _) => ctx.observe((incarnation, ctx.incarnation())),
+        }
+    }
+    fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: ()) {}
+    fn on_crash(&mut self, _: &[()]) {}
+}
+
+/// Flags an answer that reached another incarnation than the one that asked.
+struct Connections(SimConfig, bool);
+impl Model for Connections {
+    type Actor = Asker;
+    fn config(&self) -> &SimConfig {
+        &self.0
+    }
+    fn build(&self, nodes: &mut Vec<Asker>) {
+        nodes.extend([Asker { reply: self.1 }, Asker { reply: self.1 }]);
+    }
+    fn check(&self, run: &RunView<'_, Asker>) -> Verdict {
+        match run.history.iter().find(|e| e.obs.0 != e.obs.1) {
+            Some(e) => Verdict::Violation(Violation::new("connection", format!("{:?}", e.obs), vec![])),
+            None => Verdict::Pass,
+        }
+    }
+}
+
+/// An answer with `Ctx::reply` goes back on the connection the request came in on: if the
+/// asker crashed since, it is lost, even once the asker is back (with `send`, its next
+/// incarnation would get it). Every run of one crash, exhaustively.
+#[test]
+fn a_reply_is_lost_with_the_incarnation_that_asked() {
+    let faults = FaultProfile { crash_probability: 0.5, fault_phase_us: 10_000, ..FaultProfile::default() };
+    let nodes = vec![NodeSpec::new("asker").crashable(true), NodeSpec::new("answerer")];
+    let config = SimConfig { nodes, faults, swarm: false, time_limit_us: 1_000_000 };
+    let o = ExhaustiveOptions {
+        bounds: Bounds { max_crashes: 1, ..Bounds::default() },
+        history: HistoryView::PerNode,
+        ..ExhaustiveOptions::default()
+    };
+    let replies = check_exhaustive(&Connections(config.clone(), true), &o, None);
+    assert!(replies.exhausted && replies.interleavings > 2, "{replies:?}");
+    assert_eq!(replies.violations, 0, "{:?}", replies.first);
+    let sends = check_exhaustive(&Connections(config, false), &o, None);
+    assert!(sends.violations > 0, "a plain send reaches the restarted asker: {sends:?}");
+}
+
 trait FaultsTotal {
     fn faults_total(&self) -> u64;
 }

@@ -95,7 +95,7 @@ impl PaymentHandler {
     }
 
     fn respond(ctx: &mut Ctx<'_, Self>, job: &Job, status: Status) {
-        ctx.send(job.client, Msg::Response { req: job.req, status });
+        ctx.reply(job.client, job.req.incarnation, Msg::Response { req: job.req, status });
     }
 
     /// The store answered the job's lookup or claim.

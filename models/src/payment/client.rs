@@ -159,7 +159,8 @@ impl Client {
         self.attempt += 1;
         self.budget.requests += 1;
         for copy in 0..copies {
-            let req = Request { op: self.op(), attempt: self.attempt, copy, key: self.key(), amount: self.amount() };
+            let (key, amount, incarnation) = (self.key(), self.amount(), ctx.incarnation());
+            let req = Request { op: self.op(), attempt: self.attempt, copy, key, amount, incarnation };
             let server = ctx.choose(ChoiceKind::Model, self.setup.instances);
             ctx.observe(Obs::Sent { op: req.op, attempt: req.attempt, copy, key: req.key, amount: req.amount, server });
             ctx.send(FIRST_SERVER + server as usize, Msg::Request(req));

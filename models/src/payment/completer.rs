@@ -49,7 +49,7 @@ impl Server {
     pub(super) fn on_sweep_reply(&mut self, ctx: &mut Ctx<'_, Node>, reply: Reply) {
         self.sweep_call = None;
         let Reply::Sql(SqlReply::Stuck(Some(row))) = reply else { return };
-        let req = Request { op: row.op, attempt: 0, copy: 0, key: row.key, amount: row.fp };
+        let req = Request { op: row.op, attempt: 0, copy: 0, key: row.key, amount: row.fp, incarnation: 0 };
         self.start(ctx, 0, None, req);
     }
 

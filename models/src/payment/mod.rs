@@ -88,7 +88,7 @@ impl<T> Deref for Shared<T> {
 }
 
 /// A charge request as the client sends it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, PartialEq, Eq)]
 pub struct Request {
     pub op: OpId,
     pub attempt: u32,
@@ -97,6 +97,22 @@ pub struct Request {
     /// The Idempotency-Key header.
     pub key: Key,
     pub amount: u32,
+    /// The client's incarnation (`Ctx::incarnation`) that sent it: the connection the answer
+    /// goes back on (`Ctx::reply`), which died if the client crashed since.
+    pub incarnation: u64,
+}
+
+/// The fields, with the incarnation only once the client has crashed (traces stay short).
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Request");
+        d.field("op", &self.op).field("attempt", &self.attempt).field("copy", &self.copy);
+        d.field("key", &self.key).field("amount", &self.amount);
+        if self.incarnation > 0 {
+            d.field("incarnation", &self.incarnation);
+        }
+        d.finish()
+    }
 }
 
 /// `copy` is a label (`sim::labels_erased`): an exhaustive search with symmetry on leaves it out
@@ -113,7 +129,7 @@ impl Hash for Request {
         if !sim::labels_erased() {
             self.copy.hash(h);
         }
-        (self.key, self.amount).hash(h);
+        (self.key, self.amount, self.incarnation).hash(h);
     }
 }
 

@@ -244,7 +244,7 @@ impl Server {
         match self.jobs.iter().position(Option::is_none) {
             Some(slot) => self.start(ctx, slot, Some(client), req),
             None if self.queue.len() < ACCEPT_QUEUE_MAX => self.queue.push((client, req)),
-            None => ctx.send(client, Msg::Response { req, status: Status::Unavailable { retry_after_us: 100_000 } }),
+            None => ctx.reply(client, req.incarnation, Msg::Response { req, status: Status::Unavailable { retry_after_us: 100_000 } }),
         }
     }
 
@@ -614,7 +614,7 @@ impl Server {
             ctx.cancel_timer(t);
         }
         match j.client {
-            Some(client) => ctx.send(client, Msg::Response { req: j.req, status }),
+            Some(client) => ctx.reply(client, j.req.incarnation, Msg::Response { req: j.req, status }),
             None => return self.after_completer_job(ctx),
         }
         if !self.queue.is_empty() {
