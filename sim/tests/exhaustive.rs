@@ -423,10 +423,12 @@ fn speed() {
     }
 }
 
-/// The ping-pong toy with timers, judged as failing whenever a fault of interest happened, so
-/// the counterexample is the shortest run with that fault.
-struct FaultSpotter(sim::toy::PingPongModel, fn(&Stats) -> u64);
-impl Model for FaultSpotter {
+/// What a `Spotter` flags in a run, if anything.
+type Spotted = Box<dyn Fn(&RunView<'_, sim::toy::PingPong>) -> Option<String> + Sync>;
+
+/// The ping-pong toy with timers, judged as failing when its `Spotted` names something in the run.
+struct Spotter(sim::toy::PingPongModel, Spotted);
+impl Model for Spotter {
     type Actor = sim::toy::PingPong;
     fn config(&self) -> &SimConfig {
         &self.0.config
@@ -435,11 +437,17 @@ impl Model for FaultSpotter {
         self.0.build(nodes)
     }
     fn check(&self, run: &RunView<'_, sim::toy::PingPong>) -> Verdict {
-        if (self.1)(run.stats) == 0 {
-            return Verdict::Pass;
+        match (self.1)(run) {
+            Some(what) => Verdict::Violation(Violation::new("spotted", what, vec![])),
+            None => Verdict::Pass,
         }
-        Verdict::Violation(Violation::new("fault", format!("{:?}", run.stats), vec![]))
     }
+}
+
+/// The toy failing whenever a fault of interest happened (`spot` counts it), so the
+/// counterexample is the shortest run with that fault.
+fn fault_spotter(toy: sim::toy::PingPongModel, spot: fn(&Stats) -> u64) -> Spotter {
+    Spotter(toy, Box::new(move |run| (spot(run.stats) > 0).then(|| format!("{:?}", run.stats))))
 }
 
 /// A fault kind: its name, the counter that shows it happened, and a budget of one.
@@ -471,14 +479,14 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
         ("pause", |s| s.pauses, Bounds { max_pauses: 1, ..Bounds::default() }),
         ("partition", |s| s.partitions, Bounds { max_partitions: 1, ..Bounds::default() }),
     ];
-    let model = FaultSpotter(toy, |_| 0);
+    let model = fault_spotter(toy, |_| 0);
     for semantics in [Semantics::Untimed, Semantics::Bounded, Semantics::Timed] {
         // No budget: no fault at all, in any run.
         let none = ExhaustiveOptions { semantics, prune_states: false, ..ExhaustiveOptions::default() };
-        let clean = check_exhaustive(&FaultSpotter(model.0.clone_config(), |s| s.faults_total()), &none, None);
+        let clean = check_exhaustive(&fault_spotter(model.0.clone_config(), |s| s.faults_total()), &none, None);
         assert!(clean.exhausted && clean.violations == 0 && clean.interleavings > 0, "{semantics:?}: {clean:?}");
         for (name, spot, bounds) in kinds.iter().cloned() {
-            let m = FaultSpotter(model.0.clone_config(), spot);
+            let m = fault_spotter(model.0.clone_config(), spot);
             let o = ExhaustiveOptions { semantics, bounds, prune_states: false, history: HistoryView::PerNode, ..none.clone() };
             let r = check_exhaustive(&m, &o, None);
             let found = r.first.as_ref().unwrap_or_else(|| panic!("{semantics:?} {name}: never injected"));
@@ -503,26 +511,18 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
     }
 }
 
-/// The ping-pong toy judged as failing when a crash's restart came after a gap that `odd`
-/// flags (the gap from the crash to the restart, in µs).
-struct RestartSpotter(sim::toy::PingPongModel, fn(u64) -> bool);
-impl Model for RestartSpotter {
-    type Actor = sim::toy::PingPong;
-    fn config(&self) -> &SimConfig {
-        &self.0.config
-    }
-    fn build(&self, nodes: &mut Vec<sim::toy::PingPong>) {
-        self.0.build(nodes)
-    }
-    fn check(&self, run: &RunView<'_, sim::toy::PingPong>) -> Verdict {
-        let at = |kind: fn(&FaultKind) -> bool| run.fault_log.iter().find(|f| kind(&f.kind)).map(|f| f.at_us);
-        match (at(|k| matches!(k, FaultKind::Crash { .. })), at(|k| matches!(k, FaultKind::Restart))) {
-            (Some(crash), Some(restart)) if (self.1)(restart - crash) => {
-                Verdict::Violation(Violation::new("restart", format!("restart {} us after the crash", restart - crash), vec![]))
-            }
-            _ => Verdict::Pass,
-        }
-    }
+/// The toy failing when a crash's restart came after a gap (from the crash, in µs) that `odd`
+/// flags.
+fn restart_spotter(toy: sim::toy::PingPongModel, odd: fn(u64) -> bool) -> Spotter {
+    Spotter(
+        toy,
+        Box::new(move |run| {
+            let at = |kind: fn(&FaultKind) -> bool| run.fault_log.iter().find(|f| kind(&f.kind)).map(|f| f.at_us);
+            let crash = at(|k| matches!(k, FaultKind::Crash { .. }))?;
+            let gap = at(|k| matches!(k, FaultKind::Restart))? - crash;
+            odd(gap).then(|| format!("restart {gap} us after the crash"))
+        }),
+    )
 }
 
 /// Untimed and bounded, a restart is an asynchronous event, not a drawn delay: it may come at
@@ -542,7 +542,7 @@ fn an_untimed_restart_may_come_at_any_moment_a_bounded_one_by_its_deadline() {
     let bounds = Bounds { max_crashes: 1, ..Bounds::default() };
     let search = |semantics, odd: fn(u64) -> bool| {
         let o = ExhaustiveOptions { semantics, bounds: bounds.clone(), history: HistoryView::PerNode, ..ExhaustiveOptions::default() };
-        let r = check_exhaustive(&RestartSpotter(toy.clone_config(), odd), &o, None);
+        let r = check_exhaustive(&restart_spotter(toy.clone_config(), odd), &o, None);
         assert!(r.exhausted && r.interleavings > 1, "{semantics:?}: {r:?}");
         r.violations > 0
     };
@@ -689,10 +689,10 @@ fn threads_change_nothing_in_the_report() {
     toy.fsync_every = 1;
     let bounds = Bounds { max_lost: 1, max_crashes: 1, ..Bounds::default() };
     let o = |prune| ExhaustiveOptions { bounds: bounds.clone(), ..opts(prune, true, HistoryView::PerNode) };
-    same_on_threads("ping-pong, faults flagged", &FaultSpotter(toy.clone_config(), |s| s.faults_total()), &o(false));
+    same_on_threads("ping-pong, faults flagged", &fault_spotter(toy.clone_config(), |s| s.faults_total()), &o(false));
     for prune in [false, true] {
-        same_on_threads(&format!("ping-pong, passing, prune {prune}"), &FaultSpotter(toy.clone_config(), |_| 0), &o(prune));
+        same_on_threads(&format!("ping-pong, passing, prune {prune}"), &fault_spotter(toy.clone_config(), |_| 0), &o(prune));
     }
     let unreduced = ExhaustiveOptions { reduction: false, ..o(true) };
-    same_on_threads("ping-pong, passing, no reduction", &FaultSpotter(toy.clone_config(), |_| 0), &unreduced);
+    same_on_threads("ping-pong, passing, no reduction", &fault_spotter(toy.clone_config(), |_| 0), &unreduced);
 }
