@@ -287,12 +287,13 @@ fn crash_only(s: &mut Scenario, names: &[String]) -> Result<()> {
         match role {
             Some(r) if s.targets.crash.contains(&r) && s.plays(r) => roles.push(r),
             // Accepted, it would crash nothing, and a pass would read as a proof it is not.
-            Some(Role::Completer) if s.path().roles().contains(&Role::Completer) => {
-                let why = format!(
-                    "{} has no completer ([payment.server.completer] kind = \"none\"), so nothing would crash; it crashes {}",
-                    s.name,
-                    crashed.join(", ")
-                );
+            Some(r @ (Role::Completer | Role::Provider)) if s.path().roles().contains(&r) => {
+                let idle = if r == Role::Completer {
+                    "has no completer ([payment.server.completer] kind = \"none\")"
+                } else {
+                    "charges a ledger table in its key store ([payment.server] charge = \"local_ledger\"): no request reaches its provider"
+                };
+                let why = format!("{} {idle}, so nothing would crash; it crashes {}", s.name, crashed.join(", "));
                 return Err(bad("--crash", n, &why));
             }
             _ => return Err(bad("--crash", n, &format!("{} crashes only {} (targets.crash of its roles)", s.name, crashed.join(", ")))),

@@ -239,6 +239,11 @@ fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
                 .and(predicate::str::contains("store")),
         );
     idemsim()
+        .args(["check", "payment/durable-on-conflict", "--exhaustive", "--crashes", "1", "--crash", "provider"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("charge = \"local_ledger\"").and(predicate::str::contains("crashes client, server, store")));
+    idemsim()
         .args(["check", GOOD, "--exhaustive", "--semantics", "sometimes"])
         .assert()
         .code(2)

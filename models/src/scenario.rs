@@ -262,12 +262,12 @@ impl Scenario {
     }
 
     /// Whether a node of this scenario plays `role` and does something: its path has the
-    /// role, and a payment world's completer runs only if the design has one (without one, the
-    /// node is idle and no fault strikes it).
+    /// role, a payment world's completer runs only if the design has one, and its provider
+    /// only if the design charges through it (not `charge = "local_ledger"`). A bounded search
+    /// (`exhaustive_scenario`) strikes no idle node: its crash would change nothing but the
+    /// clock, and multiply the states.
     pub fn plays(&self, role: Role) -> bool {
-        let idle_completer =
-            role == Role::Completer && self.payment.as_ref().is_some_and(|p| p.server.completer == crate::knobs::Completer::None);
-        self.path().roles().contains(&role) && !idle_completer
+        self.path().roles().contains(&role) && self.payment.as_ref().is_none_or(|p| crate::payment::plays(&p.server, role))
     }
 
     /// The payment design (a payment scenario; validation guarantees one of each).

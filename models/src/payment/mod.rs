@@ -16,7 +16,7 @@ pub mod server;
 pub mod split;
 pub mod sql;
 
-use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign};
+use crate::knobs::{ChargeTarget, Completer, KeyStore, PaymentDesign, ProviderDesign, ServerDesign};
 use crate::scenario::{Role, Scenario};
 pub use crate::world::{Msg, Node, Record, Timer};
 use client::Client;
@@ -34,6 +34,17 @@ pub const STORE: NodeId = 0;
 pub const PROVIDER: NodeId = 1;
 pub const COMPLETER: NodeId = 2;
 pub const FIRST_SERVER: NodeId = 3;
+
+/// Whether a payment world's node in `role` takes part under this server design: the completer
+/// only if the design has one, the provider only if the money moves through it (a local
+/// ledger is a table in the key store). A bounded search gives an idle node no fault.
+pub fn plays(server: &ServerDesign, role: Role) -> bool {
+    match role {
+        Role::Completer => server.completer != Completer::None,
+        Role::Provider => server.charge != ChargeTarget::LocalLedger,
+        _ => true,
+    }
+}
 
 /// The node a call id (a transaction, Redis request or provider call) belongs to: call ids are
 /// `node << 48 | boot << 32 | counter`, unique across nodes and incarnations.
@@ -250,6 +261,8 @@ impl PaymentModel {
         let has_completer = d.server.completer != Completer::None;
         let spec = |name: String, role: Role| {
             let t = &s.targets;
+            // (A local ledger's provider keeps its faults here: idle, it changes nothing, and
+            // seeded runs keep drawing the fault plans their seed files recorded.)
             let active = role != Role::Completer || has_completer;
             NodeSpec::new(name)
                 .crashable(active && t.crash.contains(&role))
