@@ -117,6 +117,12 @@ impl<H: ServerActor> Actor for Mixed<H> {
             Mixed::Own(h) => h.on_crash(durable),
         }
     }
+    fn on_process_exit(&self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            Mixed::Lib(n) => ctx.as_actor(|c| n.on_process_exit(c)),
+            Mixed::Own(h) => ctx.as_actor(|c| h.on_process_exit(c)),
+        }
+    }
 }
 
 /// A payment scenario whose server instances are yours: the scenario's clients, key store,

@@ -62,6 +62,11 @@ pub enum Msg {
     ServerRestarted {
         boot: u32,
     },
+    /// The sender's process died (incarnation `boot`), its machine did not: the OS closed its
+    /// connections, and the database sees each one end (`Actor::on_process_exit`).
+    ConnectionsClosed {
+        boot: u32,
+    },
     /// Outbox path, to the broker: append `event` for producer session `pid` with its
     /// per-partition sequence number `seq`.
     Produce {
@@ -255,7 +260,8 @@ impl Actor for Node {
             (Node::Client(c), Msg::Response { req, status }) => c.on_response(ctx, req, status),
             (Node::Postgres(p), Msg::Sql { tx, begin, sql, lock_timeout_us }) => p.on_sql(ctx, tx, begin, sql, lock_timeout_us),
             (Node::Postgres(p), Msg::ServerRestarted { boot }) => p.on_server_restarted(ctx, from, boot),
-            (Node::Redis(_), Msg::ServerRestarted { .. }) => {}
+            (Node::Postgres(p), Msg::ConnectionsClosed { boot }) => p.on_connections_closed(ctx, from, boot),
+            (Node::Redis(_), Msg::ServerRestarted { .. } | Msg::ConnectionsClosed { .. }) => {}
             (Node::Redis(r), Msg::Redis { req, cmd }) => r.on_cmd(ctx, from, req, cmd),
             (Node::Provider(p), Msg::Charge(call)) => p.on_charge(ctx, from, call),
             (Node::Service(s), Msg::SqlReply { tx, reply }) => s.on_sql_reply(ctx, tx, reply),
@@ -305,6 +311,15 @@ impl Actor for Node {
             Node::Fleet(f) => f.on_crash(durable),
             Node::Pool(p) => p.on_crash(durable),
             Node::Tier(t) => t.on_crash(durable),
+        }
+    }
+
+    fn on_process_exit(&self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            Node::Server(s) => s.on_process_exit(ctx),
+            Node::Service(s) => s.on_process_exit(ctx),
+            Node::Relay(r) => r.on_process_exit(ctx),
+            _ => {}
         }
     }
 }

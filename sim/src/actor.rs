@@ -45,6 +45,28 @@ pub trait Actor: Hash {
     /// The node crashed: forget everything volatile and rebuild from the durable log (the
     /// records fsynced before the crash, in write order). `on_start` follows at restart.
     fn on_crash(&mut self, durable: &[Self::Record]);
+    /// Its process is about to die, its machine is not (a process crash; `on_crash` follows):
+    /// the OS closes the process's connections, and the peers see a FIN. Send here what they
+    /// learn from it, such as a database ending the dead client's sessions at once. Only sends
+    /// are allowed. A machine crash closes nothing: the peers find out by timeouts.
+    fn on_process_exit(&self, _ctx: &mut Ctx<'_, Self>) {}
+}
+
+/// `on_process_exit`, held to its contract (only sends): the backends call this.
+pub(crate) fn process_exit<A: Actor>(a: &A, ctx: &mut Ctx<'_, A>) {
+    let before = ctx.out.len();
+    a.on_process_exit(ctx);
+    for c in &ctx.out[before..] {
+        let effect = match c {
+            Cmd::Send { .. } => continue,
+            Cmd::SetTimer { timer, .. } => format!("set a timer {timer:?}"),
+            Cmd::CancelTimer(id) => format!("cancel timer {}", id.0),
+            Cmd::Observe(o) => format!("observe {o:?}"),
+            Cmd::Write(r) | Cmd::WriteOs(r) => format!("write {r:?}"),
+            Cmd::Fsync => "fsync".into(),
+        };
+        panic!("on_process_exit may only send (what the OS tells the peers of a dead process); it asked to {effect}");
+    }
 }
 
 /// An effect a handler asked for. Backends drain these after each handler returns.

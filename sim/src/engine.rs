@@ -464,6 +464,10 @@ impl<A: Actor> Sim<A> {
     }
 
     fn crash(&mut self, node: NodeId, kind: CrashKind) {
+        if kind == CrashKind::Process && !self.w.life[node].down {
+            // The process dies, its machine does not: the OS closes its connections first.
+            self.handle(node, |a, ctx| crate::actor::process_exit(a, ctx));
+        }
         let restart_after_us = if self.untimed {
             // A restart is asynchronous here, like a delivery: it may come at any moment after
             // the crash (bounded: up to `restart_delay_us_max` after it, its deadline), so no

@@ -4,6 +4,7 @@
 mod engine;
 mod exhaustive;
 mod panics;
+mod process_exit;
 mod symmetry;
 
 /// The test file that is a binary of its own.

@@ -115,6 +115,14 @@ impl Relay {
         self.poll_timer = Some(ctx.set_timer(self.setup.design.poll_interval_us, Timer::Relay(RelayTimer::Poll)));
     }
 
+    /// A process crash: the OS closes our database connection, and the database ends its
+    /// session (and our open transaction) at once.
+    pub fn on_process_exit(&self, ctx: &mut Ctx<'_, Node>) {
+        if self.boots > 0 {
+            ctx.send(self.setup.layout.order_db, Msg::ConnectionsClosed { boot: self.boots });
+        }
+    }
+
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
         self.reset(self.setup, self.me, boots);

@@ -77,6 +77,14 @@ impl Service {
         self.schedule(ctx);
     }
 
+    /// A process crash: the OS closes our database connection, and the database ends its
+    /// session (and our open transaction) at once.
+    pub fn on_process_exit(&self, ctx: &mut Ctx<'_, Node>) {
+        if self.boots > 0 {
+            ctx.send(self.setup.layout.order_db, Msg::ConnectionsClosed { boot: self.boots });
+        }
+    }
+
     pub fn on_crash(&mut self, durable: &[Record]) {
         let boots = durable.iter().filter(|r| matches!(r, Record::Boot)).count() as u32;
         let placed = durable.iter().filter(|r| matches!(r, Record::Placed { .. })).count() as u32;

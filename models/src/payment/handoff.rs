@@ -120,11 +120,4 @@ impl Server {
     fn pid(&self) -> u64 {
         (self.node as u64) << 48 | (self.boots as u64) << 32
     }
-
-    /// A restarted server's old transactions on the chain's own orders database end.
-    pub(super) fn tell_orders_db_restarted(&self, ctx: &mut Ctx<'_, Node>) {
-        if let Some(link) = self.chain.filter(|l| l.order_db != STORE) {
-            ctx.send(link.order_db, Msg::ServerRestarted { boot: self.boots });
-        }
-    }
 }

@@ -55,6 +55,9 @@ pub struct Postgres {
     boots: u32,
     /// The highest incarnation seen of each server node; transactions of older ones are aborted.
     server_boots: Vec<u32>,
+    /// The server incarnations `(node, boot)` whose connections the OS closed (the process
+    /// died, not the machine): their sessions are over.
+    closed: Vec<(NodeId, u32)>,
     flush_armed: bool,
     /// The outbox path's tables (empty on the payment path).
     tables: Tables,
@@ -73,6 +76,7 @@ sim::clone_by_field!(Postgres {
     next_charge,
     boots,
     server_boots,
+    closed,
     flush_armed,
     tables,
     reaped
@@ -102,6 +106,7 @@ impl Postgres {
             next_charge: 1,
             boots: 0,
             server_boots: Vec::new(),
+            closed: Vec::new(),
             flush_armed: false,
             tables: Tables::default(),
             reaped: (0, 0),
@@ -159,6 +164,7 @@ impl Postgres {
             next_charge,
             boots,
             server_boots,
+            closed,
             flush_armed,
             tables,
             reaped,
@@ -169,6 +175,7 @@ impl Postgres {
         txs.clear();
         aborted.clear();
         server_boots.clear();
+        closed.clear();
         tables.clear();
     }
 
@@ -232,9 +239,24 @@ impl Postgres {
         }
     }
 
+    /// Server `from`'s process died (incarnation `boot`) and the OS closed its connections:
+    /// each backend reads EOF and ends its session, rolling back the open transaction and
+    /// releasing its locks at once. Nobody is told: the connection is gone.
+    pub fn on_connections_closed(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
+        self.closed.push((from, boot));
+        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) == boot) {
+            let id = t.id;
+            self.end(ctx, id, false, false);
+        }
+    }
+
     /// A statement of transaction `tx`; `begin` marks its first one.
     pub fn on_sql(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, begin: bool, sql: Sql, lock_timeout_us: u64) {
-        if boot_of(tx) < self.server_boot(owner(tx)) && self.session_timeout_us() == 0 {
+        let gone = boot_of(tx) < self.server_boot(owner(tx)) && self.session_timeout_us() == 0;
+        // A statement the closing of its connection overtook (TCP would have delivered it
+        // first; here messages are unordered): dropped, as if the process died before sending it.
+        let closed = self.closed.contains(&(owner(tx), boot_of(tx)));
+        if gone || closed {
             return; // From a server incarnation whose connection is gone.
         }
         self.reap(ctx);

@@ -223,13 +223,29 @@ impl Server {
         if self.boots == 1 && d.lease_clock == LeaseClock::App && d.clock_skew_us > 0 {
             self.clock_offset_us = ctx.choose(ChoiceKind::Model, d.clock_skew_us as u32 + 1) as u64;
         }
-        if self.boots > 1 && self.postgres {
-            ctx.send(STORE, Msg::ServerRestarted { boot: self.boots });
-        }
         if self.boots > 1 {
-            self.tell_orders_db_restarted(ctx);
+            for db in self.session_stores() {
+                ctx.send(db, Msg::ServerRestarted { boot: self.boots });
+            }
         }
         self.start_sweeping(ctx);
+    }
+
+    /// A process crash: the OS closes this incarnation's database connections, and the
+    /// database ends their sessions at once (a machine crash leaves them to time out).
+    pub fn on_process_exit(&self, ctx: &mut Ctx<'_, Node>) {
+        if self.boots > 0 {
+            for db in self.session_stores() {
+                ctx.send(db, Msg::ConnectionsClosed { boot: self.boots });
+            }
+        }
+    }
+
+    /// The Postgres databases this server holds sessions on: the key store, and the checkout
+    /// chain's own orders database.
+    fn session_stores(&self) -> impl Iterator<Item = NodeId> {
+        let orders = self.chain.map(|l| l.order_db).filter(|&db| db != STORE);
+        self.postgres.then_some(STORE).into_iter().chain(orders)
     }
 
     pub fn on_crash(&mut self, durable: &[Record]) {

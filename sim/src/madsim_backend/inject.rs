@@ -14,6 +14,10 @@ pub(super) async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: PlannedF
             let (ep, mid, restart_after_us) = {
                 let mut guard = shared.lock();
                 let r = &mut *guard;
+                if kind == crate::CrashKind::Process && !r.w.life[node].down {
+                    // The process dies, its machine does not: the OS closes its connections.
+                    r.handle(&shared, node, |a, ctx| crate::actor::process_exit(a, ctx));
+                }
                 let now_us = r.now_us();
                 // `on_crash` is the actor's code: a panic there stops the run like a handler's.
                 let crashed = crate::panics::catch(|| r.w.crash(now_us, node, kind, &mut r.choices));
