@@ -530,6 +530,13 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
             format!("stopped at --max-runs {}", limit(b.max_runs))
         };
         let _ = writeln!(o, "NOT exhausted — not a proof: {why}");
+        if sum.violations == 0 && sum.semantics == Semantics::Untimed {
+            // Untimed lets every timeout fire before any answer: often the search that does not end.
+            let _ = writeln!(
+                o,
+                "hint:             --semantics bounded is often far smaller, and still a proof for every run whose delays stay within the scenario's bounds"
+            );
+        }
     }
     if sum.truncated > 0 {
         let _ = writeln!(

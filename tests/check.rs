@@ -51,6 +51,10 @@ fn check_of_a_correct_design_passes_and_says_how_it_searched() {
 fn a_run_limit_is_not_a_proof() {
     let a = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--max-runs", "50"]).assert().code(0);
     assert!(stdout(&a).contains("NOT exhausted — not a proof: stopped at --max-runs 50"), "{}", stdout(&a));
+    // An untimed search cut short points to the bounded one; a bounded one does not.
+    assert!(stdout(&a).contains("hint:") && stdout(&a).contains("--semantics bounded"), "{}", stdout(&a));
+    let b = idemsim().args(["check", GOOD, "--exhaustive", "--lost", "1", "--max-runs", "50", "--semantics", "bounded"]).assert().code(0);
+    assert!(stdout(&b).contains("NOT exhausted") && !stdout(&b).contains("hint:"), "{}", stdout(&b));
     let a = idemsim().args(["check", GOOD, "--exhaustive", "--max-events", "5"]).assert().code(0);
     assert!(stdout(&a).contains("warning: ") && stdout(&a).contains("cut at --max-events 5"), "{}", stdout(&a));
     let out = idemsim().args(["check", GOOD, "--exhaustive", "--max-runs", "50", "--json"]).assert().code(0).get_output().stdout.clone();
