@@ -322,3 +322,24 @@ fn a_bounded_search_strikes_no_idle_node() {
     // Both kinds of node, busy and idle, among the crash targets of some preset.
     assert_eq!(seen, [true; 4], "presets cover an idle and a busy provider and completer");
 }
+
+/// Why the payment path's default is the untimed semantics though bounded is far smaller: a
+/// copy of the request that arrives a second late (queued in a balancer, a slow connection)
+/// finds the lease expired, takes the key over and charges again through the unkeyed provider.
+/// Untimed finds it with no fault at all; bounded keeps every message within the scenario's
+/// 2 ms and passes, with a crash, a lost message and a pause to spend (README, "Exhaustive
+/// checks": bounded is a weaker proof).
+#[test]
+fn the_untimed_semantics_finds_a_late_copy_the_bounded_one_cannot() {
+    let s = presets::get("payment/lease-check-with-skew").unwrap().exhaustive_scenario(2, 1).unwrap();
+    let untimed = ExhaustiveOptions { stop_at_first: true, ..opts(0, 0, 4) };
+    let found = s.check_exhaustive(&untimed, None);
+    let c = found.first.expect("untimed: a late copy charges twice");
+    assert_eq!(c.violation.invariant, EXACTLY_ONCE);
+    assert!(c.violation.message.contains("Faults in this run: none"), "{}", c.violation.message);
+    let bounds = Bounds { max_lost: 1, max_crashes: 1, max_pauses: 1, ..Bounds::default() };
+    let bounded = ExhaustiveOptions { semantics: Semantics::Bounded, ..Scenario::exhaustive_options(bounds) };
+    let passed = s.check_exhaustive(&bounded, None);
+    show("lease-check-with-skew, bounded, <= 1 lost, 1 crash, 1 pause", &passed);
+    assert!(passed.exhausted && passed.violations == 0 && passed.interleavings > 1, "{passed:?}");
+}
