@@ -287,7 +287,7 @@ fn crash_only(s: &mut Scenario, names: &[String]) -> Result<()> {
         match role {
             Some(r) if s.targets.crash.contains(&r) && s.plays(r) => roles.push(r),
             // Accepted, it would crash nothing, and a pass would read as a proof it is not.
-            Some(r @ (Role::Completer | Role::Provider)) if s.path().roles().contains(&r) => {
+            Some(r @ (Role::Completer | Role::Provider)) if s.path().roles().contains(&r) && !s.plays(r) => {
                 let idle = if r == Role::Completer {
                     "has no completer ([payment.server.completer] kind = \"none\")"
                 } else {
@@ -321,7 +321,7 @@ fn note_idle_bounds(s: &Scenario, b: &Bounds) {
     for (flag, bound, p, field, what) in [
         ("--lost", b.max_lost, f.loss_probability, "loss_probability", "lost messages"),
         ("--duplicated", b.max_duplicated, f.duplicate_probability, "duplicate_probability", "duplicated messages"),
-        ("--crashes", b.max_crashes, f.crash_probability, "crash_probability", "crashes"),
+        ("--crashes", b.max_crashes, f.crash_probability + f.process_crash_probability, "crash_probability", "crashes"),
         ("--pauses", b.max_pauses, f.pause_probability, "pause_probability", "pauses"),
         ("--partitions", b.max_partitions, f.partition_probability, "partition_probability", "partitions"),
     ] {

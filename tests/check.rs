@@ -247,6 +247,12 @@ fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("charge = \"local_ledger\"").and(predicate::str::contains("crashes client, server, store")));
+    // A busy provider the scenario just does not crash is told so, not called idle.
+    idemsim()
+        .args(["check", "payment/setnx-everysec", "--exhaustive", "--crashes", "1", "--crash", "provider"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("crashes only store").and(predicate::str::contains("local_ledger").not()));
     idemsim()
         .args(["check", GOOD, "--exhaustive", "--semantics", "sometimes"])
         .assert()

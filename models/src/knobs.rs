@@ -376,12 +376,11 @@ pub enum KeyStore {
         /// set). Until then a request for a key whose row it holds waits on the unique index (409
         /// after `lock_timeout`). The timeout counts from the session's last statement, so it
         /// also ends the transaction of a live server paused that long (as PostgreSQL does).
-        /// Departure: every server crash is taken for a machine crash (no FIN reaches the
-        /// database); after a process crash the kernel would close the socket and the session
-        /// would end at once.
+        /// A *process* crash is not held: the machine's kernel closes the dead process's
+        /// sockets, and the database ends those sessions when it reads the FIN
+        /// (`Msg::ConnectionsClosed`, sent from `Actor::on_process_exit`).
         /// 0: the idealisation of earlier versions: the database learns of a crash when the
-        /// server restarts (what a process crash's kernel, closing the socket, would tell it)
-        /// and nothing ends an idle session. Default: 10 s.
+        /// server restarts and nothing ends an idle session. Default: 10 s.
         #[serde(default = "session_timeout_default")]
         session_timeout_us: u64,
     },

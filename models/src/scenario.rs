@@ -263,7 +263,7 @@ impl Scenario {
 
     /// Whether a node of this scenario plays `role` and does something: its path has the
     /// role, a payment world's completer runs only if the design has one, and its provider
-    /// only if the design charges through it (not `charge = "local_ledger"`). A bounded search
+    /// only if the design charges through it (not `charge = "local_ledger"`). An exhaustive check
     /// (`exhaustive_scenario`) strikes no idle node: its crash would change nothing but the
     /// clock, and multiply the states.
     pub fn plays(&self, role: Role) -> bool {

@@ -265,11 +265,13 @@ fn threads_change_neither_verdict_nor_counterexample() {
 /// are named by content).
 #[test]
 fn pruning_and_reduction_lose_no_final_state_under_crashes() {
-    for roles in [&[Role::Store][..], &[Role::Server, Role::Store], &[Role::Provider]] {
-        same_final_states(roles, 1, 1);
+    for roles in [&[Role::Store][..], &[Role::Server, Role::Store]] {
+        same_final_states(roles, 1, 1, false);
     }
+    // A server's process crash: its FIN ends its sessions (state the store keeps).
+    same_final_states(&[Role::Server], 1, 1, true);
     // Two requests in flight at once set timers in either order (no crash: 10 s in full).
-    same_final_states(&[], 2, 0);
+    same_final_states(&[], 2, 0, false);
 }
 
 /// The same with a crash of the client app, which resumes its payment: the full search takes
@@ -277,27 +279,31 @@ fn pruning_and_reduction_lose_no_final_state_under_crashes() {
 #[test]
 #[ignore = "minutes: the full search of a client crash (run once per change to state keys)"]
 fn pruning_and_reduction_lose_no_final_state_under_a_client_crash() {
-    same_final_states(&[Role::Client], 1, 0);
+    same_final_states(&[Role::Client], 1, 0, false);
 }
 
-fn same_final_states(roles: &[Role], requests: u32, lost: u32) {
+/// `process`: the crashes are process crashes (the machine stays up), not machine crashes.
+fn same_final_states(roles: &[Role], requests: u32, lost: u32, process: bool) {
     let mut s = presets::get(DURABLE).expect("a preset").exhaustive_scenario(requests, 1).expect("a valid scenario");
     s.targets.crash = roles.to_vec();
+    if process {
+        s.faults.process_crash_probability = std::mem::take(&mut s.faults.crash_probability);
+    }
     let o = ExhaustiveOptions { collect_final_states: true, threads: 1, ..opts(lost, 1, 2) };
     let fast = s.check_exhaustive(&o, None);
     let full = s.check_exhaustive(&ExhaustiveOptions { prune_states: false, reduction: false, ..o.clone() }, None);
-    let what = format!("{roles:?} crash, {requests} requests, {lost} lost");
+    let what = format!("{roles:?} {}crash, {requests} requests, {lost} lost", if process { "process " } else { "" });
     show(&format!("{what} (full)"), &full);
     assert!(fast.exhausted && full.exhausted && full.runs > fast.runs, "{what}: {fast:?}");
     assert_eq!(fast.final_states, full.final_states, "{what}");
 }
 
-/// A bounded search strikes no node the design leaves idle: the provider of a local-ledger
+/// An exhaustive search strikes no node the design leaves idle: the provider of a local-ledger
 /// design (the money moves in the key store's ledger table) and the completer of a design
 /// without one. Crashing it would change nothing but the clock, and it multiplied a crash
 /// search's states about fourfold.
 #[test]
-fn a_bounded_search_strikes_no_idle_node() {
+fn an_exhaustive_search_strikes_no_idle_node() {
     use models::knobs::{ChargeTarget, Completer};
     use models::payment::PaymentModel;
     use sim::Model;

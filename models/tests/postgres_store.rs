@@ -105,3 +105,38 @@ fn an_async_commit_is_flushed_one_to_three_wal_writer_delays_later() {
     assert!(gaps.iter().all(|g| (200_000..=600_000).contains(g)), "{gaps:?}");
     assert!(gaps.iter().any(|&g| g < 300_000) && gaps.iter().any(|&g| g > 500_000), "{gaps:?}");
 }
+
+/// The outbox path's writers hold sessions on the orders database too: a process crash of the
+/// service or the relay sends the FIN that ends them (`ConnectionsClosed` from that node,
+/// delivered to the orders database), and a machine crash sends none.
+#[test]
+fn the_outbox_service_and_relay_close_their_sessions_in_a_process_crash() {
+    let fins_from = |process: bool| {
+        let mut s = presets::get("outbox/outbox-inbox").expect("preset");
+        s.targets.crash = vec![Role::Service, Role::Relay];
+        s.faults.crash_probability = 0.5;
+        if process {
+            s.faults.process_crash_probability = std::mem::take(&mut s.faults.crash_probability);
+        }
+        s.validate().expect("valid");
+        let model = s.model();
+        let nodes: Vec<String> = sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect();
+        let db = nodes.iter().position(|n| n == "orders-db").expect("an orders database");
+        let mut sim = Sim::new();
+        sim.set_trace(true);
+        let mut from = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            sim.run_seed(&model, seed);
+            for t in sim.trace().iter().filter(|t| t.node == db) {
+                if let sim::TraceKind::Deliver { from: f, msg } = &t.kind {
+                    if msg.starts_with("ConnectionsClosed") {
+                        from.insert(nodes[*f].clone());
+                    }
+                }
+            }
+        }
+        from
+    };
+    assert_eq!(fins_from(true), ["relay", "service"].map(String::from).into(), "both writers close their sessions");
+    assert!(fins_from(false).is_empty(), "a machine crash closes nothing");
+}

@@ -122,3 +122,22 @@ fn a_process_crash_closes_its_connections_on_madsim_too() {
         }
     }
 }
+
+/// Two process crashes close together: the second may strike between the restart and the
+/// node's `on_start` on madsim (its endpoint not yet bound); the process had no connection yet,
+/// so nothing is sent, and nothing panics. Native restarts run `on_start` at once.
+#[test]
+fn a_crash_right_after_a_restart_sends_nothing_and_is_no_finding() {
+    let mut model = ConnModel::new(0.0, false);
+    model.config.faults.crashes_per_node_max = 2;
+    model.config.faults.fault_phase_us = 3_000;
+    let r = explore(&model, 0..300, 2, None);
+    assert_eq!(r.violations, 0, "{:?}", r.first);
+    assert!(r.stats.process_crashes > 300, "{:?}", r.stats);
+    #[cfg(all(feature = "madsim", madsim))]
+    {
+        let r = explore_madsim(&model, 0..300, 2, None);
+        assert_eq!(r.violations, 0, "madsim: {:?}", r.first);
+        assert!(r.stats.process_crashes > 300, "madsim: {:?}", r.stats);
+    }
+}

@@ -37,7 +37,7 @@ pub const FIRST_SERVER: NodeId = 3;
 
 /// Whether a payment world's node in `role` takes part under this server design: the completer
 /// only if the design has one, the provider only if the money moves through it (a local
-/// ledger is a table in the key store). A bounded search gives an idle node no fault.
+/// ledger is a table in the key store). An exhaustive check gives an idle node no fault.
 pub fn plays(server: &ServerDesign, role: Role) -> bool {
     match role {
         Role::Completer => server.completer != Completer::None,

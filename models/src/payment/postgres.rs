@@ -243,7 +243,9 @@ impl Postgres {
     /// each backend reads EOF and ends its session, rolling back the open transaction and
     /// releasing its locks at once. Nobody is told: the connection is gone.
     pub fn on_connections_closed(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
-        self.closed.push((from, boot));
+        if !self.closed.contains(&(from, boot)) {
+            self.closed.push((from, boot)); // (A duplicated FIN changes nothing.)
+        }
         while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) == boot) {
             let id = t.id;
             self.end(ctx, id, false, false);

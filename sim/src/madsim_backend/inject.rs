@@ -14,9 +14,14 @@ pub(super) async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: PlannedF
             let (ep, mid, restart_after_us) = {
                 let mut guard = shared.lock();
                 let r = &mut *guard;
-                if kind == crate::CrashKind::Process && !r.w.life[node].down {
-                    // The process dies, its machine does not: the OS closes its connections.
+                // The process dies, its machine does not: the OS closes its connections. Not
+                // between a restart and its `on_start` (no endpoint, no connection yet).
+                let running = !r.w.life[node].down && r.rt[node].ep.is_some() && r.rt[node].start.is_none();
+                if kind == crate::CrashKind::Process && running {
                     r.handle(&shared, node, |a, ctx| crate::actor::process_exit(a, ctx));
+                    if r.panic.is_some() {
+                        return; // The run stopped there: no more actor code runs.
+                    }
                 }
                 let now_us = r.now_us();
                 // `on_crash` is the actor's code: a panic there stops the run like a handler's.
