@@ -128,3 +128,39 @@ fn a_chain_file_with_an_outbox_table_or_without_payment_is_refused() {
     let typo = text.replace("[chain.relay]\n", "[chain.relay]\nbatch = 3\n");
     assert!(Scenario::from_toml(&typo).unwrap_err().contains("batch"));
 }
+
+/// With a Redis key store the chain's orders live in their own Postgres, where the servers hold
+/// the order transactions: a server's process crash closes those sessions too (its FIN reaches
+/// the orders database), a machine crash leaves them to time out.
+#[test]
+fn a_servers_process_crash_closes_its_orders_database_sessions() {
+    let fins = |process: bool| {
+        let mut s = setnx("always", true);
+        s.targets.crash = vec![models::Role::Server];
+        s.faults.crash_probability = 0.5;
+        if process {
+            s.faults.process_crash_probability = std::mem::take(&mut s.faults.crash_probability);
+        }
+        s.validate().expect("valid");
+        let model = s.model();
+        let nodes: Vec<String> = sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect();
+        let db = nodes.iter().position(|n| n == "orders-db").expect("an orders database");
+        let mut sim = sim::Sim::new();
+        sim.set_trace(true);
+        let mut from = std::collections::BTreeSet::new();
+        for seed in 0..100 {
+            sim.run_seed(&model, seed);
+            for t in sim.trace().iter().filter(|t| t.node == db) {
+                if let sim::TraceKind::Deliver { from: f, msg } = &t.kind {
+                    if msg.starts_with("ConnectionsClosed") {
+                        from.insert(nodes[*f].clone());
+                    }
+                }
+            }
+        }
+        from
+    };
+    let closed = fins(true);
+    assert!(!closed.is_empty() && closed.iter().all(|n| n.starts_with("server")), "{closed:?}");
+    assert!(fins(false).is_empty(), "a machine crash closes nothing");
+}
