@@ -142,23 +142,7 @@ fn a_servers_process_crash_closes_its_orders_database_sessions() {
             s.faults.process_crash_probability = std::mem::take(&mut s.faults.crash_probability);
         }
         s.validate().expect("valid");
-        let model = s.model();
-        let nodes: Vec<String> = sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect();
-        let db = nodes.iter().position(|n| n == "orders-db").expect("an orders database");
-        let mut sim = sim::Sim::new();
-        sim.set_trace(true);
-        let mut from = std::collections::BTreeSet::new();
-        for seed in 0..100 {
-            sim.run_seed(&model, seed);
-            for t in sim.trace().iter().filter(|t| t.node == db) {
-                if let sim::TraceKind::Deliver { from: f, msg } = &t.kind {
-                    if msg.starts_with("ConnectionsClosed") {
-                        from.insert(nodes[*f].clone());
-                    }
-                }
-            }
-        }
-        from
+        crate::postgres_store::closed_sessions_at(&s, "orders-db")
     };
     let closed = fins(true);
     assert!(!closed.is_empty() && closed.iter().all(|n| n.starts_with("server")), "{closed:?}");

@@ -119,24 +119,29 @@ fn the_outbox_service_and_relay_close_their_sessions_in_a_process_crash() {
             s.faults.process_crash_probability = std::mem::take(&mut s.faults.crash_probability);
         }
         s.validate().expect("valid");
-        let model = s.model();
-        let nodes: Vec<String> = sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect();
-        let db = nodes.iter().position(|n| n == "orders-db").expect("an orders database");
-        let mut sim = Sim::new();
-        sim.set_trace(true);
-        let mut from = std::collections::BTreeSet::new();
-        for seed in 0..100 {
-            sim.run_seed(&model, seed);
-            for t in sim.trace().iter().filter(|t| t.node == db) {
-                if let sim::TraceKind::Deliver { from: f, msg } = &t.kind {
-                    if msg.starts_with("ConnectionsClosed") {
-                        from.insert(nodes[*f].clone());
-                    }
-                }
-            }
-        }
-        from
+        closed_sessions_at(&s, "orders-db")
     };
     assert_eq!(fins_from(true), ["relay", "service"].map(String::from).into(), "both writers close their sessions");
     assert!(fins_from(false).is_empty(), "a machine crash closes nothing");
+}
+
+/// The nodes whose `ConnectionsClosed` reached node `db` (by name) in seeds 0..100 of `s`.
+pub(crate) fn closed_sessions_at(s: &Scenario, db: &str) -> std::collections::BTreeSet<String> {
+    let model = s.model();
+    let nodes: Vec<String> = sim::Model::config(&model).nodes.iter().map(|n| n.name.clone()).collect();
+    let db = nodes.iter().position(|n| n == db).expect("the database is a node");
+    let mut sim = Sim::new();
+    sim.set_trace(true);
+    let mut from = std::collections::BTreeSet::new();
+    for seed in 0..100 {
+        sim.run_seed(&model, seed);
+        for t in sim.trace().iter().filter(|t| t.node == db) {
+            if let sim::TraceKind::Deliver { from: f, msg } = &t.kind {
+                if msg.starts_with("ConnectionsClosed") {
+                    from.insert(nodes[*f].clone());
+                }
+            }
+        }
+    }
+    from
 }
