@@ -2,7 +2,7 @@
 
 use crate::outbox::OutboxModel;
 use crate::payment::PaymentModel;
-use crate::scenario::{Path, Role, Scenario, Workload};
+use crate::scenario::{Path, Scenario, Workload};
 use crate::world::World;
 use serde::{Deserialize, Serialize};
 use sim::{
@@ -166,8 +166,8 @@ impl Scenario {
     ///   cannot switch on a fault the design is not exposed to. Which nodes a kind may hit is
     ///   `targets` as given (by default: server and store crash and pause; the client-server
     ///   links lose, duplicate and partition; the server-store link is a reliable connection),
-    ///   less the nodes the design leaves idle (`Scenario::plays`). `max_crashes` counts crashes of all crashable nodes together (each has
-    ///   `faults.crashes_per_node_max` slots).
+    ///   less the nodes the design leaves idle (`Scenario::plays`). `max_crashes` counts crashes
+    ///   of all crashable nodes together (each has `faults.crashes_per_node_max` slots).
     /// - Swarm mode is off (its drawn rates would be choices too). One server instance, and no
     ///   re-payment by the user (`workload.repay_probability = 0`).
     /// - The client's patience is not judged (`liveness = false`): the bound on attempts, and the
@@ -233,10 +233,9 @@ impl Scenario {
         s.workload = Some(Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, repay_probability: 0.0, ..w });
         // No fault on a node the design leaves idle (a local ledger's provider, a completer it
         // does not have): it would change nothing and multiply the states (about fourfold).
-        let idle = |r: &Role| !crate::payment::plays(&s.payment().server, *r);
-        let idle_roles: Vec<Role> = [Role::Provider, Role::Completer].into_iter().filter(idle).collect();
+        let server = s.payment().server;
         for roles in [&mut s.targets.crash, &mut s.targets.pause, &mut s.targets.lossy] {
-            roles.retain(|r| !idle_roles.contains(r));
+            roles.retain(|&r| crate::payment::plays(&server, r));
         }
         let p = s.payment_mut();
         p.server.instances = 1;

@@ -464,7 +464,7 @@ impl<A: Actor> Sim<A> {
     }
 
     fn crash(&mut self, node: NodeId, kind: CrashKind) {
-        if kind == CrashKind::Process && !self.w.life[node].down {
+        if self.w.closes_connections(node, kind) {
             // The process dies, its machine does not: the OS closes its connections first.
             self.handle(node, |a, ctx| crate::actor::process_exit(a, ctx));
         }

@@ -204,6 +204,12 @@ impl<A: Actor> World<A> {
         self.go_down(now_us, node, kind).then(|| plan::restart_delay(&self.faults, choices))
     }
 
+    /// Whether a crash of this kind first closes `node`'s connections (`Actor::on_process_exit`):
+    /// a process crash of a node that is up. A machine crash closes nothing.
+    pub fn closes_connections(&self, node: NodeId, kind: CrashKind) -> bool {
+        kind == CrashKind::Process && !self.life[node].down
+    }
+
     /// `crash` without drawing when the node comes back: false if it was down already. (The
     /// untimed engine lets a restart happen at any moment, as it does a delivery.)
     pub fn go_down(&mut self, now_us: u64, node: NodeId, kind: CrashKind) -> bool {

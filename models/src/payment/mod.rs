@@ -258,12 +258,12 @@ impl PaymentModel {
     pub fn new(s: &Scenario) -> Self {
         let w = s.workload();
         let d = s.payment().clone();
-        let has_completer = d.server.completer != Completer::None;
         let spec = |name: String, role: Role| {
             let t = &s.targets;
-            // (A local ledger's provider keeps its faults here: idle, it changes nothing, and
-            // seeded runs keep drawing the fault plans their seed files recorded.)
-            let active = role != Role::Completer || has_completer;
+            // A local ledger's provider keeps its faults here (unlike in `exhaustive_scenario`):
+            // idle, it changes nothing, and seeded runs keep drawing the fault plans their seed
+            // files recorded.
+            let active = role == Role::Provider || plays(&d.server, role);
             NodeSpec::new(name)
                 .crashable(active && t.crash.contains(&role))
                 .pausable(active && t.pause.contains(&role))

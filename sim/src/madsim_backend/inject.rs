@@ -16,8 +16,8 @@ pub(super) async fn inject<A: MadsimActor>(shared: SharedRef<A>, fault: PlannedF
                 let r = &mut *guard;
                 // The process dies, its machine does not: the OS closes its connections. Not
                 // between a restart and its `on_start` (no endpoint, no connection yet).
-                let running = !r.w.life[node].down && r.rt[node].ep.is_some() && r.rt[node].start.is_none();
-                if kind == crate::CrashKind::Process && running {
+                let started = r.rt[node].ep.is_some() && r.rt[node].start.is_none();
+                if r.w.closes_connections(node, kind) && started {
                     r.handle(&shared, node, |a, ctx| crate::actor::process_exit(a, ctx));
                     if r.panic.is_some() {
                         return; // The run stopped there: no more actor code runs.
