@@ -68,6 +68,11 @@ pub struct Args {
     /// At most N partitions per run.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub partitions: u32,
+    /// At most N late messages per run, on any link: a late message arrives at any later
+    /// moment, past delay_us_max, and holds no timer back (a TCP retransmission, a stalled
+    /// reader). Needs --semantics bounded: untimed lets every message be late.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub late: u32,
     /// A choice over a wide range (restart delay, pause length, jitter) is tried at N spread
     /// values, both ends included (2 or more).
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -81,7 +86,8 @@ pub struct Args {
     /// How time is explored: untimed (any pending delivery or restart may happen next; timers
     /// in deadline order), bounded (as untimed, but a message arrives at most delay_us_max after
     /// its send, a restart at most restart_delay_us_max after its crash, and no timer fires past
-    /// such a deadline: every timed run is one of its runs) or timed (the
+    /// such a deadline: every timed run is one of its runs; --late N lets N messages be later)
+    /// or timed (the
     /// model's delays and fault times, enumerated) [default: untimed for payment, bounded for
     /// outbox, whose pollers make the untimed search endless].
     #[arg(long, value_enum, value_name = "S", conflicts_with = "timed")]
@@ -139,6 +145,7 @@ pub struct BoundsJson {
     pub max_crashes: u32,
     pub max_pauses: u32,
     pub max_partitions: u32,
+    pub max_late: u32,
     pub max_values: u32,
     pub max_events: Option<u64>,
     pub max_runs: Option<u64>,
@@ -241,6 +248,7 @@ pub fn options(args: &Args) -> Result<ExhaustiveOptions> {
         max_crashes: args.crashes,
         max_pauses: args.pauses,
         max_partitions: args.partitions,
+        max_late: args.late,
         max_events: args.max_events.unwrap_or(u64::MAX),
         max_values: args.values,
         max_runs: args.max_runs.unwrap_or(u64::MAX),
@@ -344,6 +352,13 @@ pub fn run(args: &Args) -> Result<Found> {
     let mut opts = opts;
     let mut s = derive(&scenario, args.requests, args.attempts)?;
     opts.semantics = semantics(args, &s);
+    if args.late > 0 && opts.semantics != Semantics::Bounded {
+        let why = match opts.semantics {
+            Semantics::Untimed => "untimed lets every message be late already; add --semantics bounded to let only N be",
+            _ => "a late message is a bounded search's fault (timed runs draw their delays); add --semantics bounded",
+        };
+        return Err(bad("--late", args.late, why));
+    }
     if args.history.is_none() {
         opts.history = s.model().history_view();
     }
@@ -380,6 +395,7 @@ pub fn run(args: &Args) -> Result<Found> {
             max_crashes: b.max_crashes,
             max_pauses: b.max_pauses,
             max_partitions: b.max_partitions,
+            max_late: b.max_late,
             max_values: b.max_values,
             max_events: args.max_events,
             max_runs: args.max_runs,
@@ -496,12 +512,13 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
     let limit = |v: Option<u64>| v.map_or("unbounded".to_string(), |n| n.to_string());
     let _ = writeln!(
         o,
-        "  bounds:     lost {}, duplicated {}, crashes {}, pauses {}, partitions {}; {} values per wide choice; events {}; runs {}",
+        "  bounds:     lost {}, duplicated {}, crashes {}, pauses {}, partitions {}{}; {} values per wide choice; events {}; runs {}",
         b.max_lost,
         b.max_duplicated,
         b.max_crashes,
         b.max_pauses,
         b.max_partitions,
+        if sum.semantics.is_bounded() { format!(", late {}", b.max_late) } else { String::new() },
         b.max_values,
         limit(b.max_events),
         limit(b.max_runs)
@@ -534,7 +551,7 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
             // Untimed lets every timeout fire before any answer: often the search that does not end.
             let _ = writeln!(
                 o,
-                "hint:             --semantics bounded is often far smaller, and still a proof for every run whose delays stay within the scenario's bounds"
+                "hint:             --semantics bounded is often far smaller, and still a proof for every run whose delays stay within the scenario's bounds; --late N adds runs in which N messages are later than that"
             );
         }
     }

@@ -120,6 +120,9 @@ pub fn text(record: &RunRecord, title: &str) -> String {
                 let dup = if *duplicated { "  (duplicate copy)" } else { "" };
                 (if *duplicated { "DUP" } else { "send" }, format!("-> {}  {}{dup}", names[*to], tidy(msg)), false)
             }
+            TraceKind::Late { to } => {
+                ("LATE", format!("-> {}  the copy above is late: it may arrive at any later moment, past delay_us_max", names[*to]), false)
+            }
             TraceKind::Lose { to, msg, cause: LossCause::ReceiverDown } if *to == e.node => {
                 ("DROPPED", format!("{}  (arrived while down, or sent before its restart)", tidy(msg)), false)
             }
@@ -185,6 +188,7 @@ pub fn fault_list(record: &RunRecord) -> String {
         (s.partitions, "partition", "partitions"),
         (s.messages_lost, "lost message", "lost messages"),
         (s.messages_duplicated, "duplicated message", "duplicated messages"),
+        (s.messages_late, "late message", "late messages"),
     ] {
         if n > 0 {
             parts.push(plural(n, one, many));
@@ -262,7 +266,7 @@ pub fn mermaid(record: &RunRecord) -> String {
     for e in &record.trace {
         used[e.node] = true;
         match &e.kind {
-            TraceKind::Send { to, .. } | TraceKind::Lose { to, .. } => used[*to] = true,
+            TraceKind::Send { to, .. } | TraceKind::Lose { to, .. } | TraceKind::Late { to } => used[*to] = true,
             _ => {}
         }
     }
@@ -291,6 +295,9 @@ pub fn mermaid(record: &RunRecord) -> String {
                 let lost = if *writes_lost > 0 { format!(", {} lost", plural(*writes_lost, "write", "writes")) } else { String::new() };
                 let what = if *kind == CrashKind::Process { "PROCESS CRASH" } else { "CRASH" };
                 let _ = writeln!(out, "    Note over {n}: {at} {what}{lost}");
+            }
+            TraceKind::Late { to } => {
+                let _ = writeln!(out, "    Note over {n}: {at} a message to {} is LATE (any later moment)", names[*to]);
             }
             TraceKind::Restart => {
                 let _ = writeln!(out, "    Note over {n}: {at} restart");

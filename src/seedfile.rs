@@ -6,8 +6,9 @@
 //! seed = 6                         # the seed it came from (optional if `tape` is given)
 //! tape = [0, 1, 0, 3]              # the choice tape; when present, replay uses it instead of `seed`
 //! message = "double charge: ..."   # the violation message when recorded (informational)
-//! semantics = "untimed"            # optional: the tape's semantics (`check` finds untimed runs);
-//!                                  # absent = "timed", the semantics explore and shrink run in
+//! semantics = "untimed"            # optional: the tape's semantics (`check` finds untimed runs;
+//!                                  # or "bounded", "bounded_late"); absent = "timed", the
+//!                                  # semantics explore and shrink run in
 //! backend = "madsim"               # optional: the simulator the seed ran on; absent = "native"
 //!
 //! [scenario]                       # the whole scenario, inline: a preset changing later does not
@@ -66,6 +67,7 @@ pub fn semantics_name(s: Semantics) -> &'static str {
         Semantics::Timed => "timed",
         Semantics::Untimed => "untimed",
         Semantics::Bounded => "bounded",
+        Semantics::BoundedLate => "bounded_late",
     }
 }
 

@@ -122,6 +122,7 @@ pub fn kind_name(k: ChoiceKind) -> String {
         ChoiceKind::Crash => "crash".into(),
         ChoiceKind::Pause => "pause".into(),
         ChoiceKind::Partition => "partition".into(),
+        ChoiceKind::Late => "late message".into(),
         other => format!("{other:?}").to_lowercase(),
     }
 }

@@ -341,6 +341,9 @@ impl Run<'_> {
             FaultKind::Partition { .. } => format!("{node} was cut off at {at}"),
             FaultKind::Lost { to, .. } => format!("a message {node} -> {} was lost at {at}", self.name(to)),
             FaultKind::Duplicated { to } => format!("a message {node} -> {} was duplicated at {at}", self.name(to)),
+            FaultKind::Late { to } => {
+                format!("a message {node} -> {} was sent late at {at}: it may arrive at any later moment", self.name(to))
+            }
         }
     }
 }

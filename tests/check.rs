@@ -184,6 +184,20 @@ fn check_bad_input_names_the_flag() {
         idemsim().args(["check", GOOD, "--exhaustive", flag, value]).assert().code(2).stderr(predicate::str::contains(says));
     }
     idemsim().args(["check", GOOD, "--exhaustive", "--history", "ignored"]).assert().code(2).stderr(predicate::str::contains("per-node"));
+    // Late messages are a bounded search's fault: untimed has every message late already.
+    for semantics in [["--semantics", "untimed"], ["--semantics", "timed"]] {
+        idemsim()
+            .args(["check", GOOD, "--exhaustive", "--late", "1"])
+            .args(semantics)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--late 1").and(predicate::str::contains("--semantics bounded")));
+    }
+    idemsim()
+        .args(["check", GOOD, "--exhaustive", "--late", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("untimed lets every message be late"));
     idemsim()
         .args(["check", GOOD, "--exhaustive", "--shortest", "--stop-at-first"])
         .assert()
@@ -199,6 +213,34 @@ fn check_bad_input_names_the_flag() {
         .assert()
         .success()
         .stdout(predicate::str::contains("--exhaustive").and(predicate::str::contains("untimed")));
+}
+
+/// A copy a second late takes an expired-looking lease over: the bounded search finds it only
+/// with late messages to spend, and its seed file replays them, named, in the bounded semantics.
+#[test]
+fn late_messages_in_a_bounded_check_are_counted_saved_and_replayed() {
+    let dir = TempDir::new().unwrap();
+    let base = ["check", "payment/lease-check-with-skew", "--exhaustive", "--semantics", "bounded", "--lost", "1", "--crashes", "1"];
+    let a = idemsim().args(base).assert().code(0);
+    assert!(stdout(&a).contains("partitions 0, late 0;") && stdout(&a).contains("no violation"), "{}", stdout(&a));
+    let out = idemsim().args(base).args(["--late", "2", "--json", "--save"]).arg(dir.path()).assert().code(1).get_output().stdout.clone();
+    let v = json(&out);
+    // Its tapes hold a late-or-not choice per copy, which plain bounded tapes do not.
+    assert_eq!((v["semantics"].as_str(), v["bounds"]["max_late"].as_u64()), (Some("bounded_late"), Some(2)), "{v}");
+    let f = &v["first_violation"];
+    assert_eq!(f["invariant"], EXACTLY_ONCE);
+    assert!(f["message"].as_str().unwrap().contains("2 late messages"), "{f}");
+    let file = PathBuf::from(f["seed_file"].as_str().unwrap());
+    assert_eq!(SeedFile::load(&file).unwrap().semantics, Semantics::BoundedLate);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("semantics = \"bounded_late\""));
+    idemsim().arg("replay").arg(&file).assert().code(1).stdout(
+        predicate::str::contains("faults: 2 late messages")
+            .and(predicate::str::contains("LATE"))
+            .and(predicate::str::contains("VIOLATION of exactly_once_charge")),
+    );
+    // An untimed check has no late bound to show.
+    let a = idemsim().args(["check", GOOD, "--exhaustive", "--max-runs", "5"]).assert().code(0);
+    assert!(stdout(&a).contains("partitions 0;") && !stdout(&a).contains("late 0"), "{}", stdout(&a));
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! cargo run --release -p models --example exhaustive_bench -- --large      # plus larger ones (~2 min)
 //! cargo run --release -p models --example exhaustive_bench -- payment/durable-on-conflict \
 //!     --requests 3 [--attempts 1] [--lost N] [--dup N] [--crashes N] [--pauses N] [--partitions N] \
-//!     [--values N] [--events N] [--runs N] [--timed] [--ordered] [--no-prune] [--no-reduce] [--shortest]
+//!     [--late N] [--values N] [--events N] [--runs N] [--timed | --bounded] [--ordered] [--no-prune] \
+//!     [--no-reduce] [--shortest]
 //! ```
 //! `--reps N` (any form) runs each search N times and reports the median time.
 use models::presets;
@@ -74,6 +75,7 @@ fn parse(args: &[String]) -> Case {
             "--crashes" => b.max_crashes = num(i) as u32,
             "--pauses" => b.max_pauses = num(i) as u32,
             "--partitions" => b.max_partitions = num(i) as u32,
+            "--late" => b.max_late = num(i) as u32,
             "--values" => b.max_values = num(i) as u32,
             "--events" => b.max_events = num(i),
             "--runs" => b.max_runs = num(i),
@@ -82,6 +84,7 @@ fn parse(args: &[String]) -> Case {
                 takes = false;
                 match flag {
                     "--timed" => c.opts.semantics = Semantics::Timed,
+                    "--bounded" => c.opts.semantics = Semantics::Bounded,
                     "--ordered" => c.opts.history = HistoryView::Ordered,
                     "--no-prune" => c.opts.prune_states = false,
                     "--no-reduce" => c.opts.reduction = false,
@@ -126,6 +129,7 @@ fn main() {
             (b.max_crashes, "crash"),
             (b.max_pauses, "pause"),
             (b.max_partitions, "partition"),
+            (b.max_late, "late"),
         ] {
             if n > 0 {
                 bound += &format!("{what} {n}, ");

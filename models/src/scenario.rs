@@ -411,6 +411,7 @@ pub fn fault_summary<A: Actor>(run: &RunView<'_, A>, nodes: &[NodeSpec]) -> Stri
     count(s.partitions, "partition", "partitions");
     count(s.messages_lost, "lost message", "lost messages");
     count(s.messages_duplicated, "duplicated message", "duplicated messages");
+    count(s.messages_late, "late message", "late messages");
     count(s.messages_dropped_down, "message dropped by a restart", "messages dropped by a restart");
     if parts.is_empty() {
         return " Faults in this run: none (the interleaving alone).".into();
@@ -420,7 +421,7 @@ pub fn fault_summary<A: Actor>(run: &RunView<'_, A>, nodes: &[NodeSpec]) -> Stri
 }
 
 /// The faults of a run, in order, with node names and times: crashes, restarts, pauses and
-/// partitions always; lost and duplicated messages up to a handful.
+/// partitions always; lost, duplicated and late messages up to a handful.
 fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
     const MESSAGES_SHOWN: usize = 6;
     let name = |n: usize| nodes.get(n).map_or("?", |s| s.name.as_str());
@@ -446,7 +447,7 @@ fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
             FaultKind::Restart => format!("{node} restarted at {at}"),
             FaultKind::Pause { until_us } => format!("{node} paused {at} to {}", invariants::ms(until_us)),
             FaultKind::Partition { dir } => format!("{node} partitioned ({dir:?}) at {at}"),
-            FaultKind::Lost { .. } | FaultKind::Duplicated { .. } if messages == MESSAGES_SHOWN => {
+            FaultKind::Lost { .. } | FaultKind::Duplicated { .. } | FaultKind::Late { .. } if messages == MESSAGES_SHOWN => {
                 hidden += 1;
                 continue;
             }
@@ -458,11 +459,15 @@ fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
                 messages += 1;
                 format!("{node} -> {} duplicated at {at}", name(to))
             }
+            FaultKind::Late { to } => {
+                messages += 1;
+                format!("{node} -> {} sent late at {at} (it may arrive at any later moment)", name(to))
+            }
         };
         parts.push(text);
     }
     if hidden > 0 {
-        parts.push(format!("{hidden} more lost or duplicated message{}", if hidden == 1 { "" } else { "s" }));
+        parts.push(format!("{hidden} more lost, duplicated or late message{}", if hidden == 1 { "" } else { "s" }));
     }
     parts.join("; ")
 }

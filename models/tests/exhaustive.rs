@@ -349,3 +349,33 @@ fn the_untimed_semantics_finds_a_late_copy_the_bounded_one_cannot() {
     show("lease-check-with-skew, bounded, <= 1 lost, 1 crash, 1 pause", &passed);
     assert!(passed.exhausted && passed.violations == 0 && passed.interleavings > 1, "{passed:?}");
 }
+
+/// Late messages (`Bounds::max_late`) close that gap without untimed's size: the bounded search
+/// with 1 lost message and 1 crash passes these four designs, which untimed finds; with two late
+/// messages it finds every one, and the counterexample replays with its late messages named.
+#[test]
+fn two_late_messages_let_the_bounded_search_find_what_only_untimed_found() {
+    for preset in [
+        "payment/result-separate-write",
+        "payment/lease-shorter-than-pause",
+        "payment/lease-check-with-skew",
+        "payment/postgres-retention-shorter-than-retries",
+    ] {
+        let s = presets::get(preset).unwrap().exhaustive_scenario(2, 1).unwrap();
+        let bounded = |max_late| {
+            let bounds = Bounds { max_lost: 1, max_crashes: 1, max_late, ..Bounds::default() };
+            ExhaustiveOptions { semantics: Semantics::Bounded, stop_at_first: true, ..Scenario::exhaustive_options(bounds) }
+        };
+        let passed = s.check_exhaustive(&bounded(0), None);
+        show(&format!("{preset}, bounded, <= 1 lost, 1 crash"), &passed);
+        assert!(passed.exhausted && passed.violations == 0, "{preset}: {passed:?}");
+        let found = s.check_exhaustive(&bounded(2), None);
+        let c = found.first.unwrap_or_else(|| panic!("{preset}: two late messages find it"));
+        assert_eq!(c.violation.invariant, EXACTLY_ONCE, "{preset}");
+        assert!(c.violation.message.contains("late message"), "{preset}: {}", c.violation.message);
+        assert_eq!(found.semantics, Semantics::BoundedLate, "{preset}");
+        let replayed = replay(&s.model(), found.semantics, &c.tape);
+        assert_eq!(replayed.verdict.violation(), Some(&c.violation), "{preset}");
+        assert!((1..=2).contains(&replayed.stats.messages_late), "{preset}: {:?}", replayed.stats);
+    }
+}

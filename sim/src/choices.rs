@@ -38,6 +38,9 @@ pub enum ChoiceKind {
     Error,
     /// Any other decision a model makes.
     Model,
+    /// 1 = the message is late: it may arrive at any later moment, past its delay bound.
+    /// Drawn only with late messages (`Sim::set_late`, `Semantics::BoundedLate`), for every copy sent.
+    Late,
 }
 
 impl ChoiceKind {
@@ -45,7 +48,13 @@ impl ChoiceKind {
     pub fn is_fault(self) -> bool {
         matches!(
             self,
-            ChoiceKind::Loss | ChoiceKind::Duplicate | ChoiceKind::Crash | ChoiceKind::Pause | ChoiceKind::Partition | ChoiceKind::Error
+            ChoiceKind::Loss
+                | ChoiceKind::Duplicate
+                | ChoiceKind::Crash
+                | ChoiceKind::Pause
+                | ChoiceKind::Partition
+                | ChoiceKind::Error
+                | ChoiceKind::Late
         )
     }
 }

@@ -7,7 +7,7 @@ use crate::choices::{ChoiceKind, Choices};
 use crate::faults::FaultProfile;
 use crate::history::{Entry, RunEnd};
 use crate::model::Model;
-use crate::trace::{CrashKind, CutDir, FaultNote, TraceEvent, TraceKind};
+use crate::trace::{CrashKind, CutDir, FaultKind, FaultNote, TraceEvent, TraceKind};
 use crate::world::{PlannedFault, World};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -44,6 +44,17 @@ struct Event<A: Actor> {
     seq: u64,
     kind: EventKind<A>,
 }
+
+/// A late copy's due time (bounded semantics) is this bit with the deadline an on-time copy
+/// would have: past every deadline, so it holds no timer back (`find_eligible`), and apart from
+/// every on-time copy's in state keys, while the deadline says until when delivering it is
+/// what an on-time copy does (`EventInfo::covered`). It is never reached: an asynchronous event
+/// runs at the moment it is picked (`untimed_clock`).
+pub(crate) const LATE_BIT: u64 = 1 << 63;
+
+/// A `Late` choice's probability, for a seeded run in the bounded semantics (a search tries
+/// both values whatever it is).
+const LATE_PROBABILITY: f64 = 0.01;
 
 /// Bits of a heap key's low word that hold the event's slot (the rest hold its sequence number).
 const SLOT_BITS: u32 = 24;
@@ -147,6 +158,8 @@ pub struct Sim<A: Actor> {
     max_events: u64,
     /// Untimed within the delay bound: see `set_bounded`.
     bounded: bool,
+    /// Bounded, and any copy may be late: see `set_late`.
+    late: bool,
     /// Driven runs: which of `ties` may run next, and what the driver is told about them.
     eligible: Vec<usize>,
     infos: Vec<EventInfo>,
@@ -157,7 +170,7 @@ pub struct Sim<A: Actor> {
     handling: usize,
 }
 crate::clone_by_field!(Sim<A> {
-    queue, w, out, ties, tie_keys, tied, choices, untimed, max_events, bounded, eligible, infos, seq, now_us, next_timer, handling
+    queue, w, out, ties, tie_keys, tied, choices, untimed, max_events, bounded, late, eligible, infos, seq, now_us, next_timer, handling
 } where A: Actor + Clone);
 
 impl<A: Actor> Default for Sim<A> {
@@ -179,6 +192,7 @@ impl<A: Actor> Sim<A> {
             untimed: false,
             max_events: u64::MAX,
             bounded: false,
+            late: false,
             eligible: Vec::new(),
             infos: Vec::new(),
             seq: 0,
@@ -531,20 +545,43 @@ impl<A: Actor> Sim<A> {
         let Some(duplicated) = self.w.send_fate(self.now_us, from, to, &msg, &mut self.choices) else { return };
         let epoch = incarnation.unwrap_or(self.w.life[to].epoch);
         if duplicated {
-            let at = self.now_us + self.delay();
+            let at = self.arrival_us(from, to);
             self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
         }
-        let at = self.now_us + self.delay();
+        let at = self.arrival_us(from, to);
         self.push(at, EventKind::Deliver { from, to, epoch, msg });
     }
 
-    fn delay(&mut self) -> u64 {
+    /// When a copy sent now is due: after a drawn delay, or in the search's semantics
+    /// (`untimed_arrival_us`) at no drawn time.
+    #[inline(always)]
+    fn arrival_us(&mut self, from: NodeId, to: NodeId) -> u64 {
         if self.untimed {
-            // Any pending delivery may run next (see `next_untimed`): the delay is not drawn.
-            // Bounded: the message is due by its deadline, the longest delay.
-            return if self.bounded { self.w.faults.delay_us_max } else { 0 };
+            return self.untimed_arrival_us(from, to);
         }
         let (lo, hi) = (self.w.faults.delay_us_min, self.w.faults.delay_us_max);
-        lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
+        self.now_us + lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
+    }
+
+    /// Untimed, any pending delivery may run next (see `next_untimed`): the copy is due now.
+    /// Bounded, it is due by its deadline, the longest delay, unless (with late messages, see
+    /// `set_late`) the search makes it late (a `Late` choice, within `Bounds::max_late`): then
+    /// it has no deadline and may arrive at any
+    /// later moment, as every message may untimed. That is a delay past the bound on any link,
+    /// reliable or not: a TCP connection delivers what it carries, but a lost segment is
+    /// retransmitted after a timeout of 200 ms or more, and a stalled receiver reads late.
+    #[inline(never)]
+    fn untimed_arrival_us(&mut self, from: NodeId, to: NodeId) -> u64 {
+        if !self.bounded {
+            return self.now_us;
+        }
+        let deadline_us = self.now_us + self.w.faults.delay_us_max;
+        if !self.late || !self.choices.flip(ChoiceKind::Late, LATE_PROBABILITY) {
+            return deadline_us;
+        }
+        self.w.stats.messages_late += 1;
+        self.w.note(self.now_us, from, || TraceKind::Late { to });
+        self.w.fault(self.now_us, from, FaultKind::Late { to });
+        LATE_BIT | deadline_us
     }
 }

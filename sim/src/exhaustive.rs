@@ -26,7 +26,19 @@
 //! runs a bounded-delay network would not produce, and handlers that read the clock see the
 //! latest deadline reached rather than a message's arrival time. Liveness and time-bound
 //! invariants (recovery, availability) belong to the *timed* semantics, which enumerates the
-//! model's own choices as they are (give it small delay ranges). In both, a choice over more than
+//! model's own choices as they are (give it small delay ranges). Between the two, the *bounded*
+//! semantics keeps untimed's asynchrony within the model's delay bound (a message may arrive at
+//! any moment up to `delay_us_max` after its send, and no timer fires past the deadline of one
+//! still undelivered): every timed run is one of its runs, far fewer untimed ones are. Its
+//! fault `Bounds::max_late` puts the two on one scale: up to that many copies may be *late*,
+//! due at no deadline, as every message is untimed. A late copy is a choice drawn at its send
+//! on any link, reliable ones too (a TCP connection loses nothing but delivers a retransmitted
+//! segment late), in the semantics `BoundedLate` that such a search runs in (its tapes hold the
+//! choice; plain bounded tapes do not). A late copy delivered before its deadline is what its
+//! on-time twin does, so the search does not try it (`EventInfo::covered`): only lateness a
+//! timer overtakes costs states. With as many late copies as a run sends, the bounded search
+//! reaches untimed's final states (a test checks it), and one or two already find the
+//! late-copy bugs untimed finds. In all of them, a choice over more than
 //! `Bounds::max_values` values (a crash's restart delay, a pause's length, a client's jitter) is
 //! explored at that many evenly spread values, ends included; the report counts such points.
 //!
@@ -89,13 +101,32 @@ pub enum Semantics {
     /// Asynchronous within the delay bound: a message may be delivered at any moment up to
     /// `delay_us_max` after its send, and no timer fires past an undelivered message's deadline.
     Bounded,
+    /// Bounded, and each copy sent may be late: due at no deadline, it may arrive at any later
+    /// moment (up to `Bounds::max_late` copies a run). `check_exhaustive` searches `Bounded`
+    /// with a late budget in it: every copy then draws a `Late` choice, which a plain bounded
+    /// tape does not hold (so bounded tapes recorded without the budget replay as they were, and
+    /// a search without it pays nothing for it).
+    BoundedLate,
 }
 
 impl Semantics {
     /// Put a simulator in this semantics (a tape replays only in the semantics it was found in).
     pub fn apply<A: crate::Actor>(self, sim: &mut Sim<A>) {
         sim.set_untimed(self != Semantics::Timed);
-        sim.set_bounded(self == Semantics::Bounded);
+        sim.set_bounded(self.is_bounded());
+        sim.set_late(self == Semantics::BoundedLate);
+    }
+    /// Bounded, with or without late messages.
+    pub fn is_bounded(self) -> bool {
+        matches!(self, Semantics::Bounded | Semantics::BoundedLate)
+    }
+    /// The semantics a search with these bounds runs in: `BoundedLate` for `Bounded` with a
+    /// late budget.
+    pub fn with_late(self, max_late: u32) -> Semantics {
+        match self {
+            Semantics::Bounded if max_late > 0 => Semantics::BoundedLate,
+            s => s,
+        }
     }
     /// One line for reports.
     pub fn describe(self) -> &'static str {
@@ -104,6 +135,9 @@ impl Semantics {
             Semantics::Untimed => "untimed (asynchronous): any pending delivery or restart may happen next; timers ordered by deadline",
             Semantics::Bounded => {
                 "bounded (asynchronous within the delay bounds): a message may arrive any time up to delay_us_max after its send, a crashed node restart up to restart_delay_us_max after its crash; no timer fires past such a deadline"
+            }
+            Semantics::BoundedLate => {
+                "bounded, with late messages: as bounded (a message arrives by delay_us_max after its send, a restart by restart_delay_us_max after its crash, no timer fires past such a deadline), except that up to --late messages may arrive at any later moment"
             }
         }
     }
@@ -136,6 +170,9 @@ pub struct Bounds {
     pub max_crashes: u32,
     pub max_pauses: u32,
     pub max_partitions: u32,
+    /// Messages that may arrive past their delay bound, at any later moment (bounded semantics
+    /// only: untimed lets every message be late, timed draws its delays).
+    pub max_late: u32,
     /// Events per run; a run cut here is counted as truncated and not judged.
     pub max_events: u64,
     /// A choice over more values than this is explored at this many, evenly spread.
@@ -152,6 +189,7 @@ impl Default for Bounds {
             max_crashes: 0,
             max_pauses: 0,
             max_partitions: 0,
+            max_late: 0,
             max_events: u64::MAX,
             max_values: 4,
             max_runs: u64::MAX,
@@ -162,7 +200,7 @@ impl Default for Bounds {
 impl Bounds {
     /// The budget of the fault kind in slot `slot` (see `tree::fault_slot`).
     fn fault_limit(&self, slot: usize) -> u32 {
-        [self.max_lost, self.max_duplicated, self.max_crashes, self.max_pauses, self.max_partitions][slot]
+        [self.max_lost, self.max_duplicated, self.max_crashes, self.max_pauses, self.max_partitions, self.max_late][slot]
     }
 }
 
@@ -268,7 +306,8 @@ pub struct ExhaustiveReport {
     pub violations: u64,
     pub by_invariant: BTreeMap<String, u64>,
     pub first: Option<Counterexample>,
-    /// Sorted keys of complete runs' final states, if collected.
+    /// Sorted keys of complete runs' final states, if collected (without the fault budget
+    /// spent, so that searches with different budgets compare).
     pub final_states: Vec<u64>,
     pub elapsed_s: f64,
     pub states_per_sec: f64,
@@ -357,6 +396,7 @@ where
     M::Actor: Clone,
 {
     let started = Instant::now();
+    let opts = &ExhaustiveOptions { semantics: opts.semantics.with_late(opts.bounds.max_late), ..opts.clone() };
     let threads = opts.threads();
     let racy = threads > 1 && (opts.prune_states || opts.stop_at_first);
     let mut report = parallel::search(model, opts, threads, racy, progress);

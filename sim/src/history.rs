@@ -21,6 +21,9 @@ pub struct Stats {
     pub messages_delivered: u64,
     pub messages_lost: u64,
     pub messages_duplicated: u64,
+    /// Copies sent late: due at no deadline (bounded semantics, `Bounds::max_late`).
+    #[serde(default)]
+    pub messages_late: u64,
     /// Arrived at a node that was down, or had restarted since the message was sent.
     pub messages_dropped_down: u64,
     pub crashes: u64,
@@ -44,6 +47,7 @@ impl Stats {
         self.messages_delivered += o.messages_delivered;
         self.messages_lost += o.messages_lost;
         self.messages_duplicated += o.messages_duplicated;
+        self.messages_late += o.messages_late;
         self.messages_dropped_down += o.messages_dropped_down;
         self.crashes += o.crashes;
         self.pauses += o.pauses;

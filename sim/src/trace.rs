@@ -50,19 +50,53 @@ pub enum LossCause {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum TraceKind {
-    Send { to: NodeId, msg: String, duplicated: bool },
-    Lose { to: NodeId, msg: String, cause: LossCause },
-    Deliver { from: NodeId, msg: String },
-    Timer { timer: String },
-    Crash { writes_lost: u64, kind: CrashKind },
+    Send {
+        to: NodeId,
+        msg: String,
+        duplicated: bool,
+    },
+    /// The copy just sent to `to` is late: due at no deadline, it may arrive at any later
+    /// moment (bounded semantics, `Bounds::max_late`).
+    Late {
+        to: NodeId,
+    },
+    Lose {
+        to: NodeId,
+        msg: String,
+        cause: LossCause,
+    },
+    Deliver {
+        from: NodeId,
+        msg: String,
+    },
+    Timer {
+        timer: String,
+    },
+    Crash {
+        writes_lost: u64,
+        kind: CrashKind,
+    },
     Restart,
-    Pause { until_us: u64 },
+    Pause {
+        until_us: u64,
+    },
     Resume,
-    PartitionStart { dir: CutDir },
-    PartitionEnd { dir: CutDir },
-    Write { record: String },
-    Fsync { durable_records: usize },
-    Observe { obs: String, index: usize },
+    PartitionStart {
+        dir: CutDir,
+    },
+    PartitionEnd {
+        dir: CutDir,
+    },
+    Write {
+        record: String,
+    },
+    Fsync {
+        durable_records: usize,
+    },
+    Observe {
+        obs: String,
+        index: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,6 +140,11 @@ pub enum FaultKind {
     },
     /// A message from `node` to `to` was delivered twice.
     Duplicated {
+        to: NodeId,
+    },
+    /// A copy of a message from `node` to `to` was sent late: it may arrive at any later
+    /// moment, past the delay bound (bounded semantics, `Bounds::max_late`).
+    Late {
         to: NodeId,
     },
 }

@@ -286,7 +286,81 @@ fn bounded_semantics_lets_a_timer_overtake_a_message_only_before_its_deadline() 
                 assert_eq!(sim.run_tape(&race(after_us), &c.tape).verdict.violation(), Some(&c.violation));
             }
         }
+        // One late message: the bounded search lets the timer overtake it whenever it is due,
+        // as untimed does, and the run that shows it replays with that one late message.
+        let o = ExhaustiveOptions {
+            semantics: Semantics::Bounded,
+            bounds: Bounds { max_late: 1, ..Bounds::default() },
+            ..ExhaustiveOptions::default()
+        };
+        let r = check_exhaustive(&race(after_us), &o, None);
+        let c = r.first.as_ref().unwrap_or_else(|| panic!("a late message, timer after {after_us} us: {r:?}"));
+        assert_eq!(r.semantics, Semantics::BoundedLate);
+        let mut sim = Sim::new();
+        r.semantics.apply(&mut sim);
+        let replayed = sim.run_tape(&race(after_us), &c.tape);
+        assert_eq!(replayed.verdict.violation(), Some(&c.violation));
+        let late = replayed.stats.messages_late;
+        assert!(late == 1 || overtakes && late == 0, "past the deadline only late: {:?}", replayed.stats);
+        assert_eq!(sim.fault_log().iter().filter(|f| matches!(f.kind, FaultKind::Late { to: 1 })).count() as u64, late);
     }
+}
+
+/// Only a search with late messages draws a late-or-not choice, one per copy sent: a plain
+/// bounded tape holds none, so bounded tapes recorded before late messages existed replay as
+/// they were, and a bounded search without the budget pays nothing for it.
+#[test]
+fn only_late_messages_draw_a_late_choice_per_copy() {
+    let faults = FaultProfile { delay_us_min: 1_000, delay_us_max: 2_000, ..FaultProfile::default() };
+    let mut toy = sim::toy::PingPongModel::new(2, faults);
+    toy.ticks = 3;
+    let run = |semantics: Semantics| {
+        let mut sim = Sim::new();
+        semantics.apply(&mut sim);
+        sim.run_tape(&toy, &[])
+    };
+    let (plain, late) = (run(Semantics::Bounded), run(Semantics::BoundedLate));
+    assert_eq!(plain.history_hash, late.history_hash, "no copy late: the same run");
+    assert_eq!((plain.stats.messages_late, late.stats.messages_late), (0, 0));
+    assert!(late.stats.messages_sent == 4, "{:?}", late.stats);
+    assert_eq!(late.stats.choices, plain.stats.choices + late.stats.messages_sent, "one Late choice per copy");
+}
+
+/// The bounded semantics with a budget of late messages lies between bounded and untimed: a
+/// late message may arrive at any later moment, as every message may untimed. Each late
+/// message more reaches at least the final states of one fewer, never one untimed does not;
+/// with as many as a run sends, exactly untimed's.
+#[test]
+fn late_messages_carry_the_bounded_semantics_to_the_untimed_one() {
+    let faults = FaultProfile { delay_us_min: 1_000, delay_us_max: 2_000, ..FaultProfile::default() };
+    let mut toy = sim::toy::PingPongModel::new(2, faults);
+    toy.ticks = 3;
+    let finals = |semantics, max_late| {
+        let bounds = Bounds { max_late, ..Bounds::default() };
+        let o = ExhaustiveOptions {
+            semantics,
+            bounds,
+            history: HistoryView::Ordered,
+            collect_final_states: true,
+            ..ExhaustiveOptions::default()
+        };
+        let r = check_exhaustive(&toy, &o, None);
+        assert!(r.exhausted && r.violations == 0, "{semantics:?}, {max_late} late: {r:?}");
+        r.final_states.into_iter().collect::<std::collections::BTreeSet<u64>>()
+    };
+    let untimed = finals(Semantics::Untimed, 0);
+    let mut fewer = finals(Semantics::Bounded, 0);
+    assert!(fewer.len() < untimed.len() && fewer.is_subset(&untimed), "bounded {} untimed {}", fewer.len(), untimed.len());
+    // Two pings, two pongs: four messages a run.
+    for max_late in 1..=4 {
+        let more = finals(Semantics::Bounded, max_late);
+        assert!(fewer.is_subset(&more) && more.is_subset(&untimed), "{max_late} late: {} {} {}", fewer.len(), more.len(), untimed.len());
+        if max_late == 1 {
+            assert!(more.len() > fewer.len(), "one late message reaches new final states");
+        }
+        fewer = more;
+    }
+    assert_eq!(fewer, untimed, "every message late: the untimed semantics");
 }
 
 /// Client (0) sends two payment requests with the same key to the server (1), the second after
@@ -467,6 +541,9 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
         pause_us_max: 3_000,
         partition_us_max: 3_000,
         fault_phase_us: 2_500,
+        // Shorter than a tick: a late message is one a tick overtakes past its deadline (one
+        // delivered by then is its on-time twin, which the search does not try twice).
+        delay_us_max: 500,
         ..FaultProfile::default()
     };
     let mut toy = sim::toy::PingPongModel::new(1, faults);
@@ -479,20 +556,23 @@ fn every_fault_kind_is_explored_within_its_bound_and_replays() {
         ("pause", |s| s.pauses, Bounds { max_pauses: 1, ..Bounds::default() }),
         ("partition", |s| s.partitions, Bounds { max_partitions: 1, ..Bounds::default() }),
     ];
+    // A late message is the bounded semantics' own fault: untimed lets every message be late,
+    // timed draws its delays.
+    let late: FaultCase = ("late", |s| s.messages_late, Bounds { max_late: 1, ..Bounds::default() });
     let model = fault_spotter(toy, |_| 0);
     for semantics in [Semantics::Untimed, Semantics::Bounded, Semantics::Timed] {
         // No budget: no fault at all, in any run.
         let none = ExhaustiveOptions { semantics, prune_states: false, ..ExhaustiveOptions::default() };
         let clean = check_exhaustive(&fault_spotter(model.0.clone_config(), |s| s.faults_total()), &none, None);
         assert!(clean.exhausted && clean.violations == 0 && clean.interleavings > 0, "{semantics:?}: {clean:?}");
-        for (name, spot, bounds) in kinds.iter().cloned() {
+        for (name, spot, bounds) in kinds.iter().cloned().chain((semantics == Semantics::Bounded).then_some(late.clone())) {
             let m = fault_spotter(model.0.clone_config(), spot);
             let o = ExhaustiveOptions { semantics, bounds, prune_states: false, history: HistoryView::PerNode, ..none.clone() };
             let r = check_exhaustive(&m, &o, None);
             let found = r.first.as_ref().unwrap_or_else(|| panic!("{semantics:?} {name}: never injected"));
             assert!(r.exhausted, "{semantics:?} {name}");
             let mut sim = Sim::new();
-            semantics.apply(&mut sim);
+            r.semantics.apply(&mut sim);
             let replayed = sim.run_tape(&m, &found.tape);
             assert_eq!(replayed.history_hash, found.history_hash, "{semantics:?} {name}: the tape must replay the run");
             assert_eq!(replayed.verdict.violation(), Some(&found.violation), "{semantics:?} {name}");
@@ -624,7 +704,7 @@ trait FaultsTotal {
 }
 impl FaultsTotal for Stats {
     fn faults_total(&self) -> u64 {
-        self.messages_lost + self.messages_duplicated + self.crashes + self.pauses + self.partitions
+        self.messages_lost + self.messages_duplicated + self.messages_late + self.crashes + self.pauses + self.partitions
     }
 }
 

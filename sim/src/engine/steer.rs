@@ -2,7 +2,7 @@
 //! (which never comes here): untimed (asynchronous) event selection, runs steered by a driver
 //! that decides which eligible event goes next, and a canonical hash of the simulator's state.
 
-use super::{Event, EventKind, Outcome, Sim};
+use super::{Event, EventKind, Outcome, Sim, LATE_BIT};
 use crate::actor::{Actor, NodeId};
 use crate::choices::ChoiceKind;
 use crate::exhaustive::timer_names::Naming;
@@ -24,6 +24,10 @@ pub struct EventInfo {
     /// Running it moves simulated time forward (only timers and other deadlines in untimed mode;
     /// in timed mode every eligible event is due at the same instant).
     pub advances_time: bool,
+    /// A late copy (bounded semantics) whose deadline has not passed: delivering it now is what
+    /// its on-time twin does, a sibling the search explores with less of its budget spent (the
+    /// same run up to here: no timer fired past that deadline). A driver need not try it.
+    pub covered: bool,
 }
 
 impl EventInfo {
@@ -82,6 +86,7 @@ impl<A: Actor> Sim<A> {
     pub fn set_untimed(&mut self, on: bool) {
         self.untimed = on;
         self.bounded &= on;
+        self.late &= on;
     }
     /// Bounded asynchrony (implies untimed): a message may be delivered at any moment from its
     /// send until `delay_us_max` after it, its deadline, and no timer fires past the deadline
@@ -93,6 +98,15 @@ impl<A: Actor> Sim<A> {
     pub fn set_bounded(&mut self, on: bool) {
         self.bounded = on;
         self.untimed |= on;
+        self.late &= on;
+    }
+    /// Late messages (implies bounded): every copy sent draws a `Late` choice; a late copy has
+    /// no deadline, and may arrive at any later moment (`Semantics::BoundedLate`).
+    pub fn set_late(&mut self, on: bool) {
+        self.late = on;
+        if on {
+            self.set_bounded(true);
+        }
     }
     pub fn is_untimed(&self) -> bool {
         self.untimed
@@ -296,7 +310,8 @@ impl<A: Actor> Sim<A> {
             EventKind::Crash { .. } | EventKind::CutStart { .. } | EventKind::CutEnd { .. } => None,
         };
         let advances_time = self.untimed && !is_async(&e.kind) && e.at_us > self.now_us;
-        EventInfo { key: self.tie_key(i), node, advances_time }
+        let covered = matches!(e.kind, EventKind::Deliver { .. }) && e.at_us & LATE_BIT != 0 && self.now_us <= e.at_us & !LATE_BIT;
+        EventInfo { key: self.tie_key(i), node, advances_time, covered }
     }
 
     /// `event_key` of `ties[i]`: the one computed when it joined them, unless the event is a

@@ -216,6 +216,17 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         h.finish()
     }
 
+    /// A complete run's final state for `ExhaustiveReport::final_states`: `state_key` without
+    /// the fault budget spent, which no event is left to read, so that searches with different
+    /// budgets compare.
+    pub fn final_key(&mut self, sim: &Sim<A>) -> u64 {
+        self.at.history.update(sim.history(), self.relevant);
+        let mut h = StableHasher::default();
+        h.write_u64(sim.state_hash());
+        self.at.history.chains.hash(&mut h);
+        h.finish()
+    }
+
     fn count_faults(&mut self, recorded: &[Choice]) {
         for c in &recorded[self.at.faults_counted..] {
             if let Some(slot) = fault_slot(c.kind) {
@@ -225,8 +236,9 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         self.at.faults_counted = recorded.len();
     }
 
+    /// Not to be tried here: asleep (the reduction), or covered by a sibling (`EventInfo::covered`).
     fn asleep(&self, e: &EventInfo) -> bool {
-        self.at.sleep.iter().any(|z| z.key == e.key)
+        e.covered || self.at.sleep.iter().any(|z| z.key == e.key)
     }
 
     /// Which eligible event runs next: the prefix's pick while replaying, else the first one

@@ -207,7 +207,7 @@ where
                 let key = driver.state_key(&sim);
                 driver.table.note_final(key);
                 if opts.collect_final_states {
-                    finals.insert(key);
+                    finals.insert(driver.final_key(&sim));
                 }
             }
             let (events, cut, new_picks) = (driver.events(), driver.cut, std::mem::take(&mut driver.new_picks));

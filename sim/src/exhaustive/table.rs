@@ -168,7 +168,7 @@ mod tests {
     use super::*;
 
     fn asleep(keys: &[u64]) -> Vec<EventInfo> {
-        keys.iter().map(|&key| EventInfo { key, node: None, advances_time: false }).collect()
+        keys.iter().map(|&key| EventInfo { key, node: None, advances_time: false, covered: false }).collect()
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::Bounds;
 use crate::choices::{Choice, ChoiceKind};
 
 /// How many kinds of fault the bounds count.
-pub(super) const FAULT_KINDS: usize = 5;
+pub(super) const FAULT_KINDS: usize = 6;
 
 /// The slot of a fault kind in a `[u32; FAULT_KINDS]` budget, or `None` for other choices.
 pub(super) fn fault_slot(kind: ChoiceKind) -> Option<usize> {
@@ -15,6 +15,7 @@ pub(super) fn fault_slot(kind: ChoiceKind) -> Option<usize> {
         ChoiceKind::Crash => Some(2),
         ChoiceKind::Pause => Some(3),
         ChoiceKind::Partition => Some(4),
+        ChoiceKind::Late => Some(5),
         _ => None,
     }
 }
