@@ -70,7 +70,8 @@ pub struct Args {
     pub partitions: u32,
     /// At most N late messages per run, on any link: a late message arrives at any later
     /// moment, past delay_us_max, and holds no timer back (a TCP retransmission, a stalled
-    /// reader). Needs --semantics bounded: untimed lets every message be late.
+    /// reader). Bounded semantics only (the outbox default; --semantics bounded elsewhere):
+    /// untimed lets every message be late.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub late: u32,
     /// A choice over a wide range (restart delay, pause length, jitter) is tried at N spread
@@ -355,7 +356,7 @@ pub fn run(args: &Args) -> Result<Found> {
     if args.late > 0 && opts.semantics != Semantics::Bounded {
         let why = match opts.semantics {
             Semantics::Untimed => "untimed lets every message be late already; add --semantics bounded to let only N be",
-            _ => "a late message is a bounded search's fault (timed runs draw their delays); add --semantics bounded",
+            _ => "a late message is a bounded search's fault (timed runs draw their delays); use --semantics bounded instead",
         };
         return Err(bad("--late", args.late, why));
     }

@@ -120,9 +120,14 @@ pub fn text(record: &RunRecord, title: &str) -> String {
                 let dup = if *duplicated { "  (duplicate copy)" } else { "" };
                 (if *duplicated { "DUP" } else { "send" }, format!("-> {}  {}{dup}", names[*to], tidy(msg)), false)
             }
-            TraceKind::Late { to } => {
-                ("LATE", format!("-> {}  the copy above is late: it may arrive at any later moment, past delay_us_max", names[*to]), false)
-            }
+            TraceKind::Late { to } => (
+                "LATE",
+                format!(
+                    "-> {}  a copy of the message sent above is late: it may arrive at any later moment, past delay_us_max",
+                    names[*to]
+                ),
+                false,
+            ),
             TraceKind::Lose { to, msg, cause: LossCause::ReceiverDown } if *to == e.node => {
                 ("DROPPED", format!("{}  (arrived while down, or sent before its restart)", tidy(msg)), false)
             }

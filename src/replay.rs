@@ -66,7 +66,11 @@ impl RunInput {
                 }
                 let run_on = backend.unwrap_or(file.backend);
                 if run_on == Backend::Madsim && file.tape.is_some() {
-                    let what = if file.semantics != Semantics::Timed { "an untimed tape (from `idemsim check`)" } else { "a choice tape" };
+                    let what = if file.semantics != Semantics::Timed {
+                        format!("a {} tape (from `idemsim check`)", crate::seedfile::semantics_name(file.semantics))
+                    } else {
+                        "a choice tape".to_string()
+                    };
                     return Err(BadInput(format!(
                         "{input} holds {what}, which replays only on the native backend: drop --backend madsim (madsim replays a seed: `idemsim replay SCENARIO --seed S --backend madsim`)"
                     )));

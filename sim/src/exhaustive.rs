@@ -36,8 +36,9 @@
 //! segment late), in the semantics `BoundedLate` that such a search runs in (its tapes hold the
 //! choice; plain bounded tapes do not). A late copy delivered before its deadline is what its
 //! on-time twin does, so the search does not try it (`EventInfo::covered`): only lateness a
-//! timer overtakes costs states. With as many late copies as a run sends, the bounded search
-//! reaches untimed's final states (a test checks it), and one or two already find the
+//! timer overtakes costs states. With as many late copies as a run sends, and no crash (a
+//! bounded restart still comes by its deadline, an untimed one at any moment), the bounded
+//! search reaches untimed's final states (a test checks it), and one or two already find the
 //! late-copy bugs untimed finds. In all of them, a choice over more than
 //! `Bounds::max_values` values (a crash's restart delay, a pause's length, a client's jitter) is
 //! explored at that many evenly spread values, ends included; the report counts such points.
