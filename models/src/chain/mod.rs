@@ -55,6 +55,8 @@ pub struct ChainModel {
     relay: Shared<RelaySetup>,
     consumer: Shared<ConsumerSetup>,
     heal_at_us: u64,
+    /// `Scenario::liveness`: lost fulfilments are judged.
+    liveness: bool,
 }
 
 impl ChainModel {
@@ -122,6 +124,7 @@ impl ChainModel {
             }),
             consumer: Shared(ConsumerSetup { design: d.consumer, partitions: b.partitions, layout, poll_until_us }),
             heal_at_us: s.faults.fault_phase_us,
+            liveness: s.liveness,
             payment,
             design: d.clone(),
         }
@@ -216,7 +219,7 @@ impl Model for ChainModel {
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
         let mut all = violations(self.payment.verdict(run));
         let charged = |out: &mut Vec<Event>| self.charged(run.durable(self.payment.charge_node()), out);
-        all.extend(violations(judge_events(run, charged, self.layout.projection_db, self.heal_at_us, true)));
+        all.extend(violations(judge_events(run, charged, self.layout.projection_db, self.heal_at_us, true, self.liveness)));
         with_faults(Violation::combine(all), run, &self.config.nodes)
     }
 }

@@ -73,6 +73,8 @@ pub struct OutboxModel {
     relay: Shared<RelaySetup>,
     consumer: Shared<ConsumerSetup>,
     heal_at_us: u64,
+    /// `Scenario::liveness`: lost events are judged.
+    liveness: bool,
 }
 
 impl OutboxModel {
@@ -136,6 +138,7 @@ impl OutboxModel {
             }),
             consumer: Shared(ConsumerSetup { design: d.consumer, partitions: b.partitions, layout, poll_until_us }),
             heal_at_us: s.faults.fault_phase_us,
+            liveness: s.liveness,
             design: d.clone(),
         }
     }
@@ -198,7 +201,7 @@ impl Model for OutboxModel {
 
     fn check(&self, run: &RunView<'_, Node>) -> Verdict {
         let committed = |out: &mut Vec<Event>| Tables::orders_at(run.durable(self.layout.order_db), out);
-        let verdict = judge_events(run, committed, self.layout.projection_db, self.heal_at_us, false);
+        let verdict = judge_events(run, committed, self.layout.projection_db, self.heal_at_us, false, self.liveness);
         crate::payment::with_faults(verdict, run, &self.config.nodes)
     }
 }
@@ -206,13 +209,14 @@ impl Model for OutboxModel {
 /// The event checkers on a finished run: `committed` fills what must be applied exactly once
 /// (in commit order); the effects are those in node `projection`'s durable log. `charged`: what
 /// must be applied is the charged operations (the checkout chain), and per-aggregate order is
-/// not promised there.
+/// not promised there. `liveness`: lost events are judged (`OutboxRun::liveness`).
 pub fn judge_events(
     run: &RunView<'_, Node>,
     committed: impl FnOnce(&mut Vec<Event>),
     projection: NodeId,
     heal_at_us: u64,
     charged: bool,
+    liveness: bool,
 ) -> Verdict {
     // Per-thread buffers: judging a run allocates nothing here once warm.
     thread_local!(static BUF: std::cell::RefCell<(Vec<Event>, Vec<Event>)> =
@@ -231,6 +235,7 @@ pub fn judge_events(
             heal_at_us,
             ordered: !charged,
             charged,
+            liveness,
         })
     })
 }
