@@ -566,10 +566,10 @@ impl<A: Actor> Sim<A> {
     /// Untimed, any pending delivery may run next (see `next_untimed`): the copy is due now.
     /// Bounded, it is due by its deadline, the longest delay, unless (with late messages, see
     /// `set_late`) the search makes it late (a `Late` choice, within `Bounds::max_late`): then
-    /// it has no deadline and may arrive at any
-    /// later moment, as every message may untimed. That is a delay past the bound on any link,
-    /// reliable or not: a TCP connection delivers what it carries, but a lost segment is
-    /// retransmitted after a timeout of 200 ms or more, and a stalled receiver reads late.
+    /// it has no deadline and may arrive at any later moment, as every message may untimed.
+    /// That is a delay past the bound on any link, reliable or not: a TCP connection delivers
+    /// what it carries, but a lost segment is retransmitted after a timeout of 200 ms or more,
+    /// and a stalled receiver reads late.
     #[inline(never)]
     fn untimed_arrival_us(&mut self, from: NodeId, to: NodeId) -> u64 {
         if !self.bounded {
