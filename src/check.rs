@@ -68,9 +68,9 @@ pub struct Args {
     /// At most N partitions per run.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub partitions: u32,
-    /// At most N late messages per run, on any link: a late message arrives at any later
-    /// moment, past delay_us_max, and holds no timer back (a TCP retransmission, a stalled
-    /// reader). Bounded semantics only (the outbox default; --semantics bounded elsewhere):
+    /// At most N late messages and restarts per run: a late message (on any link) arrives at
+    /// any later moment, past delay_us_max, and holds no timer back (a TCP retransmission, a
+    /// stalled reader); a late restart comes past restart_delay_us_max. Bounded semantics only (the outbox default; --semantics bounded elsewhere):
     /// untimed lets every message be late.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub late: u32,

@@ -120,6 +120,9 @@ pub fn text(record: &RunRecord, title: &str) -> String {
                 let dup = if *duplicated { "  (duplicate copy)" } else { "" };
                 (if *duplicated { "DUP" } else { "send" }, format!("-> {}  {}{dup}", names[*to], tidy(msg)), false)
             }
+            TraceKind::LateRestart => {
+                ("LATE", "its restart after this crash is late: it may come at any later moment, past restart_delay_us_max".into(), false)
+            }
             TraceKind::Late { to } => (
                 "LATE",
                 format!(
@@ -194,6 +197,7 @@ pub fn fault_list(record: &RunRecord) -> String {
         (s.messages_lost, "lost message", "lost messages"),
         (s.messages_duplicated, "duplicated message", "duplicated messages"),
         (s.messages_late, "late message", "late messages"),
+        (s.restarts_late, "late restart", "late restarts"),
     ] {
         if n > 0 {
             parts.push(plural(n, one, many));
@@ -303,6 +307,9 @@ pub fn mermaid(record: &RunRecord) -> String {
             }
             TraceKind::Late { to } => {
                 let _ = writeln!(out, "    Note over {n}: {at} a message to {} is LATE (any later moment)", names[*to]);
+            }
+            TraceKind::LateRestart => {
+                let _ = writeln!(out, "    Note over {n}: {at} its restart is LATE (any later moment)");
             }
             TraceKind::Restart => {
                 let _ = writeln!(out, "    Note over {n}: {at} restart");

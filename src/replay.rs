@@ -190,6 +190,7 @@ fn emit_tracing(record: &RunRecord) {
         let _g = spans[e.node].enter();
         match &e.kind {
             TraceKind::Send { to, msg, duplicated } => tracing::debug!(to = %name(*to), duplicated, "send {}", render::tidy(msg)),
+            TraceKind::LateRestart => tracing::warn!("late: the restart after this crash may come at any later moment"),
             TraceKind::Late { to } => tracing::warn!(to = %name(*to), "late: the copy just sent may arrive at any later moment"),
             TraceKind::Lose { to, msg, cause } => tracing::warn!(to = %name(*to), ?cause, "lost {}", render::tidy(msg)),
             TraceKind::Deliver { from, msg } => tracing::debug!(from = %name(*from), "deliver {}", render::tidy(msg)),

@@ -337,6 +337,7 @@ impl Run<'_> {
                 format!("{node} {what} at {at}{lost}")
             }
             FaultKind::Restart => format!("{node} restarted at {at}"),
+            FaultKind::LateRestart => format!("{node}'s restart after its crash at {at} was late: it may come at any later moment"),
             FaultKind::Pause { until_us } => format!("{node} paused at {at} for {}", ms(until_us - f.at_us)),
             FaultKind::Partition { .. } => format!("{node} was cut off at {at}"),
             FaultKind::Lost { to, .. } => format!("a message {node} -> {} was lost at {at}", self.name(to)),

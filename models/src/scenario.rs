@@ -412,6 +412,7 @@ pub fn fault_summary<A: Actor>(run: &RunView<'_, A>, nodes: &[NodeSpec]) -> Stri
     count(s.messages_lost, "lost message", "lost messages");
     count(s.messages_duplicated, "duplicated message", "duplicated messages");
     count(s.messages_late, "late message", "late messages");
+    count(s.restarts_late, "late restart", "late restarts");
     count(s.messages_dropped_down, "message dropped by a restart", "messages dropped by a restart");
     if parts.is_empty() {
         return " Faults in this run: none (the interleaving alone).".into();
@@ -445,6 +446,7 @@ fn name_faults(log: &[FaultNote], nodes: &[NodeSpec]) -> String {
                 )
             }
             FaultKind::Restart => format!("{node} restarted at {at}"),
+            FaultKind::LateRestart => format!("{node}'s restart after that crash is late (any later moment)"),
             FaultKind::Pause { until_us } => format!("{node} paused {at} to {}", invariants::ms(until_us)),
             FaultKind::Partition { dir } => format!("{node} partitioned ({dir:?}) at {at}"),
             FaultKind::Lost { .. } | FaultKind::Duplicated { .. } | FaultKind::Late { .. } if messages == MESSAGES_SHOWN => {

@@ -492,7 +492,17 @@ impl<A: Actor> Sim<A> {
             self.w.crash(self.now_us, node, kind, &mut self.choices)
         };
         if let Some(after_us) = restart_after_us {
-            self.push(self.now_us + after_us, EventKind::Restart { node });
+            let at = self.now_us + after_us;
+            let at = if self.late && self.choices.flip(ChoiceKind::Late, LATE_PROBABILITY) {
+                // Late (see `untimed_arrival_us`): no deadline, any later moment.
+                self.w.stats.restarts_late += 1;
+                self.w.note(self.now_us, node, || TraceKind::LateRestart);
+                self.w.fault(self.now_us, node, FaultKind::LateRestart);
+                LATE_BIT | at
+            } else {
+                at
+            };
+            self.push(at, EventKind::Restart { node });
         }
     }
 

@@ -36,9 +36,10 @@
 //! segment late), in the semantics `BoundedLate` that such a search runs in (its tapes hold the
 //! choice; plain bounded tapes do not). A late copy delivered before its deadline is what its
 //! on-time twin does, so the search does not try it (`EventInfo::covered`): only lateness a
-//! timer overtakes costs states. With as many late copies as a run sends, and no crash (a
-//! bounded restart still comes by its deadline, an untimed one at any moment), the bounded
-//! search reaches untimed's final states (a test checks it), and one or two already find the
+//! timer overtakes costs states. A restart may be late the same way (past
+//! `restart_delay_us_max`, as an untimed one may come), from the same budget. With as many late
+//! events as a run has, the bounded search reaches untimed's final states (tests check it, with
+//! and without crashes), and one or two already find the
 //! late-copy bugs untimed finds. In all of them, a choice over more than
 //! `Bounds::max_values` values (a crash's restart delay, a pause's length, a client's jitter) is
 //! explored at that many evenly spread values, ends included; the report counts such points.
@@ -171,8 +172,9 @@ pub struct Bounds {
     pub max_crashes: u32,
     pub max_pauses: u32,
     pub max_partitions: u32,
-    /// Messages that may arrive past their delay bound, at any later moment (bounded semantics
-    /// only: untimed lets every message be late, timed draws its delays).
+    /// Messages that may arrive past their delay bound, and restarts that may come past theirs,
+    /// at any later moment (bounded semantics only: untimed lets every message and restart be
+    /// late, timed draws its delays).
     pub max_late: u32,
     /// Events per run; a run cut here is counted as truncated and not judged.
     pub max_events: u64,

@@ -24,6 +24,9 @@ pub struct Stats {
     /// Copies sent late: due at no deadline (bounded semantics, `Bounds::max_late`).
     #[serde(default)]
     pub messages_late: u64,
+    /// Restarts made late: due at no deadline (bounded semantics, `Bounds::max_late`).
+    #[serde(default)]
+    pub restarts_late: u64,
     /// Arrived at a node that was down, or had restarted since the message was sent.
     pub messages_dropped_down: u64,
     pub crashes: u64,
@@ -48,6 +51,7 @@ impl Stats {
         self.messages_lost += o.messages_lost;
         self.messages_duplicated += o.messages_duplicated;
         self.messages_late += o.messages_late;
+        self.restarts_late += o.restarts_late;
         self.messages_dropped_down += o.messages_dropped_down;
         self.crashes += o.crashes;
         self.pauses += o.pauses;

@@ -60,6 +60,8 @@ pub enum TraceKind {
     Late {
         to: NodeId,
     },
+    /// The node's restart after the crash just traced is late: it may come at any later moment.
+    LateRestart,
     Lose {
         to: NodeId,
         msg: String,
@@ -147,4 +149,7 @@ pub enum FaultKind {
     Late {
         to: NodeId,
     },
+    /// `node`'s restart after the crash just noted is late: it may come at any later moment,
+    /// past `restart_delay_us_max` (bounded semantics, `Bounds::max_late`).
+    LateRestart,
 }

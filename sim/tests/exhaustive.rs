@@ -306,6 +306,43 @@ fn bounded_semantics_lets_a_timer_overtake_a_message_only_before_its_deadline() 
     }
 }
 
+/// With a crash too: a late restart (past `restart_delay_us_max`, as an untimed one may come)
+/// is a late event like a late message, and with as many late events as a run has, the bounded
+/// search reaches exactly untimed's final states.
+#[test]
+fn late_restarts_carry_a_bounded_search_with_crashes_to_the_untimed_one() {
+    let faults = FaultProfile {
+        delay_us_min: 1_000,
+        delay_us_max: 2_000,
+        crash_probability: 0.5,
+        restart_delay_us_min: 500,
+        restart_delay_us_max: 1_500,
+        fault_phase_us: 5_000,
+        ..FaultProfile::default()
+    };
+    let mut toy = sim::toy::PingPongModel::new(1, faults);
+    toy.ticks = 3;
+    let finals = |semantics, max_late| {
+        let bounds = Bounds { max_late, max_crashes: 1, ..Bounds::default() };
+        let o = ExhaustiveOptions {
+            semantics,
+            bounds,
+            history: HistoryView::PerNode,
+            collect_final_states: true,
+            ..ExhaustiveOptions::default()
+        };
+        let r = check_exhaustive(&toy, &o, None);
+        assert!(r.exhausted && r.violations == 0, "{semantics:?}, {max_late} late: {r:?}");
+        r.final_states.into_iter().collect::<std::collections::BTreeSet<u64>>()
+    };
+    let untimed = finals(Semantics::Untimed, 0);
+    let bounded = finals(Semantics::Bounded, 0);
+    assert!(bounded.len() < untimed.len() && bounded.is_subset(&untimed), "{} {}", bounded.len(), untimed.len());
+    // A ping, a pong (each maybe sent again after a restart) and a restart.
+    let late = finals(Semantics::Bounded, 6);
+    assert!(late == untimed, "every event late: the untimed semantics ({} of {})", late.len(), untimed.len());
+}
+
 /// Only a search with late messages draws a late-or-not choice, one per copy sent: a plain
 /// bounded tape holds none, so bounded tapes recorded before late messages existed replay as
 /// they were, and a bounded search without the budget pays nothing for it.
@@ -329,8 +366,8 @@ fn only_late_messages_draw_a_late_choice_per_copy() {
 /// The bounded semantics with a budget of late messages lies between bounded and untimed: a
 /// late message may arrive at any later moment, as every message may untimed. Each late
 /// message more reaches at least the final states of one fewer, never one untimed does not;
-/// with as many as a run sends, exactly untimed's (with no crash: a bounded restart still
-/// comes by its deadline). Under the ordered view (no reduction) and the per-node one with the
+/// with as many as a run sends, exactly untimed's (here with no crash; with one, see
+/// `late_restarts_carry_a_bounded_search_with_crashes_to_the_untimed_one`). Under the ordered view (no reduction) and the per-node one with the
 /// reduction and symmetry: a late copy not yet due is left to its on-time twin
 /// (`EventInfo::covered`), which must hold with sleep sets too.
 #[test]
@@ -706,7 +743,13 @@ trait FaultsTotal {
 }
 impl FaultsTotal for Stats {
     fn faults_total(&self) -> u64 {
-        self.messages_lost + self.messages_duplicated + self.messages_late + self.crashes + self.pauses + self.partitions
+        self.messages_lost
+            + self.messages_duplicated
+            + self.messages_late
+            + self.restarts_late
+            + self.crashes
+            + self.pauses
+            + self.partitions
     }
 }
 

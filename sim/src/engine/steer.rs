@@ -24,9 +24,10 @@ pub struct EventInfo {
     /// Running it moves simulated time forward (only timers and other deadlines in untimed mode;
     /// in timed mode every eligible event is due at the same instant).
     pub advances_time: bool,
-    /// A late copy (bounded semantics) whose deadline has not passed: delivering it now is what
-    /// its on-time twin does, a sibling the search explores with less of its budget spent (the
-    /// same run up to here: no timer fired past that deadline). A driver need not try it.
+    /// A late copy or restart (bounded semantics) whose deadline has not passed: running it now
+    /// is what its on-time twin does, a sibling the search explores with less of its budget
+    /// spent (the same run up to here: no timer fired past that deadline). A driver need not
+    /// try it.
     pub covered: bool,
 }
 
@@ -100,8 +101,9 @@ impl<A: Actor> Sim<A> {
         self.untimed |= on;
         self.late &= on;
     }
-    /// Late messages (implies bounded): every copy sent draws a `Late` choice; a late copy has
-    /// no deadline, and may arrive at any later moment (`Semantics::BoundedLate`).
+    /// Late messages (implies bounded): every copy sent, and every restart, draws a `Late`
+    /// choice; a late copy or restart has no deadline, and may come at any later moment
+    /// (`Semantics::BoundedLate`).
     pub fn set_late(&mut self, on: bool) {
         self.late = on;
         if on {
@@ -310,7 +312,8 @@ impl<A: Actor> Sim<A> {
             EventKind::Crash { .. } | EventKind::CutStart { .. } | EventKind::CutEnd { .. } => None,
         };
         let advances_time = self.untimed && !is_async(&e.kind) && e.at_us > self.now_us;
-        let covered = matches!(e.kind, EventKind::Deliver { .. }) && e.at_us & LATE_BIT != 0 && self.now_us <= e.at_us & !LATE_BIT;
+        let late = matches!(e.kind, EventKind::Deliver { .. } | EventKind::Restart { .. }) && e.at_us & LATE_BIT != 0;
+        let covered = late && self.now_us <= e.at_us & !LATE_BIT;
         EventInfo { key: self.tie_key(i), node, advances_time, covered }
     }
 
