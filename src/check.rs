@@ -70,8 +70,9 @@ pub struct Args {
     pub partitions: u32,
     /// At most N late messages and restarts per run: a late message (on any link) arrives at
     /// any later moment, past delay_us_max, and holds no timer back (a TCP retransmission, a
-    /// stalled reader); a late restart comes past restart_delay_us_max. Bounded semantics only (the outbox default; --semantics bounded elsewhere):
-    /// untimed lets every message be late.
+    /// stalled reader); a late restart comes past restart_delay_us_max. Bounded semantics only
+    /// (the outbox default; --semantics bounded elsewhere): untimed lets every message and
+    /// restart be late.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub late: u32,
     /// A choice over a wide range (restart delay, pause length, jitter) is tried at N spread
@@ -87,7 +88,8 @@ pub struct Args {
     /// How time is explored: untimed (any pending delivery or restart may happen next; timers
     /// in deadline order), bounded (as untimed, but a message arrives at most delay_us_max after
     /// its send, a restart at most restart_delay_us_max after its crash, and no timer fires past
-    /// such a deadline: every timed run is one of its runs; --late N lets N messages be later)
+    /// such a deadline: every timed run is one of its runs; --late N lets N messages or restarts
+    /// be later)
     /// or timed (the
     /// model's delays and fault times, enumerated) [default: untimed for payment, bounded for
     /// outbox, whose pollers make the untimed search endless].
@@ -355,7 +357,7 @@ pub fn run(args: &Args) -> Result<Found> {
     opts.semantics = semantics(args, &s);
     if args.late > 0 && opts.semantics != Semantics::Bounded {
         let why = match opts.semantics {
-            Semantics::Untimed => "untimed lets every message be late already; add --semantics bounded to let only N be",
+            Semantics::Untimed => "untimed lets every message and restart be late already; add --semantics bounded to let only N be",
             _ => "a late message is a bounded search's fault (timed runs draw their delays); use --semantics bounded instead",
         };
         return Err(bad("--late", args.late, why));
@@ -563,7 +565,7 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
             // Untimed lets every timeout fire before any answer: often the search that does not end.
             let _ = writeln!(
                 o,
-                "hint:             --semantics bounded is often far smaller, and still a proof for every run whose delays stay within the scenario's bounds; --late N adds runs in which N messages are later than that"
+                "hint:             --semantics bounded is often far smaller, and still a proof for every run whose delays stay within the scenario's bounds; --late N adds runs in which N messages or restarts are later than that"
             );
         }
     }

@@ -122,7 +122,8 @@ pub fn kind_name(k: ChoiceKind) -> String {
         ChoiceKind::Crash => "crash".into(),
         ChoiceKind::Pause => "pause".into(),
         ChoiceKind::Partition => "partition".into(),
-        ChoiceKind::Late => "late message".into(),
+        // A late message copy or a late restart: one choice kind for both.
+        ChoiceKind::Late => "late event".into(),
         other => format!("{other:?}").to_lowercase(),
     }
 }

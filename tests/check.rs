@@ -197,7 +197,7 @@ fn check_bad_input_names_the_flag() {
         .args(["check", GOOD, "--exhaustive", "--late", "1"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("untimed lets every message be late"));
+        .stderr(predicate::str::contains("untimed lets every message and restart be late"));
     idemsim()
         .args(["check", GOOD, "--exhaustive", "--shortest", "--stop-at-first"])
         .assert()

@@ -38,8 +38,9 @@ pub enum ChoiceKind {
     Error,
     /// Any other decision a model makes.
     Model,
-    /// 1 = the message is late: it may arrive at any later moment, past its delay bound.
-    /// Drawn only with late messages (`Sim::set_late`, `Semantics::BoundedLate`), for every copy sent.
+    /// 1 = the message copy (or restart) is late: it may come at any later moment, past its
+    /// deadline. Drawn only with late messages (`Sim::set_late`, `Semantics::BoundedLate`), for
+    /// every copy sent and every restart scheduled.
     Late,
 }
 

@@ -103,11 +103,11 @@ pub enum Semantics {
     /// Asynchronous within the delay bound: a message may be delivered at any moment up to
     /// `delay_us_max` after its send, and no timer fires past an undelivered message's deadline.
     Bounded,
-    /// Bounded, and each copy sent may be late: due at no deadline, it may arrive at any later
-    /// moment (up to `Bounds::max_late` copies a run). `check_exhaustive` searches `Bounded`
-    /// with a late budget in it: every copy then draws a `Late` choice, which a plain bounded
-    /// tape does not hold (so bounded tapes recorded without the budget replay as they were, and
-    /// a search without it pays nothing for it).
+    /// Bounded, and each copy sent and each restart may be late: due at no deadline, it may come
+    /// at any later moment (up to `Bounds::max_late` late events a run). `check_exhaustive`
+    /// searches `Bounded` with a late budget in it: every copy and restart then draws a `Late`
+    /// choice, which a plain bounded tape does not hold (so bounded tapes recorded without the
+    /// budget replay as they were, and a search without it pays nothing for it).
     BoundedLate,
 }
 
@@ -139,7 +139,7 @@ impl Semantics {
                 "bounded (asynchronous within the delay bounds): a message may arrive any time up to delay_us_max after its send, a crashed node restart up to restart_delay_us_max after its crash; no timer fires past such a deadline"
             }
             Semantics::BoundedLate => {
-                "bounded, with late messages: as bounded (a message arrives by delay_us_max after its send, a restart by restart_delay_us_max after its crash, no timer fires past such a deadline), except that up to --late messages may arrive at any later moment"
+                "bounded, with late messages: as bounded (a message arrives by delay_us_max after its send, a restart by restart_delay_us_max after its crash, no timer fires past such a deadline), except that up to --late messages or restarts may come at any later moment"
             }
         }
     }

@@ -343,7 +343,8 @@ fn late_restarts_carry_a_bounded_search_with_crashes_to_the_untimed_one() {
     assert!(late == untimed, "every event late: the untimed semantics ({} of {})", late.len(), untimed.len());
 }
 
-/// Only a search with late messages draws a late-or-not choice, one per copy sent: a plain
+/// Only a search with late messages draws a late-or-not choice, one per copy sent (and per
+/// restart; this run has no crash): a plain
 /// bounded tape holds none, so bounded tapes recorded before late messages existed replay as
 /// they were, and a bounded search without the budget pays nothing for it.
 #[test]
