@@ -3,6 +3,8 @@
 
 mod engine;
 mod exhaustive;
+mod fault_kinds;
+mod late;
 mod panics;
 mod process_exit;
 mod symmetry;
