@@ -493,7 +493,7 @@ impl<A: Actor> Sim<A> {
         };
         if let Some(after_us) = restart_after_us {
             let at = self.now_us + after_us;
-            let at = if self.late && self.choices.flip(ChoiceKind::Late, LATE_PROBABILITY) {
+            let at = if self.draw_late() {
                 // Late (see `untimed_arrival_us`): no deadline, any later moment.
                 self.w.stats.restarts_late += 1;
                 self.w.note(self.now_us, node, || TraceKind::LateRestart);
@@ -573,6 +573,12 @@ impl<A: Actor> Sim<A> {
         self.now_us + lo + self.choices.pick(ChoiceKind::Delay, (hi - lo + 1) as u32) as u64
     }
 
+    /// With late messages (`set_late`): whether the copy or restart being scheduled is late, a
+    /// `Late` choice. Without them no choice is drawn.
+    fn draw_late(&mut self) -> bool {
+        self.late && self.choices.flip(ChoiceKind::Late, LATE_PROBABILITY)
+    }
+
     /// Untimed, any pending delivery may run next (see `next_untimed`): the copy is due now.
     /// Bounded, it is due by its deadline, the longest delay, unless (with late messages, see
     /// `set_late`) the search makes it late (a `Late` choice, within `Bounds::max_late`): then
@@ -586,7 +592,7 @@ impl<A: Actor> Sim<A> {
             return self.now_us;
         }
         let deadline_us = self.now_us + self.w.faults.delay_us_max;
-        if !self.late || !self.choices.flip(ChoiceKind::Late, LATE_PROBABILITY) {
+        if !self.draw_late() {
             return deadline_us;
         }
         self.w.stats.messages_late += 1;

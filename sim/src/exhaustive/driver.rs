@@ -208,22 +208,26 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
     /// the fault budget spent (a state with budget left can reach more).
     pub fn state_key(&mut self, sim: &Sim<A>) -> u64 {
         self.count_faults(sim.choices.recorded());
-        self.at.history.update(sim.history(), self.relevant);
-        let mut h = StableHasher::default();
-        h.write_u64(sim.state_hash());
-        self.at.history.chains.hash(&mut h);
-        self.at.faults.hash(&mut h);
-        h.finish()
+        self.key(sim, true)
     }
 
     /// A complete run's final state for `ExhaustiveReport::final_states`: `state_key` without
     /// the fault budget spent, which no event is left to read, so that searches with different
     /// budgets compare.
     pub fn final_key(&mut self, sim: &Sim<A>) -> u64 {
+        self.key(sim, false)
+    }
+
+    /// The simulator's state and what the checker reads of the history, and (`budget`) the
+    /// fault budget spent.
+    fn key(&mut self, sim: &Sim<A>, budget: bool) -> u64 {
         self.at.history.update(sim.history(), self.relevant);
         let mut h = StableHasher::default();
         h.write_u64(sim.state_hash());
         self.at.history.chains.hash(&mut h);
+        if budget {
+            self.at.faults.hash(&mut h);
+        }
         h.finish()
     }
 
