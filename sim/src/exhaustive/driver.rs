@@ -3,7 +3,7 @@
 //! covers it), keeps the sleep set of the partial-order reduction, and picks the next event.
 
 use super::table::StateTable;
-use super::tree::{fault_slot, NewPick, FAULT_KINDS};
+use super::tree::{fault_slot, Asleep, NewPick, FAULT_KINDS};
 use super::{Bounds, HistoryView};
 use crate::actor::Actor;
 use crate::choices::Choice;
@@ -24,6 +24,7 @@ pub(super) enum Cut {
 
 /// A running hash of what the checker reads of the history (see `HistoryView`), updated as
 /// entries are appended.
+#[derive(Default)]
 struct HistoryKey {
     view: HistoryView,
     seen: usize,
@@ -77,16 +78,26 @@ pub(super) struct RunDriver<'a, A: Actor> {
     /// Where this run leaves snapshots to resume later runs from (see `Checkpoints`).
     checkpoints: &'a mut Checkpoints<A>,
     /// Event picks made past the prefix (the choice answers are in `Sim::choices`).
-    pub new_picks: Vec<NewPick>,
+    pub new_picks: &'a mut Vec<NewPick>,
     /// Where the run stands: what a snapshot saves.
-    at: AtBoundary,
+    at: &'a mut AtBoundary,
     pub cut: Option<Cut>,
     /// The buffer the next sleep set is built in (swapped with the current one).
+    spare_sleep: &'a mut Vec<EventInfo>,
+}
+
+/// A worker's buffers for its runs' drivers, kept across runs: a search makes millions of runs,
+/// most of them a few events long, and allocating these afresh for each was a tenth of its time.
+#[derive(Default)]
+pub(super) struct DriverBuffers {
+    pub at: AtBoundary,
+    pub new_picks: Vec<NewPick>,
     spare_sleep: Vec<EventInfo>,
 }
 
 /// What a driver knows at an event boundary besides the prefix it follows: saved with a
 /// snapshot of the simulator, it lets a later run resume there.
+#[derive(Default)]
 pub(super) struct AtBoundary {
     picks_done: usize,
     /// Events asleep before the next one runs (partial-order reduction), unique by key.
@@ -146,15 +157,16 @@ impl<A: Actor + Clone> Checkpoints<A> {
     /// run): drop the snapshots taken after that point was consumed, and put `sim` in the state
     /// of the last one left, returning what its driver knew then; `None` if the run must start
     /// from the beginning. `tape` is the path's choice answers.
-    pub fn restore(&mut self, sim: &mut Sim<A>, changed: Option<usize>, tape: &[u32]) -> Option<AtBoundary> {
-        let changed = changed?;
+    pub fn restore(&mut self, sim: &mut Sim<A>, changed: Option<usize>, tape: &[u32], at: &mut AtBoundary) -> bool {
+        let Some(changed) = changed else { return false };
         while self.stack.last().is_some_and(|c| c.consumed > changed) {
             self.spare.extend(self.stack.pop());
         }
-        let c = self.stack.last()?;
+        let Some(c) = self.stack.last() else { return false };
         sim.clone_from(&c.sim);
         sim.choices.retape(tape);
-        Some(c.driver.clone())
+        at.clone_from(&c.driver);
+        true
     }
 }
 
@@ -171,16 +183,22 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         prefix_picks: &'a [u32],
         prefix_choices: usize,
         checkpoints: &'a mut Checkpoints<A>,
-        resume: Option<AtBoundary>,
+        buffers: &'a mut DriverBuffers,
+        resumed: bool,
     ) -> Self {
-        let start = AtBoundary {
-            picks_done: 0,
-            sleep: Vec::new(),
-            history: HistoryKey { view, seen: 0, chains: Vec::new() },
-            faults: [0; FAULT_KINDS],
-            faults_counted: 0,
-            events: 0,
-        };
+        let DriverBuffers { at, new_picks, spare_sleep } = buffers;
+        if !resumed {
+            // The start of a run (a resumed one has its snapshot's, from `Checkpoints::restore`).
+            at.picks_done = 0;
+            at.sleep.clear();
+            at.history.view = view;
+            at.history.seen = 0;
+            at.history.chains.clear();
+            at.faults = [0; FAULT_KINDS];
+            at.faults_counted = 0;
+            at.events = 0;
+        }
+        new_picks.clear();
         RunDriver {
             bounds,
             table,
@@ -191,10 +209,10 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
             prefix_picks,
             prefix_choices,
             checkpoints,
-            new_picks: Vec::new(),
-            at: resume.unwrap_or(start),
+            new_picks,
+            at,
             cut: None,
-            spare_sleep: Vec::new(),
+            spare_sleep,
         }
     }
 
@@ -258,8 +276,8 @@ impl<'a, A: Actor + Clone> RunDriver<'a, A> {
         // An event with the same key as an earlier sibling is that sibling up to labels: what
         // it leads to is explored (or covered) from the sibling (see `symmetry`).
         let twin = |i: usize| self.one_per_key && eligible[..i].iter().any(|o| o.key == eligible[i].key);
-        let asleep: Vec<bool> = eligible.iter().enumerate().map(|(i, e)| self.asleep(e) || twin(i)).collect();
-        let v = asleep.iter().position(|a| !a)?;
+        let asleep: Asleep = eligible.iter().enumerate().map(|(i, e)| self.asleep(e) || twin(i)).collect();
+        let v = (0..eligible.len()).find(|&i| !asleep.get(i))?;
         self.new_picks.push(NewPick { pos, bound: eligible.len() as u32, value: v as u32, asleep });
         self.at.picks_done += 1;
         Some(v)
@@ -289,7 +307,7 @@ impl<A: Actor + Clone> Driver<A> for RunDriver<'_, A> {
         let replaying = self.at.picks_done < self.prefix_picks.len() || sim.choices.count() < self.prefix_choices;
         if !replaying && self.checkpoints.every > 0 && self.at.events.is_multiple_of(self.checkpoints.every) {
             let consumed = sim.choices.count() + self.at.picks_done;
-            self.checkpoints.take(sim, &self.at, consumed);
+            self.checkpoints.take(sim, self.at, consumed);
         }
         if !replaying {
             let key = self.state_key(sim);

@@ -22,7 +22,7 @@
 //! subtrees of one search can share many states (e.g. the same request order reached by
 //! different delivery orders).
 
-use super::driver::{Checkpoints, RunDriver};
+use super::driver::{Checkpoints, DriverBuffers, RunDriver};
 use super::table::StateTable;
 use super::tree::{self, Point};
 use super::{ExhaustiveOptions, ExhaustiveReport, HistoryView};
@@ -167,6 +167,7 @@ where
     let relevant = |e: &crate::history::Entry<_>| model.observation_key(e);
     // A run's choice answers and event picks, rebuilt from its path (buffers kept across runs).
     let (mut tape, mut picks) = (Vec::new(), Vec::new());
+    let mut buffers = DriverBuffers::default();
     while let Some(Item { mut path, mut floor }) = sh.take() {
         // The path is replayed up to its last point, which the last backtrack (or the split
         // that made this subtree) changed.
@@ -182,8 +183,7 @@ where
             tape.extend(path.iter().filter(|p| p.kind.is_some()).map(|p| p.value));
             picks.clear();
             picks.extend(path.iter().filter(|p| p.kind.is_none()).map(|p| p.value));
-            let resume = checkpoints.restore(&mut sim, path.len().checked_sub(1), &tape);
-            let resumed = resume.is_some();
+            let resumed = checkpoints.restore(&mut sim, path.len().checked_sub(1), &tape, &mut buffers.at);
             let mut driver = RunDriver::new(
                 &opts.bounds,
                 &sh.table,
@@ -195,7 +195,8 @@ where
                 &picks,
                 tape.len(),
                 &mut checkpoints,
-                resume,
+                &mut buffers,
+                resumed,
             );
             let outcome = if resumed {
                 sim.resume_driven(model, &mut driver)
@@ -210,9 +211,9 @@ where
                     finals.insert(driver.final_key(&sim));
                 }
             }
-            let (events, cut, new_picks) = (driver.events(), driver.cut, std::mem::take(&mut driver.new_picks));
+            let (events, cut) = (driver.events(), driver.cut);
             let known = path.len();
-            tree::extend(&mut path, sim.choices.recorded(), tape.len(), new_picks);
+            tree::extend(&mut path, sim.choices.recorded(), tape.len(), driver.new_picks);
             report.sampled_points += path[known..].iter().filter(|p| p.is_sampled(&opts.bounds)).count() as u64;
             report.runs += 1;
             report.max_depth = report.max_depth.max(events);

@@ -31,7 +31,41 @@ pub(super) struct Point {
     pub faults: [u32; FAULT_KINDS],
     /// Event picks only: which eligible events were asleep here (never to be tried: the
     /// partial-order reduction proved them covered by a sibling explored earlier).
-    pub asleep: Vec<bool>,
+    pub asleep: Asleep,
+}
+
+/// Which of a pick's eligible events are asleep: a bit each, the first 64 in a word. A pick
+/// among at most 64 events (every pick of the presets) allocates nothing; a search makes
+/// millions of picks, and a `Vec<bool>` each was most of its allocations.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Asleep {
+    low: u64,
+    /// Events 64 and up, if any.
+    high: Vec<bool>,
+}
+
+impl Asleep {
+    pub fn get(&self, i: usize) -> bool {
+        if i < 64 {
+            self.low >> i & 1 == 1
+        } else {
+            self.high[i - 64]
+        }
+    }
+}
+
+impl FromIterator<bool> for Asleep {
+    fn from_iter<I: IntoIterator<Item = bool>>(iter: I) -> Self {
+        let mut a = Asleep::default();
+        for (i, b) in iter.into_iter().enumerate() {
+            if i < 64 {
+                a.low |= (b as u64) << i;
+            } else {
+                a.high.push(b);
+            }
+        }
+        a
+    }
 }
 
 /// A new event pick the driver made past the replayed prefix, with its place among the choices.
@@ -41,7 +75,7 @@ pub(super) struct NewPick {
     pub pos: usize,
     pub bound: u32,
     pub value: u32,
-    pub asleep: Vec<bool>,
+    pub asleep: Asleep,
 }
 
 impl Point {
@@ -57,7 +91,7 @@ impl Point {
     /// The value to try after `self.value`, if any is left within the bounds.
     pub fn next_value(&self, bounds: &Bounds) -> Option<u32> {
         let Some(kind) = self.kind else {
-            return (self.value + 1..self.bound).find(|&v| !self.asleep[v as usize]);
+            return (self.value + 1..self.bound).find(|&v| !self.asleep.get(v as usize));
         };
         if let Some(slot) = fault_slot(kind) {
             // Any non-zero value injects the fault: the first one spends the budget.
@@ -82,20 +116,22 @@ fn sampled(bound: u32, max: u32) -> impl Iterator<Item = u32> {
 }
 
 /// Append the decisions of a run past its prefix to `stack`: the `Choices` answers recorded after
-/// the prefix's and the driver's new event picks, merged in the order the run made them.
-pub(super) fn extend(stack: &mut Vec<Point>, recorded: &[Choice], replayed: usize, picks: Vec<NewPick>) {
-    let mut picks = picks.into_iter().peekable();
-    let mut merged: Vec<(Option<ChoiceKind>, u32, u32, Vec<bool>)> = Vec::new();
-    for (pos, c) in recorded.iter().enumerate().skip(replayed) {
-        while let Some(t) = picks.next_if(|t| t.pos <= pos) {
-            merged.push((None, t.bound, t.value, t.asleep));
-        }
-        merged.push((Some(c.kind), c.bound, c.value, Vec::new()));
-    }
-    merged.extend(picks.map(|t| (None, t.bound, t.value, t.asleep)));
-    for (kind, bound, value, asleep) in merged {
+/// the prefix's and the driver's new event picks (drained; the buffer is kept), merged in the
+/// order the run made them.
+pub(super) fn extend(stack: &mut Vec<Point>, recorded: &[Choice], replayed: usize, picks: &mut Vec<NewPick>) {
+    let push = |stack: &mut Vec<Point>, kind, bound, value, asleep| {
         let faults = stack.last().map_or([0; FAULT_KINDS], Point::faults_after);
         stack.push(Point { kind, bound, value, faults, asleep });
+    };
+    let mut picks = picks.drain(..).peekable();
+    for (pos, c) in recorded.iter().enumerate().skip(replayed) {
+        while let Some(t) = picks.next_if(|t| t.pos <= pos) {
+            push(stack, None, t.bound, t.value, t.asleep);
+        }
+        push(stack, Some(c.kind), c.bound, c.value, Asleep::default());
+    }
+    for t in picks {
+        push(stack, None, t.bound, t.value, t.asleep);
     }
 }
 
@@ -139,7 +175,7 @@ mod tests {
     #[test]
     fn a_fault_is_tried_only_within_its_budget() {
         let bounds = Bounds { max_lost: 1, ..Bounds::default() };
-        let mut p = Point { kind: Some(ChoiceKind::Loss), bound: 2, value: 0, faults: [0; FAULT_KINDS], asleep: vec![] };
+        let mut p = Point { kind: Some(ChoiceKind::Loss), bound: 2, value: 0, faults: [0; FAULT_KINDS], asleep: Asleep::default() };
         assert_eq!(p.next_value(&bounds), Some(1));
         p.faults[0] = 1;
         assert_eq!(p.next_value(&bounds), None);
@@ -147,7 +183,13 @@ mod tests {
 
     #[test]
     fn picks_skip_asleep_events() {
-        let p = Point { kind: None, bound: 4, value: 0, faults: [0; FAULT_KINDS], asleep: vec![false, true, true, false] };
+        let p =
+            Point { kind: None, bound: 4, value: 0, faults: [0; FAULT_KINDS], asleep: [false, true, true, false].into_iter().collect() };
         assert_eq!(p.next_value(&Bounds::default()), Some(3));
+        // Past the first word too.
+        let asleep: Asleep = (0..70).map(|i| i != 0 && i != 66).collect();
+        let p = Point { kind: None, bound: 70, value: 0, faults: [0; FAULT_KINDS], asleep };
+        assert_eq!(p.next_value(&Bounds::default()), Some(66));
+        assert!((1..66).all(|i| p.asleep.get(i)) && !p.asleep.get(0) && p.asleep.get(69));
     }
 }
