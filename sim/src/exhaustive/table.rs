@@ -4,7 +4,8 @@
 //! So a shard is an open-addressing table of 16-byte slots (key, depth, sleep set), probed
 //! linearly: a lookup reads one cache line, where a `HashMap<u64, Visit>` read its control
 //! bytes and then its bucket, at 40 bytes an entry to 16. Sleep sets, which most visits do not
-//! have, live beside the slots.
+//! have, live beside the slots, in one buffer of words per shard (a boxed slice each was an
+//! allocation per state that had one, and millions of frees when the search ended).
 
 use crate::engine::EventInfo;
 use std::sync::{Mutex, MutexGuard};
@@ -23,13 +24,16 @@ struct Slot {
 struct Shard {
     slots: Vec<Slot>,
     len: usize,
-    /// Sorted event keys, each named by one slot.
-    sleeps: Vec<Box<[u64]>>,
+    /// Each sleep set's place in `words`, `(start, len)`, named by one slot.
+    sleeps: Vec<(u32, u32)>,
+    /// The sleep sets' sorted event keys, one after another. A set is rewritten in place when it
+    /// shrinks (the usual change: a later visit keeps what both had asleep), else moved to the end.
+    words: Vec<u64>,
 }
 
 impl Default for Shard {
     fn default() -> Self {
-        Shard { slots: vec![Slot::default(); 1024], len: 0, sleeps: Vec::new() }
+        Shard { slots: vec![Slot::default(); 1024], len: 0, sleeps: Vec::new(), words: Vec::new() }
     }
 }
 
@@ -71,20 +75,55 @@ impl Shard {
     fn sleep(&self, s: Slot) -> &[u64] {
         match s.sleep {
             0 => &[],
-            n => &self.sleeps[n as usize - 1],
+            n => {
+                let (start, len) = self.sleeps[n as usize - 1];
+                &self.words[start as usize..][..len as usize]
+            }
         }
     }
 
-    /// Give slot `i` the sleep set `keys` (reusing its place among `sleeps`, if it had one).
-    fn set_sleep(&mut self, i: usize, keys: Box<[u64]>) {
-        match (self.slots[i].sleep, keys.is_empty()) {
-            (0, true) => {}
-            (0, false) => {
-                self.sleeps.push(keys);
-                self.slots[i].sleep = u32::try_from(self.sleeps.len()).expect("fewer than 2^32 sleep sets in a shard");
+    /// Give slot `i` the sleep set `keys`, in place of the one it had if that was as long.
+    fn set_sleep(&mut self, i: usize, keys: impl ExactSizeIterator<Item = u64>) {
+        let n = keys.len();
+        match self.slots[i].sleep {
+            0 if n == 0 => {}
+            s if s > 0 && n <= self.sleeps[s as usize - 1].1 as usize => {
+                let (start, _) = self.sleeps[s as usize - 1];
+                for (w, k) in self.words[start as usize..].iter_mut().zip(keys) {
+                    *w = k;
+                }
+                self.sleeps[s as usize - 1].1 = n as u32;
             }
-            (n, _) => self.sleeps[n as usize - 1] = keys,
+            s => {
+                let start = u32::try_from(self.words.len()).expect("fewer than 2^32 sleeping events in a shard");
+                self.words.extend(keys);
+                let place = (start, n as u32);
+                if s == 0 {
+                    self.sleeps.push(place);
+                    self.slots[i].sleep = u32::try_from(self.sleeps.len()).expect("fewer than 2^32 sleep sets in a shard");
+                } else {
+                    self.sleeps[s as usize - 1] = place;
+                }
+            }
         }
+    }
+
+    /// Keep of slot `i`'s sleep set the events `keep` says (in place: a subset is no longer).
+    fn retain_sleep(&mut self, i: usize, keep: impl Fn(&u64) -> bool) {
+        let s = self.slots[i].sleep;
+        if s == 0 {
+            return;
+        }
+        let (start, len) = self.sleeps[s as usize - 1];
+        let set = &mut self.words[start as usize..][..len as usize];
+        let mut kept = 0;
+        for j in 0..set.len() {
+            if keep(&set[j]) {
+                set[kept] = set[j];
+                kept += 1;
+            }
+        }
+        self.sleeps[s as usize - 1].1 = kept as u32;
     }
 }
 
@@ -142,7 +181,7 @@ impl StateTable {
         debug_assert!(sleep.windows(2).all(|w| w[0].key < w[1].key), "a sleep set is sorted by key, without repeats");
         let depth = u32::try_from(depth).expect("a run of fewer than 2^32 events");
         let asleep = |k: &u64| sleep.binary_search_by_key(k, |z| z.key).is_ok();
-        let keys = || sleep.iter().map(|z| z.key).collect::<Box<[u64]>>();
+        let keys = || sleep.iter().map(|z| z.key);
         let key = stored(key);
         let mut sh = self.shard(key);
         let (i, found) = sh.find(key);
@@ -156,9 +195,12 @@ impl StateTable {
         if seen.depth <= depth && sh.sleep(seen).iter().all(asleep) {
             return true;
         }
-        let kept = if depth < seen.depth { keys() } else { sh.sleep(seen).iter().copied().filter(asleep).collect() };
+        if depth < seen.depth {
+            sh.set_sleep(i, keys());
+        } else {
+            sh.retain_sleep(i, asleep);
+        }
         sh.slots[i].depth = depth;
-        sh.set_sleep(i, kept);
         false
     }
 }
@@ -183,6 +225,12 @@ mod tests {
         assert!(t.visit(7, 5, &[]), "the record has nothing asleep now: it covers a visit with nothing asleep");
         assert!(!t.visit(7, 4, &asleep(&[9])), "shallower: explores");
         assert!(t.visit(7, 4, &asleep(&[9])));
+        // Shallower with more asleep: the record's set grows (moved to the end of the words),
+        // and shrinks in place after.
+        assert!(!t.visit(7, 3, &asleep(&[4, 5, 9])), "shallower again: explores");
+        assert!(t.visit(7, 3, &asleep(&[4, 5, 9])) && !t.visit(7, 3, &asleep(&[4, 9])), "5 awake: explores");
+        assert!(t.visit(7, 3, &asleep(&[4, 9])) && !t.visit(7, 3, &asleep(&[4])), "kept 4 and 9, then 9 awake");
+        assert!(t.visit(7, 3, &asleep(&[4])) && t.visit(7, 3, &asleep(&[1, 4])) && !t.visit(7, 3, &[]));
         assert!(!t.visit(0, 0, &[]) && t.visit(1, 0, &[]), "key 0 is stored as 1");
         assert_eq!(t.len(), 2);
     }
