@@ -27,7 +27,7 @@ struct Version<R> {
     deleted_by: Option<u64>,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Copy, Clone, Debug, Hash)]
 struct Tx {
     id: u64,
     /// A statement blocked on another transaction's row, re-tried when that one finishes.

@@ -61,7 +61,7 @@ pub(super) enum Step {
     },
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Copy, Clone, Debug, Hash)]
 pub(super) struct Job {
     /// Who to answer; `None` for the completer's own work.
     pub(super) client: Option<NodeId>,
