@@ -39,6 +39,16 @@ pub struct Life {
     pub paused_until_us: u64,
 }
 
+/// What becomes of a message that arrives (`World::admit`).
+pub enum Admit {
+    /// Lost (recorded): the receiver is down or restarted since, or a partition cuts the link.
+    Refused,
+    /// The receiver is paused: it comes again then.
+    PausedUntil(u64),
+    /// Delivered now (counted and traced): run the receiver's handler.
+    Now,
+}
+
 /// Everything a run's outcome is made of, whichever scheduler moves it.
 pub struct World<A: Actor> {
     pub nodes: Vec<A>,
@@ -162,6 +172,22 @@ impl<A: Actor> World<A> {
         };
         self.note(now_us, to, || TraceKind::Lose { to, msg: format!("{msg:?}"), cause });
         true
+    }
+
+    /// A message sent to incarnation `epoch` of `to`, due at `at_us`, arrives now: refused (see
+    /// `refused`), put off while `to` is paused, or delivered now (counted and traced).
+    #[inline(always)]
+    pub fn admit(&mut self, now_us: u64, at_us: u64, from: NodeId, to: NodeId, epoch: u64, msg: &A::Msg) -> Admit {
+        if self.refused(now_us, from, to, epoch, msg) {
+            return Admit::Refused;
+        }
+        let paused_until_us = self.life[to].paused_until_us;
+        if paused_until_us > at_us {
+            return Admit::PausedUntil(paused_until_us);
+        }
+        self.stats.messages_delivered += 1;
+        self.note(now_us, to, || TraceKind::Deliver { from, msg: format!("{msg:?}") });
+        Admit::Now
     }
 
     /// The effects of a handler that touch only its own node: observe, write, fsync, cancel a
