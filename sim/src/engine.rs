@@ -577,6 +577,9 @@ impl<A: Actor> Sim<A> {
                 // The observation goes from the buffer straight into the history (no copy of the
                 // command first: see `world::push_entry`).
                 Cmd::Observe(obs) => self.w.observe(self.now_us, node, unsafe { std::ptr::read(obs) }),
+                // The message goes from the buffer straight into the queue: moved out of the
+                // command first, it was copied twice more on its way.
+                Cmd::Send { to, incarnation, msg } => unsafe { self.send(node, *to, *incarnation, msg) },
                 _ => self.apply(node, unsafe { std::ptr::read(cmd) }),
             }
         }
@@ -587,7 +590,11 @@ impl<A: Actor> Sim<A> {
     #[inline(always)]
     fn apply(&mut self, node: NodeId, cmd: Cmd<A>) {
         match cmd {
-            Cmd::Send { to, incarnation, msg } => self.send(node, to, incarnation, msg),
+            Cmd::Send { to, incarnation, msg } => {
+                let msg = std::mem::ManuallyDrop::new(msg);
+                // SAFETY: `msg` is given up here (`ManuallyDrop`): `send` moves it out.
+                unsafe { self.send(node, to, incarnation, &msg) }
+            }
             Cmd::SetTimer { id, after_us, timer } => {
                 let epoch = self.w.life[node].epoch;
                 self.push(self.now_us + after_us, EventKind::Timer { node, epoch, id, timer });
@@ -598,15 +605,26 @@ impl<A: Actor> Sim<A> {
 
     /// The network: the link's fate (see `World::send_fate`), then a delay per copy. The
     /// message is for `incarnation` of `to` if given, else for the one up now.
-    fn send(&mut self, from: NodeId, to: NodeId, incarnation: Option<u64>, msg: A::Msg) {
-        let Some(duplicated) = self.w.send_fate(self.now_us, from, to, &msg, &mut self.choices) else { return };
+    ///
+    /// # Safety
+    ///
+    /// `msg` is moved out (into the queue, or dropped if lost): the caller must neither use nor
+    /// drop it after. It is a reference so that the message is copied once, from the handler's
+    /// command straight into its queue slot.
+    unsafe fn send(&mut self, from: NodeId, to: NodeId, incarnation: Option<u64>, msg: &A::Msg) {
+        let Some(duplicated) = self.w.send_fate(self.now_us, from, to, msg, &mut self.choices) else {
+            // SAFETY: the caller gave the message up; lost, it is dropped here, once.
+            drop(unsafe { std::ptr::read(msg) });
+            return;
+        };
         let epoch = incarnation.unwrap_or(self.w.life[to].epoch);
         if duplicated {
             let at = self.arrival_us(from, to);
             self.push(at, EventKind::Deliver { from, to, epoch, msg: msg.clone() });
         }
         let at = self.arrival_us(from, to);
-        self.push(at, EventKind::Deliver { from, to, epoch, msg });
+        // SAFETY: the caller gave the message up; it is moved into the queue here, once.
+        self.push(at, EventKind::Deliver { from, to, epoch, msg: unsafe { std::ptr::read(msg) } });
     }
 
     /// When a copy sent now is due: after a drawn delay, or in the search's semantics
