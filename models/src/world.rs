@@ -249,6 +249,11 @@ impl Actor for Node {
         }
     }
 
+    // `#[inline]` makes this compiled along with the engine's code that calls it (else it is
+    // the models crate's, called through the GOT). It is still called, not inlined, but the
+    // engine's delivery path compiles tighter so: ~1,100 instructions fewer per run of the
+    // payment benchmark (callgrind), ~20 per delivery.
+    #[inline]
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
         match (self, msg) {
             (Node::Server(s), Msg::Request(req)) => s.on_request(ctx, from, req),
