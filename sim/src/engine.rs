@@ -565,14 +565,18 @@ impl<A: Actor> Sim<A> {
     /// Carry out the effects the handler of `node` that just ran asked for, in order.
     #[inline(always)]
     fn apply_effects(&mut self, node: NodeId) {
-        let mut out = std::mem::take(&mut self.out);
-        let n = out.len();
+        // The commands are read where they lie, in `self.out` (taking the vector out of `self`
+        // and putting it back cost ~15 instructions per handler).
+        let n = self.out.len();
+        let cmds = self.out.as_ptr();
         // SAFETY: the length goes to 0 first, then each command is moved out exactly once (by
-        // `ptr::read`), in order; should a command panic, the rest leak, never drop twice. `out`
-        // is not touched meanwhile (it is out of `self`, and no handler runs inside `apply`).
-        unsafe { out.set_len(0) };
+        // `ptr::read`), in order; should a command panic, the rest leak, never drop twice. The
+        // buffer neither moves nor is written meanwhile: nothing below touches `self.out` (no
+        // handler runs inside `apply`), and `as_ptr` makes no reference to it that a later
+        // `&mut self` would invalidate.
+        unsafe { self.out.set_len(0) };
         for i in 0..n {
-            let cmd = unsafe { &*out.as_ptr().add(i) };
+            let cmd = unsafe { &*cmds.add(i) };
             match cmd {
                 // The observation goes from the buffer straight into the history (no copy of the
                 // command first: see `world::push_entry`).
@@ -583,7 +587,6 @@ impl<A: Actor> Sim<A> {
                 _ => self.apply(node, unsafe { std::ptr::read(cmd) }),
             }
         }
-        self.out = out;
         self.handling = usize::MAX;
     }
 
