@@ -483,10 +483,10 @@ impl<A: Actor> Sim<A> {
         let n = self.out.len();
         let cmds = self.out.as_ptr();
         // SAFETY: the length goes to 0 first, then each command is moved out exactly once (by
-        // `ptr::read`), in order; should a command panic, the rest leak, never drop twice. The
-        // buffer neither moves nor is written meanwhile: nothing below touches `self.out` (no
-        // handler runs inside `apply`), and `as_ptr` makes no reference to it that a later
-        // `&mut self` would invalidate.
+        // `ptr::read`, or by `send`), in order; should a command panic, the rest (and a message
+        // `send` had not moved yet) leak, never drop twice. The buffer neither moves nor is
+        // written meanwhile: nothing below touches `self.out` (no handler runs inside `apply`),
+        // and `as_ptr` makes no reference to it that a later `&mut self` would invalidate.
         unsafe { self.out.set_len(0) };
         for i in 0..n {
             let cmd = unsafe { &*cmds.add(i) };
@@ -525,8 +525,10 @@ impl<A: Actor> Sim<A> {
     /// # Safety
     ///
     /// `msg` is moved out (into the queue, or dropped if lost): the caller must neither use nor
-    /// drop it after. It is a reference so that the message is copied once, from the handler's
-    /// command straight into its queue slot.
+    /// drop it after. Should `send` panic first (a send to a node that does not exist), it
+    /// leaks, as the run's other unapplied commands do; it is never dropped twice. It is a
+    /// reference so that the message is copied once, from the handler's command straight into
+    /// its queue slot.
     unsafe fn send(&mut self, from: NodeId, to: NodeId, incarnation: Option<u64>, msg: &A::Msg) {
         let Some(duplicated) = self.w.send_fate(self.now_us, from, to, msg, &mut self.choices) else {
             // SAFETY: the caller gave the message up; lost, it is dropped here, once.
