@@ -155,8 +155,8 @@ impl<A: Actor + Clone> Checkpoints<A> {
 
     /// Before the run of a path whose point `changed` the search just moved (`None`: the first
     /// run): drop the snapshots taken after that point was consumed, and put `sim` in the state
-    /// of the last one left, returning what its driver knew then; `None` if the run must start
-    /// from the beginning. `tape` is the path's choice answers.
+    /// of the last one left and `at` in what its driver knew then; false (neither touched) if
+    /// the run must start from the beginning. `tape` is the path's choice answers.
     pub fn restore(&mut self, sim: &mut Sim<A>, changed: Option<usize>, tape: &[u32], at: &mut AtBoundary) -> bool {
         let Some(changed) = changed else { return false };
         while self.stack.last().is_some_and(|c| c.consumed > changed) {
