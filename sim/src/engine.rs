@@ -314,6 +314,10 @@ impl<A: Actor> Sim<A> {
             let (at_us, from, to, epoch) = (*at_us, *from, *to, *epoch);
             return self.deliver_slot(slot, at_us, from, to, epoch);
         }
+        if let Some(Event { at_us, kind: EventKind::Timer { node, epoch, id, .. }, .. }) = &self.queue.slab[slot] {
+            let (at_us, node, epoch, id) = (*at_us, *node, *epoch, *id);
+            return self.fire_slot(slot, at_us, node, epoch, id);
+        }
         let ev = self.queue.take(slot);
         self.dispatch(ev);
     }
@@ -342,6 +346,33 @@ impl<A: Actor> Sim<A> {
                 self.run_on_message(to, from, msg);
             }
         }
+    }
+
+    /// `fire` of the timer queued in `slot` (whose key was popped), read where it lies: taking
+    /// the whole event out first and reading its timer back stalled on store-to-load forwarding,
+    /// the hottest instruction of a timer-heavy run (an overload fleet's).
+    fn fire_slot(&mut self, slot: usize, at_us: u64, node: NodeId, epoch: u64, id: TimerId) {
+        let life = self.w.life[node];
+        if self.w.cancelled.take(id) || life.down || life.epoch != epoch {
+            self.queue.take(slot);
+            return;
+        }
+        if life.paused_until_us > at_us {
+            // Queued again as a new event (a new sequence number), in the same slot.
+            self.seq += 1;
+            self.queue.requeue(slot, life.paused_until_us, self.seq);
+            return;
+        }
+        let Some(Event { kind: EventKind::Timer { timer, .. }, .. }) = &self.queue.slab[slot] else {
+            unreachable!("fire_slot of a timer's slot")
+        };
+        // SAFETY: as in `deliver_slot`: `timer` is read out of the slot exactly once, and the
+        // slot is overwritten with `None` right after without dropping the old value.
+        let timer = unsafe { std::ptr::read(timer) };
+        unsafe { std::ptr::write(&mut self.queue.slab[slot], None) };
+        self.queue.free.push(slot as u32);
+        self.w.note(self.now_us, node, || TraceKind::Timer { timer: format!("{timer:?}") });
+        self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }
 
     /// Run one event, unless it lies past the time limit (then the run ends there).
