@@ -136,7 +136,7 @@ pub struct Args {
     /// Worker threads, each searching its own subtrees of the choice tree; the verdict, the
     /// counterexample and the distinct states are the same for any number (with nothing found,
     /// run counts can differ) [default: all cores].
-    #[arg(long, value_name = "T", default_value_t = 0, hide_default_value = true)]
+    #[arg(long, value_name = "T", default_value_t = crate::input::default_threads(), hide_default_value = true, value_parser = crate::input::parse_threads)]
     pub threads: usize,
 }
 

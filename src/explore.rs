@@ -282,7 +282,8 @@ pub fn text(s: &Summary, expect: Option<&Expect>) -> String {
         b => format!("{swarm}, on {b}"),
     };
     let _ = writeln!(out, "explore {}{swarm}: seeds {}..{}{shard}", s.scenario, s.seeds.start, s.seeds.end);
-    let _ = writeln!(out, "{} runs in {:.2} s on {} threads: {} runs/s", s.runs, s.elapsed_sec, s.threads, s.runs_per_sec);
+    let threads = crate::render::plural(s.threads as u64, "thread", "threads");
+    let _ = writeln!(out, "{} runs in {:.2} s on {threads}: {} runs/s", s.runs, s.elapsed_sec, s.runs_per_sec);
     if s.violations == 0 {
         let _ = writeln!(out, "no violations");
     } else {

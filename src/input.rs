@@ -54,3 +54,17 @@ pub fn slug(name: &str) -> String {
         s
     }
 }
+
+/// All cores: the default of every `--threads`.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A `--threads T` value: a whole number, 1 or more. 0 is refused rather than read as 1 or as
+/// all cores, since a user who types it means one of the two.
+pub fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) | Err(_) => Err("use 1 or more worker threads, or leave --threads out for all cores".into()),
+        Ok(n) => Ok(n),
+    }
+}

@@ -1,6 +1,7 @@
 //! The `idemsim` command line: see `idemsim --help` and README.md.
 
 use clap::{Parser, Subcommand};
+use idemsim::input::{default_threads, parse_threads};
 use idemsim::shrink::Budget;
 use idemsim::{check, compare, explore, list, replay, shrunk, BadInput, Found};
 use models::run::Backend;
@@ -29,10 +30,6 @@ struct Cli {
     cmd: Cmd,
 }
 
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// List the presets with their expected verdict, or print one as a TOML scenario file.
@@ -57,7 +54,7 @@ enum Cmd {
         #[arg(long, default_value_t = 0, value_name = "S")]
         seed: u64,
         /// Worker threads [default: all cores].
-        #[arg(long, value_name = "T", default_value_t = default_threads(), hide_default_value = true)]
+        #[arg(long, value_name = "T", default_value_t = default_threads(), hide_default_value = true, value_parser = parse_threads)]
         threads: usize,
         /// Run only part K of N equal parts of the seed range (for CI matrices); merge the
         /// `--json` results with `idemsim merge`.
@@ -156,7 +153,7 @@ enum Cmd {
         runs: u64,
         #[arg(long, default_value_t = 0, value_name = "S")]
         seed: u64,
-        #[arg(long, value_name = "T", default_value_t = default_threads(), hide_default_value = true)]
+        #[arg(long, value_name = "T", default_value_t = default_threads(), hide_default_value = true, value_parser = parse_threads)]
         threads: usize,
         #[arg(long)]
         swarm: bool,
@@ -180,8 +177,9 @@ fn parse_backend(s: &str) -> Result<Backend, String> {
 const CHECK_HELP: &str = "\
 SCENARIO is shrunk to one operation of one client whose request is sent --requests times at once
 (same key), with at most --attempts attempts; each fault kind it has may strike up to its bound.
-The search is untimed unless --timed (the output says which); a pass is a proof only when the
-output says \"exhausted\" and no run was truncated.
+The search is untimed on the payment path and bounded on the outbox path unless --semantics (or
+--timed) says otherwise; the output says which. A pass is a proof only when the output says
+\"exhausted\" and no run was truncated.
 
 Exit status: 0 no violation within the bounds, 1 a violation (its seed file replays and shrinks
 like explore's), 2 bad input (a missing --exhaustive, a bad bound).

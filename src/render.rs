@@ -98,7 +98,8 @@ fn cause(c: LossCause) -> &'static str {
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+/// "1 thread", "2 threads".
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

@@ -430,6 +430,15 @@ fn bad_shard_and_bad_numbers_are_refused() {
             .stderr(predicate::str::contains("expected K/N"));
     }
     idemsim().args(["explore", BUG, "--runs", "ten"]).assert().code(2).stderr(predicate::str::contains("--runs"));
+    // --threads 0 is neither read as 1 nor as all cores.
+    for cmd in [&["explore", BUG][..], &["compare", BUG], &["check", BUG, "--exhaustive"]] {
+        idemsim()
+            .args(cmd)
+            .args(["--threads", "0"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("use 1 or more worker threads, or leave --threads out for all cores"));
+    }
     idemsim()
         .args(["replay", BUG, "--seed", "1", "--format", "svg"])
         .assert()

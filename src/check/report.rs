@@ -1,6 +1,7 @@
 //! What `check` prints: the JSON summary (`--json`) and the text report.
 
 use super::Args;
+use crate::render::plural;
 use crate::{program, shell_quote};
 use models::{Expect, Scenario};
 use serde::Serialize;
@@ -108,10 +109,6 @@ fn on_off(b: bool) -> &'static str {
     } else {
         "off"
     }
-}
-
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
