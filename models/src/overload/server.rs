@@ -169,8 +169,11 @@ impl Pool {
                 self.version += 1;
                 self.answer(ctx, from, call, CODE_OK);
                 self.next(ctx, w);
-                // Every request blocked on this key gets the result, and its worker back.
-                for b in 0..self.workers.len() {
+                // Every request blocked on this key gets the result, and its worker back. (Most
+                // designs never block: then there is no worker to look for.)
+                debug_assert_eq!(self.blocked as usize, self.workers.iter().filter(|w| matches!(w.0, Worker::Blocked(_))).count());
+                let look = if self.blocked > 0 { self.workers.len() } else { 0 };
+                for b in 0..look {
                     if let (Worker::Blocked(c), to) = self.workers[b] {
                         if c.key() == call.key() {
                             self.blocked -= 1;
