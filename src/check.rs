@@ -236,20 +236,84 @@ pub fn derive(scenario: &Scenario, requests: u32, attempts: u32) -> Result<Scena
     scenario.exhaustive_scenario(requests, attempts).map_err(|e| BadInput(format!("{}: {e}", scenario.name)))
 }
 
-/// A bound on a fault kind the scenario does not inject changes nothing: say so (stderr).
-fn note_idle_bounds(s: &Scenario, b: &Bounds) {
-    let f = &s.faults;
-    for (flag, bound, p, field, what) in [
-        ("--lost", b.max_lost, f.loss_probability, "loss_probability", "lost messages"),
-        ("--duplicated", b.max_duplicated, f.duplicate_probability, "duplicate_probability", "duplicated messages"),
-        ("--crashes", b.max_crashes, f.crash_probability + f.process_crash_probability, "crash_probability", "crashes"),
-        ("--pauses", b.max_pauses, f.pause_probability, "pause_probability", "pauses"),
-        ("--partitions", b.max_partitions, f.partition_probability, "partition_probability", "partitions"),
-    ] {
-        if bound > 0 && p == 0.0 {
-            eprintln!("note: {flag} {bound} has no effect: {} has no {what} (faults.{field} = 0)", s.name);
+/// A bound on a fault the scenario cannot produce changes nothing, and its pass would read as a
+/// proof it is not: refused, naming what keeps the fault out. A bound above the most the
+/// scenario can produce searches what that most gives: said on stderr.
+fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
+    use sim::Model as _;
+    let model = s.model();
+    let (nodes, f) = (&model.config().nodes, &model.config().faults);
+    let count = |p: fn(&sim::NodeSpec) -> bool| nodes.iter().filter(|n| p(n)).count() as u64;
+    let (crashable, pausable, lossy) = (count(|n| n.crashable), count(|n| n.pausable), count(|n| n.lossy));
+    let none_of = |table: &str| format!("targets.{table} names none of the roles its checked scenario runs");
+    let no_link = || "a link loses, duplicates or is cut only between two roles of targets.lossy, and it has fewer".to_string();
+    // Per bound: what the fault needs (each a condition and what it says when it fails), and
+    // the most the scenario can produce with the knob that sets it.
+    let kinds: [(&str, u32, Vec<(bool, String)>, u64, String); 5] = [
+        (
+            "--lost",
+            b.max_lost,
+            vec![(f.loss_probability > 0.0, "faults.loss_probability = 0".into()), (lossy >= 2, no_link())],
+            u64::MAX,
+            String::new(),
+        ),
+        (
+            "--duplicated",
+            b.max_duplicated,
+            vec![(f.duplicate_probability > 0.0, "faults.duplicate_probability = 0".into()), (lossy >= 2, no_link())],
+            u64::MAX,
+            String::new(),
+        ),
+        (
+            "--crashes",
+            b.max_crashes,
+            vec![
+                (f.crash_probability + f.process_crash_probability > 0.0, "faults.crash_probability = 0 (and no process crashes)".into()),
+                (crashable > 0, none_of("crash")),
+                (f.crashes_per_node_max > 0, "faults.crashes_per_node_max = 0".into()),
+            ],
+            crashable * f.crashes_per_node_max as u64,
+            format!("{crashable} role(s) to crash, each up to faults.crashes_per_node_max = {} times", f.crashes_per_node_max),
+        ),
+        (
+            "--pauses",
+            b.max_pauses,
+            vec![
+                (f.pause_probability > 0.0, "faults.pause_probability = 0".into()),
+                (pausable > 0, none_of("pause")),
+                (f.pauses_per_node_max > 0, "faults.pauses_per_node_max = 0".into()),
+            ],
+            pausable * f.pauses_per_node_max as u64,
+            format!("{pausable} role(s) to pause, each up to faults.pauses_per_node_max = {} times", f.pauses_per_node_max),
+        ),
+        (
+            "--partitions",
+            b.max_partitions,
+            vec![
+                (f.partition_probability > 0.0, "faults.partition_probability = 0".into()),
+                (lossy >= 2, no_link()),
+                (f.partitions_max > 0, "faults.partitions_max = 0".into()),
+            ],
+            f.partitions_max as u64,
+            "faults.partitions_max".into(),
+        ),
+    ];
+    for (flag, bound, needs, most, how) in kinds {
+        if bound == 0 {
+            continue;
+        }
+        if let Some((_, why)) = needs.iter().find(|(holds, _)| !holds) {
+            return Err(bad(
+                flag,
+                bound,
+                &format!("{} can have none ({why}): drop {flag}, or give the scenario what the fault needs", s.name),
+            ));
+        }
+        if bound as u64 > most {
+            eprintln!("note: {flag} {bound}: {} can have at most {most} ({how}); the search is the one {flag} {most} gives", s.name);
         }
     }
+    Ok(())
 }
 
 pub fn run(args: &Args) -> Result<Found> {
@@ -281,7 +345,14 @@ pub fn run(args: &Args) -> Result<Found> {
         opts.history = s.model().history_view();
     }
     crash_only(&mut s, &args.crash)?;
-    note_idle_bounds(&s, &opts.bounds);
+    if !args.crash.is_empty() && args.crashes == 0 {
+        return Err(bad(
+            "--crash",
+            args.crash.join(","),
+            "names the roles to crash, and --crashes N (1 or more) how many crashes: without it nothing crashes",
+        ));
+    }
+    check_fault_bounds(&s, &opts.bounds)?;
     let started = Instant::now();
     let (report, found, shortest) = with_spinner(|p| {
         if args.shortest {
