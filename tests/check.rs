@@ -329,6 +329,17 @@ fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
         .stderr(predicate::str::contains("--semantics"));
 }
 
+/// The outbox path's checked scenario stops its pollers at a horizon. The correct design holds a
+/// crash and a lost message: a relay that crashed publishes late, and the consumer still polls
+/// at its horizon, after the relay's (before, the consumer's last backoff step fell before the
+/// late publish and the event was called lost).
+#[test]
+fn the_correct_outbox_design_holds_a_crash_and_a_lost_message() {
+    let a = idemsim().args(["check", "outbox/outbox-inbox", "--exhaustive", "--crashes", "1", "--lost", "1", "--json"]).assert().code(0);
+    let v = json(&a.get_output().stdout);
+    assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
+}
+
 // ---- the madsim backend ----
 
 #[test]

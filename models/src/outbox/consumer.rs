@@ -18,8 +18,15 @@ pub struct ConsumerSetup {
     pub design: ConsumerDesign,
     pub partitions: u32,
     pub layout: Layout,
-    /// Polling stops here (the heal plus the liveness bound).
+    /// Polling stops here, after a last poll at this moment (`consumer_horizon_us`).
     pub poll_until_us: u64,
+}
+
+/// The consumer's polling horizon, given the relay's: later by what the relay's last publish
+/// may still take after its last poll (the poll's round trip, a produce refused out of order,
+/// the producer timeout and the resend), so that the consumer's last poll comes after it.
+pub fn consumer_horizon_us(relay_until_us: u64, producer_timeout_us: u64, delay_us_max: u64) -> u64 {
+    relay_until_us + 2 * (producer_timeout_us + 2 * delay_us_max)
 }
 
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -278,12 +285,14 @@ impl Consumer {
             ctx.cancel_timer(t);
         }
         part.idle_us = (part.idle_us * 2).min(d.idle_poll_us_max);
-        if ctx.now_us() + part.idle_us > self.setup.poll_until_us {
+        // The last poll comes at the horizon itself, not at the last backoff step before it:
+        // an event published between the two would be judged lost when it is only unread.
+        let Some(left_us) = self.setup.poll_until_us.checked_sub(ctx.now_us()).filter(|&l| l > 0) else {
             part.step = Step::Stopped;
             return;
-        }
+        };
         part.step = Step::Rest;
         let t = ConsumerTimer::Poll { p, epoch: self.epoch };
-        ctx.set_timer(part.idle_us, Timer::Consumer(t));
+        ctx.set_timer(part.idle_us.min(left_us), Timer::Consumer(t));
     }
 }

@@ -136,7 +136,12 @@ impl OutboxModel {
                 layout,
                 poll_until_us,
             }),
-            consumer: Shared(ConsumerSetup { design: d.consumer, partitions: b.partitions, layout, poll_until_us }),
+            consumer: Shared(ConsumerSetup {
+                design: d.consumer,
+                partitions: b.partitions,
+                layout,
+                poll_until_us: crate::outbox::consumer::consumer_horizon_us(poll_until_us, b.producer_timeout_us, s.faults.delay_us_max),
+            }),
             heal_at_us: s.faults.fault_phase_us,
             liveness: s.liveness,
             design: d.clone(),

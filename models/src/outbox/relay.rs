@@ -179,8 +179,10 @@ impl Relay {
         if let Some(t) = self.poll_timer.take() {
             ctx.cancel_timer(t);
         }
-        if ctx.now_us() + self.idle_us <= self.setup.poll_until_us {
-            self.poll_timer = Some(ctx.set_timer(self.idle_us, Timer::Relay(RelayTimer::Poll)));
+        // The last poll comes at the horizon itself (as the consumer's: a row committed after
+        // the last backoff step before it would otherwise stay unsent).
+        if let Some(left_us) = self.setup.poll_until_us.checked_sub(ctx.now_us()).filter(|&l| l > 0) {
+            self.poll_timer = Some(ctx.set_timer(self.idle_us.min(left_us), Timer::Relay(RelayTimer::Poll)));
         }
     }
 
