@@ -302,6 +302,7 @@ pub fn run(
             "--plot draws overload scenarios (offered load and goodput over time): none of these has an [overload] table".into(),
         ));
     }
+    distinct(scenarios, &loaded)?;
     let total = (seeds.end - seeds.start) * loaded.len() as u64;
     let rows = crate::explore::with_progress(total, |progress| {
         loaded.iter().map(|s| measure(s, seeds.clone(), threads, progress)).collect::<Vec<_>>()
@@ -312,6 +313,31 @@ pub fn run(
         eprintln!("plot: {} (mean over seeds {}..{} of each design)", path.display(), seeds.start, seeds.end);
     }
     Ok(if rows.iter().any(|r| r.any_violating_runs > 0) { Found::Violation } else { Found::Nothing })
+}
+
+/// Two or more designs, each once: the same argument twice, or two that load to the same
+/// scenario (a copied file, a preset saved unchanged) but for what no run reads (name,
+/// description, expect), would compare a design with itself.
+fn distinct(args: &[String], loaded: &[Scenario]) -> Result<()> {
+    if let [only] = args {
+        return Err(BadInput(format!(
+            "compare needs two or more different scenarios, got only {only}: add another, or run one with `idemsim explore {only}`"
+        )));
+    }
+    let unnamed = |s: &Scenario| Scenario { name: String::new(), description: String::new(), expect: models::Expect::Pass, ..s.clone() };
+    for (j, b) in args.iter().enumerate() {
+        for (i, a) in args[..j].iter().enumerate() {
+            if a == b {
+                return Err(BadInput(format!("{a} is given twice: compare needs two or more different scenarios (drop one)")));
+            }
+            if unnamed(&loaded[i]) == unnamed(&loaded[j]) {
+                return Err(BadInput(format!(
+                    "{a} and {b} are the same scenario (they differ at most in name, description or expect): compare needs two or more different scenarios (drop one, or edit it)"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn pct(x: f64) -> String {

@@ -119,10 +119,13 @@ pub fn digest(scenario: &Scenario) -> String {
 pub fn run(args: &Args) -> Result<Found> {
     let mut scenario = crate::input::load_scenario(&args.scenario)?;
     scenario.swarm |= args.swarm;
-    let end = args.seed.checked_add(args.runs).ok_or_else(|| BadInput(format!("--seed {} + --runs {} overflows", args.seed, args.runs)))?;
+    let all = crate::input::seed_range(args.seed, args.runs)?;
+    if args.shrink.is_some_and(|b| b.runs == 0) {
+        return Err(BadInput("--shrink-budget 0: use 1 or more candidate runs, or --no-shrink".into()));
+    }
     let seeds = match args.shard {
-        Some(shard) => shard.range(args.seed..end),
-        None => args.seed..end,
+        Some(shard) => shard_range(shard, all)?,
+        None => all,
     };
     let threads = args.threads.max(1);
     if let Some(p) = &args.plot {
@@ -193,6 +196,23 @@ pub fn run(args: &Args) -> Result<Found> {
         eprintln!("plot: {} (mean over seeds {}..{})", path.display(), plotted.start, plotted.end);
     }
     Ok(found(&summary))
+}
+
+/// The seeds shard `shard` of `all` runs; refused when some of the N parts would be empty (more
+/// shards than runs), since merge needs every part and an empty one is surely a mistake.
+fn shard_range(shard: Shard, all: std::ops::Range<u64>) -> Result<std::ops::Range<u64>> {
+    let runs = all.end - all.start;
+    if shard.count > runs {
+        let k = format!("{}/{}", shard.index + 1, shard.count);
+        let part = shard.range(all.clone());
+        let which = if part.is_empty() {
+            format!("this shard is empty ({runs} runs make at most {runs} shards)")
+        } else {
+            format!("{} shards of {runs} runs leave some empty", shard.count)
+        };
+        return Err(BadInput(format!("--shard {k} with --runs {runs}: {which}; use N <= {runs} (or more --runs)")));
+    }
+    Ok(shard.range(all))
 }
 
 fn shrunk_violation(seed: u64, r: &crate::shrunk::Report) -> ShrunkViolation {
@@ -368,6 +388,15 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
                 first.backend, p.backend
             )));
         }
+        if p.swarm != first.swarm && p.scenario == first.scenario {
+            let (with, without) = if first.swarm { (first, p) } else { (p, first) };
+            return Err(BadInput(format!(
+                "cannot merge {} of {}, which ran with --swarm, and {}, which ran without: merge the shards of one search (all with --swarm or all without)",
+                part_name(with),
+                with.scenario,
+                part_name(without)
+            )));
+        }
         if p.scenario_digest != first.scenario_digest || p.swarm != first.swarm {
             return Err(BadInput(format!(
                 "cannot merge results of different scenarios: {} (digest {}) and {} (digest {})",
@@ -375,6 +404,7 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
             )));
         }
     }
+    check_shards(&parts)?;
     for w in parts.windows(2) {
         if w[0].seeds.end != w[1].seeds.start {
             return Err(BadInput(format!(
@@ -420,6 +450,54 @@ pub fn merge(parts: Vec<Summary>) -> Result<Summary> {
         shrunk,
         report,
     })
+}
+
+/// A part of a merge, as its user named it: `shard K/N`, or `seeds S..E` for a whole search.
+fn part_name(p: &Summary) -> String {
+    match &p.shard {
+        Some(k) => format!("shard {k}"),
+        None => format!("seeds {}..{}", p.seeds.start, p.seeds.end),
+    }
+}
+
+/// Shard results merge only as a complete set: every K of one N, each once. Results of whole
+/// searches (no shard) merge with each other (contiguous ranges), not with shards.
+fn check_shards(parts: &[Summary]) -> Result<()> {
+    let mut shards = Vec::new();
+    for p in parts {
+        if let Some(k) = &p.shard {
+            let s = Shard::parse(k).map_err(|_| {
+                BadInput(format!("\"shard\": {k:?}: expected K/N with 1 <= K <= N (not an `idemsim explore --json` result?)"))
+            })?;
+            shards.push((s, k));
+        }
+    }
+    let Some(&(first, first_k)) = shards.first() else {
+        return Ok(());
+    };
+    let n = first.count;
+    if let Some(whole) = parts.iter().find(|p| p.shard.is_none()) {
+        return Err(BadInput(format!(
+            "{} is a whole search (no --shard) and shard {first_k} is part of one: merge all {n} shards of one search, or whole searches only",
+            part_name(whole)
+        )));
+    }
+    if let Some((_, k)) = shards.iter().find(|(s, _)| s.count != n) {
+        return Err(BadInput(format!(
+            "shard {first_k} and shard {k} disagree on N: merge all N shards of one search (the same --shard K/N count)"
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (s, k) in &shards {
+        if !seen.insert(s.index) {
+            return Err(BadInput(format!("shard {k} given twice: merge each of the {n} shards of one search once")));
+        }
+    }
+    // Found within the first parts.len() + 1 indices, however large N is.
+    if let Some(missing) = (0..n).find(|i| !seen.contains(i)) {
+        return Err(BadInput(format!("shard {}/{n} missing: merge all {n} shards of one search", missing + 1)));
+    }
+    Ok(())
 }
 
 pub fn merge_files(files: &[PathBuf], json: bool) -> Result<Found> {

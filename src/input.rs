@@ -60,11 +60,39 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// A `--threads T` value: a whole number, 1 or more. 0 is refused rather than read as 1 or as
-/// all cores, since a user who types it means one of the two.
+/// The most worker threads an explicit `--threads` may ask for: far past any core count a run
+/// gains from, and a fixed number, so a command line that works on one machine works on another.
+pub const MAX_THREADS: usize = 1024;
+
+/// A `--threads T` value: a whole number, 1 to [`MAX_THREADS`]. 0 is refused rather than read as
+/// 1 or as all cores, since a user who types it means one of the two; a huge T (a typo, or cores
+/// multiplied by something) would spawn that many threads.
 pub fn parse_threads(s: &str) -> std::result::Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) | Err(_) => Err("use 1 or more worker threads, or leave --threads out for all cores".into()),
+        Ok(n) if n > MAX_THREADS => Err(format!(
+            "use at most {MAX_THREADS} worker threads (the cap; this machine has {}), or leave --threads out for all cores",
+            crate::render::plural(default_threads() as u64, "core", "cores")
+        )),
         Ok(n) => Ok(n),
     }
+}
+
+/// The seeds `--seed S --runs N` ask for, S..S+N: at least one, and within the 64-bit seeds.
+pub fn seed_range(seed: u64, runs: u64) -> Result<std::ops::Range<u64>> {
+    if runs == 0 {
+        return Err(BadInput("--runs 0: use 1 or more".into()));
+    }
+    let end = seed.checked_add(runs).ok_or_else(|| {
+        let fewer = match u64::MAX - seed {
+            0 => String::new(),
+            n => format!(", or --runs {n} or fewer"),
+        };
+        BadInput(format!(
+            "--seed {seed} + --runs {runs} overflows: S + N may be at most {}; use --seed {} or lower{fewer}",
+            u64::MAX,
+            u64::MAX - runs
+        ))
+    })?;
+    Ok(seed..end)
 }

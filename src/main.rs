@@ -47,13 +47,13 @@ enum Cmd {
     Explore {
         /// A preset name or a TOML scenario file.
         scenario: String,
-        /// How many seeds to run (all shards together).
+        /// How many seeds to run (all shards together; at least N with --shard K/N).
         #[arg(long, default_value_t = 100_000)]
         runs: u64,
         /// The first seed: runs seeds S..S+N.
         #[arg(long, default_value_t = 0, value_name = "S")]
         seed: u64,
-        /// Worker threads [default: all cores].
+        /// Worker threads, at most 1024 [default: all cores].
         #[arg(long, value_name = "T", default_value_t = default_threads(), hide_default_value = true, value_parser = parse_threads)]
         threads: usize,
         /// Run only part K of N equal parts of the seed range (for CI matrices); merge the
@@ -90,8 +90,8 @@ enum Cmd {
     /// seeds; on a violation, write the counterexample as a seed file.
     #[command(after_help = CHECK_HELP)]
     Check(check::Args),
-    /// Merge `explore --json` results of the shards of one search into the summary one machine
-    /// would give.
+    /// Merge `explore --json` results of all N shards of one search (each once), or of whole
+    /// searches of adjacent seed ranges, into the summary one machine would give.
     Merge {
         /// `explore --json` outputs (`-` reads standard input).
         #[arg(required = true)]
@@ -118,13 +118,14 @@ enum Cmd {
         /// Also log every event through `tracing`, one span per actor, simulated time first (stderr).
         #[arg(long, short)]
         verbose: bool,
-        /// The simulator [default: the seed file's, else native]. madsim replays seeds only.
+        /// The simulator [default: the seed file's, else native]; a seed file replays only on its
+        /// own (the same seed is another run on the other). madsim replays seeds only.
         #[arg(long, value_name = "B", value_parser = parse_backend)]
         backend: Option<Backend>,
     },
     /// Shrink a failing run to a 1-minimal counterexample and write it as a seed file.
     #[command(
-        after_help = "Examples:\n  idemsim shrink idemsim-seeds/payment-setnx-everysec-seed-6.toml\n  idemsim shrink payment/setnx-everysec --out seeds/payment-setnx-everysec.toml   # first failing seed"
+        after_help = "Exit status: 0 nothing to shrink (the run, or every seed a bare SCENARIO searched, violates nothing),\n1 a violation, shrunk, 2 bad input.\n\nExamples:\n  idemsim shrink idemsim-seeds/payment-setnx-everysec-seed-6.toml\n  idemsim shrink payment/setnx-everysec --out seeds/payment-setnx-everysec.toml   # first failing seed"
     )]
     Shrink {
         /// A seed file; or a SCENARIO with --seed; or a SCENARIO alone (its first failing seed).
@@ -146,7 +147,7 @@ enum Cmd {
     /// Run the same seeds against each design and print violation rates side by side (on the
     /// native backend).
     Compare {
-        /// Presets or TOML scenario files.
+        /// Two or more different presets or TOML scenario files.
         #[arg(required = true)]
         scenarios: Vec<String>,
         #[arg(long, default_value_t = 20_000)]
@@ -202,12 +203,17 @@ fn run(cli: Cli) -> idemsim::Result<Found> {
             replay::run(&input, format, verbose)
         }
         Cmd::Shrink { input, seed, swarm, out, json, budget } => {
-            let input = shrunk::resolve(&input, seed, swarm, default_threads())?;
-            shrunk::command(&input, out, json, Budget::runs(budget))
+            if budget == 0 {
+                return Err(BadInput("--budget 0: use 1 or more candidate runs".into()));
+            }
+            match shrunk::resolve(&input, seed, swarm, default_threads())? {
+                Some(input) => shrunk::command(&input, out, json, Budget::runs(budget)),
+                None => Ok(Found::Nothing),
+            }
         }
         Cmd::Compare { scenarios, runs, seed, threads, swarm, format, plot } => {
-            let end = seed.checked_add(runs).ok_or_else(|| BadInput(format!("--seed {seed} + --runs {runs} overflows")))?;
-            compare::run(&scenarios, seed..end, threads, swarm, format, plot.as_deref())
+            let seeds = idemsim::input::seed_range(seed, runs)?;
+            compare::run(&scenarios, seeds, threads, swarm, format, plot.as_deref())
         }
     }
 }

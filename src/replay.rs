@@ -75,11 +75,21 @@ impl RunInput {
                         "{input} holds {what}, which replays only on the native backend: drop --backend madsim (madsim replays a seed: `idemsim replay SCENARIO --seed S --backend madsim`)"
                     )));
                 }
+                if run_on != file.backend {
+                    // Only a seed is left here: the same seed is another run on the other backend.
+                    let seed = file.seed.map_or("S".to_string(), |s| s.to_string());
+                    let name = &file.scenario.name;
+                    let scenario = if models::presets::get(name).is_some_and(|p| p == file.scenario) { name.as_str() } else { "SCENARIO" };
+                    return Err(BadInput(format!(
+                        "{input} was recorded on {}: its seed is another run on {run_on}, so drop --backend {run_on} (to run that seed on {run_on}: `{} replay {scenario} --seed {seed} --backend {run_on}`)",
+                        file.backend,
+                        crate::program()
+                    )));
+                }
                 Ok(RunInput {
                     source: file.source(),
                     scenario: file.scenario,
-                    // A verdict recorded on one backend says nothing about the same seed on the other.
-                    expect: (run_on == file.backend).then_some(file.expect),
+                    expect: Some(file.expect),
                     origin: input.to_string(),
                     path: Some(path.to_path_buf()),
                     semantics: file.semantics,
@@ -153,12 +163,55 @@ pub fn run(input: &RunInput, format: Format, verbose: bool) -> Result<Found> {
     if let Some(expect) = &input.expect {
         if *expect != got {
             eprintln!(
-                "warning: {} recorded `expect = \"{expect}\"` but this run got {got}: the seed file no longer reproduces (the models or the engine changed). Re-record it with `idemsim explore` and `idemsim shrink`.",
-                input.origin
+                "warning: {} recorded `expect = \"{expect}\"` but this run got {got}: the seed file no longer reproduces. {} Re-record it with `idemsim explore` and `idemsim shrink`.",
+                input.origin,
+                why_not_reproduced(&input.source, &record)
             );
         }
     }
     Ok(if record.outcome.verdict.is_pass() { Found::Nothing } else { Found::Violation })
+}
+
+/// Why a seed file's run may no longer get its recorded verdict, as far as the run tells (one
+/// sentence): a tape holding a value its choice cannot take, or values the run never read, does
+/// not fit the run; a tape the run read past the end of (where every choice is 0) may have been
+/// cut short. Either may be damage to the file or a change of the models or the engine (which
+/// changes what each choice decides); only the file's history tells them apart.
+pub fn why_not_reproduced(source: &Source, record: &RunRecord) -> String {
+    const CHANGED: &str = "or the models or the engine changed";
+    let Source::Tape(tape) = source else {
+        return format!("The seed or the scenario was edited, {CHANGED}.");
+    };
+    let drawn = &record.tape;
+    if let Some((i, (v, c))) = tape.iter().zip(drawn).enumerate().find(|(_, (&v, c))| v >= c.bound) {
+        let kind = serde_json::to_value(c.kind).ok().and_then(|k| k.as_str().map(str::to_string)).unwrap_or_default();
+        return format!(
+            "Its tape does not fit this run (choice #{i} is {v}, where this run draws a {kind} choice of 0 to {}): the tape was edited or damaged, {CHANGED}.",
+            c.bound - 1
+        );
+    }
+    // Trailing zeros say nothing (past its end a tape answers 0 anyway).
+    let tape = crate::seedfile::trim_tape(tape);
+    if tape.is_empty() {
+        return format!(
+            "Its tape is empty (or all 0), which replays the run with no fault and every first option: the tape was emptied, {CHANGED}."
+        );
+    }
+    if tape.len() > drawn.len() {
+        return format!(
+            "Its tape does not fit this run (it holds {} choices and the run read only {}): the tape was edited or damaged, {CHANGED}.",
+            tape.len(),
+            drawn.len()
+        );
+    }
+    if tape.len() < drawn.len() {
+        return format!(
+            "The run read past the end of its tape ({} of {} choices; past its end every choice is 0): the tape was cut short, {CHANGED}.",
+            tape.len(),
+            drawn.len()
+        );
+    }
+    format!("The tape was edited, {CHANGED}.")
 }
 
 static NOW_US: AtomicU64 = AtomicU64::new(0);

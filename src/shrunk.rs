@@ -220,23 +220,30 @@ pub fn command(input: &RunInput, out: Option<PathBuf>, json: bool, budget: Budge
     Ok(Found::Violation)
 }
 
+/// The seeds a bare SCENARIO's first failing seed is looked for in.
+pub const FIRST_FAILING_SEEDS: std::ops::Range<u64> = 0..100_000;
+
 /// What `idemsim shrink` works on: a seed file, SCENARIO --seed S, or a bare SCENARIO, for which
-/// the lowest failing seed below 100,000 is found first.
-pub fn resolve(input: &str, seed: Option<u64>, swarm: bool, threads: usize) -> Result<RunInput> {
+/// the lowest failing seed below 100,000 is found first. `None`: a bare SCENARIO violated
+/// nothing in those seeds, so there is nothing to shrink (said on stderr). That is a finding,
+/// not bad input, as a passing `SCENARIO --seed S` is: both exit 0.
+pub fn resolve(input: &str, seed: Option<u64>, swarm: bool, threads: usize) -> Result<Option<RunInput>> {
     let path = Path::new(input);
     let is_seed_file = path.is_file() && crate::seedfile::looks_like_seed_file(&crate::input::read(path)?);
     if seed.is_some() || is_seed_file {
-        return RunInput::resolve(input, seed, swarm, None);
+        return RunInput::resolve(input, seed, swarm, None).map(Some);
     }
     let mut scenario = crate::input::load_scenario(input)?;
     scenario.swarm |= swarm;
-    for range in [0..1_000, 1_000..10_000, 10_000..100_000] {
+    let (start, end) = (FIRST_FAILING_SEEDS.start, FIRST_FAILING_SEEDS.end);
+    for range in [start..1_000, 1_000..10_000, 10_000..end] {
         if let Some(found) = scenario.explore(range, threads, None).first {
             eprintln!("shrinking the first failing seed of {input}: {}", found.seed);
-            return RunInput::resolve(input, Some(found.seed), swarm, None);
+            return RunInput::resolve(input, Some(found.seed), swarm, None).map(Some);
         }
     }
-    Err(BadInput(format!("{input}: no violation in seeds 0..100000, so nothing to shrink")))
+    eprintln!("nothing to shrink: {input} violates no invariant in seeds {start}..{end}");
+    Ok(None)
 }
 
 /// Why a madsim seed file cannot be shrunk, and what to do instead.

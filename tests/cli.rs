@@ -170,8 +170,8 @@ fn merged_shards_equal_the_one_machine_summary() {
     assert_eq!(comparable(json(&merged)), comparable(json(&whole)));
     // Text output too.
     idemsim().arg("merge").args(&files).assert().code(1).stdout(predicate::str::contains("explore payment/setnx-everysec: seeds 10..310"));
-    // Two shards of three leave a gap: refused.
-    idemsim().arg("merge").args([&files[0], &files[2]]).assert().code(2).stderr(predicate::str::contains("leave a gap"));
+    // Two shards of three: refused, naming the missing one.
+    idemsim().arg("merge").args([&files[0], &files[2]]).assert().code(2).stderr(predicate::str::contains("shard 2/3 missing"));
 }
 
 #[test]
@@ -244,6 +244,63 @@ fn replay_of_a_passing_run_exits_0() {
 }
 
 #[test]
+fn a_seed_file_replays_only_on_its_own_backend() {
+    let dir = TempDir::new().unwrap();
+    let file = find_bug(dir.path());
+    idemsim()
+        .arg("replay")
+        .arg(&file)
+        .args(["--backend", "madsim"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("was recorded on native").and(predicate::str::contains("drop --backend madsim")));
+    idemsim().arg("replay").arg(&file).args(["--backend", "native"]).assert().code(1);
+    let out = idemsim()
+        .args(["explore", BUG, "--backend", "madsim", "--runs", "50", "--threads", "2", "--json", "--save"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let madsim = json(&out)["first_violation"]["seed_file"].as_str().unwrap().to_string();
+    idemsim()
+        .args(["replay", &madsim, "--backend", "native"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("was recorded on madsim").and(predicate::str::contains("drop --backend native")));
+}
+
+#[test]
+fn a_damaged_tape_is_told_apart_from_a_model_change() {
+    let dir = TempDir::new().unwrap();
+    let found = find_bug(dir.path());
+    let shrunk = dir.path().join("shrunk.toml");
+    idemsim().arg("shrink").arg(&found).arg("--out").arg(&shrunk).assert().code(1);
+    let mut file = idemsim::seedfile::SeedFile::load(&shrunk).unwrap();
+    let tape = file.tape.clone().unwrap();
+    let mut damaged = |name: &str, tape: Vec<u32>| {
+        file.tape = Some(tape);
+        let path = dir.path().join(name);
+        std::fs::write(&path, file.to_text().unwrap()).unwrap();
+        path
+    };
+    let cases = [
+        (damaged("short.toml", tape[..2].to_vec()), "The run read past the end of its tape (2 of"),
+        (damaged("empty.toml", vec![]), "Its tape is empty"),
+        (damaged("prefixed.toml", [vec![7, 0, 5], tape.clone()].concat()), "Its tape does not fit this run (choice #0 is 7"),
+    ];
+    for (path, says) in cases {
+        idemsim()
+            .arg("replay")
+            .arg(&path)
+            .assert()
+            .code(0)
+            .stderr(predicate::str::contains(says).and(predicate::str::contains("or the models or the engine changed")));
+    }
+}
+
+#[test]
 fn shrink_gives_a_1_minimal_counterexample_that_replays() {
     let dir = TempDir::new().unwrap();
     let file = find_bug(dir.path());
@@ -294,6 +351,20 @@ fn shrink_of_a_passing_run_says_so() {
         .stderr(predicate::str::contains("nothing to shrink"));
 }
 
+/// A bare SCENARIO with no failing seed: nothing violated, as with a passing SCENARIO --seed S,
+/// so exit 0 too (not bad input).
+#[test]
+fn shrink_of_a_scenario_with_no_failing_seed_exits_0() {
+    let dir = TempDir::new().unwrap();
+    idemsim()
+        .args(["shrink", GOOD, "--out"])
+        .arg(dir.path().join("y.toml"))
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("nothing to shrink").and(predicate::str::contains("no invariant in seeds 0..100000")));
+    assert!(!dir.path().join("y.toml").exists());
+}
+
 #[test]
 fn compare_prints_every_format() {
     let args = ["compare", BUG, GOOD, "--runs", "100", "--threads", "2", "--format"];
@@ -318,7 +389,7 @@ fn compare_prints_every_format() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("95% interval").and(predicate::str::contains("attempts/op")));
-    idemsim().args(["compare", GOOD, "--runs", "50"]).assert().code(0);
+    idemsim().args(["compare", GOOD, "payment/setnx-always", "--runs", "50"]).assert().code(0);
 }
 
 #[test]
@@ -444,6 +515,127 @@ fn bad_shard_and_bad_numbers_are_refused() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("text, mermaid, json"));
+}
+
+#[test]
+fn no_runs_and_an_empty_shard_are_refused() {
+    for cmd in [&["explore", BUG][..], &["compare", BUG, GOOD]] {
+        idemsim().args(cmd).args(["--runs", "0"]).assert().code(2).stderr(predicate::str::contains("--runs 0: use 1 or more"));
+    }
+    // 50 runs make at most 50 shards: shard 1/100 runs nothing, and some of the others too.
+    idemsim()
+        .args(["explore", BUG, "--runs", "50", "--shard", "1/100"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("this shard is empty").and(predicate::str::contains("use N <= 50 (or more --runs)")));
+    idemsim()
+        .args(["explore", BUG, "--runs", "50", "--shard", "2/100"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("100 shards of 50 runs leave some empty"));
+    idemsim().args(["explore", GOOD, "--runs", "50", "--shard", "50/50", "--json"]).assert().code(0);
+}
+
+#[test]
+fn a_zero_shrink_budget_is_refused() {
+    idemsim().args(["shrink", BUG, "--budget", "0"]).assert().code(2).stderr(predicate::str::contains("--budget 0: use 1 or more"));
+    idemsim()
+        .args(["explore", BUG, "--runs", "50", "--shrink-budget", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--shrink-budget 0: use 1 or more"));
+}
+
+#[test]
+fn seeds_past_the_last_one_say_what_to_use() {
+    let max = u64::MAX.to_string();
+    for cmd in [&["explore", BUG][..], &["compare", BUG, GOOD]] {
+        idemsim()
+            .args(cmd)
+            .args(["--seed", &max, "--runs", "50"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("overflows").and(predicate::str::contains(format!("use --seed {} or lower", u64::MAX - 50))));
+    }
+    idemsim()
+        .args(["explore", BUG, "--seed", &(u64::MAX - 10).to_string(), "--runs", "50"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("or --runs 10 or fewer"));
+}
+
+#[test]
+fn too_many_threads_are_refused() {
+    // An explicit --threads is capped at 1024 (on any machine, so a command line moves between them).
+    for cmd in [&["explore", BUG, "--runs", "10"][..], &["compare", BUG, GOOD, "--runs", "10"], &["check", BUG, "--exhaustive"]] {
+        idemsim()
+            .args(cmd)
+            .args(["--threads", "1025"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("use at most 1024 worker threads").and(predicate::str::contains("leave --threads out")));
+    }
+}
+
+#[test]
+fn compare_needs_two_different_scenarios() {
+    idemsim()
+        .args(["compare", BUG, "--runs", "20"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("compare needs two or more different scenarios").and(predicate::str::contains("idemsim explore")));
+    idemsim()
+        .args(["compare", BUG, GOOD, BUG, "--runs", "20"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!("{BUG} is given twice")));
+    // Another file with the same content is the same design, whatever its name says.
+    let dir = TempDir::new().unwrap();
+    let copy = scenario_file(&dir, "copy.toml", |t| t.replace(&format!("name = \"{BUG}\""), "name = \"mine\""));
+    idemsim()
+        .args(["compare", BUG])
+        .arg(&copy)
+        .args(["--runs", "20"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("are the same scenario").and(predicate::str::contains("copy.toml")));
+    let edited = scenario_file(&dir, "edited.toml", |t| t.replace("loss_probability = 0.1", "loss_probability = 0.2"));
+    idemsim().args(["compare", BUG]).arg(&edited).args(["--runs", "50"]).assert().code(1);
+}
+
+/// `explore --json` of `GOOD`, 30 seeds, with `extra` flags, into `dir/name`.
+fn explore_json(dir: &TempDir, name: &str, extra: &[&str]) -> PathBuf {
+    let out = idemsim().args(["explore", GOOD, "--runs", "30", "--threads", "1", "--json"]).args(extra).output().unwrap();
+    assert!(out.status.code().is_some_and(|c| c < 2), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = dir.path().join(name);
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+#[test]
+fn merge_refuses_an_incomplete_or_inconsistent_set_of_shards() {
+    let dir = TempDir::new().unwrap();
+    let [s1, s2, s3] = [1, 2, 3].map(|k| explore_json(&dir, &format!("{k}.json"), &["--shard", &format!("{k}/3")]));
+    let of_four = explore_json(&dir, "2of4.json", &["--shard", "2/4"]);
+    let swarm = explore_json(&dir, "swarm.json", &["--shard", "2/3", "--swarm"]);
+    let whole = explore_json(&dir, "whole.json", &[]);
+    let merge = |files: &[&PathBuf], says: &str| {
+        idemsim().arg("merge").args(files).assert().code(2).stderr(predicate::str::contains(says.to_string()));
+    };
+    merge(&[&s1, &s2], "shard 3/3 missing: merge all 3 shards of one search");
+    merge(&[&s2], "shard 1/3 missing");
+    merge(&[&s1, &s2, &s2, &s3], "shard 2/3 given twice");
+    merge(&[&s1, &of_four, &s3], "shard 1/3 and shard 2/4 disagree on N");
+    merge(&[&whole, &s1], "seeds 0..30 is a whole search (no --shard)");
+    merge(&[&s1, &swarm, &s3], "shard 2/3 of payment/durable-on-conflict, which ran with --swarm, and shard 1/3, which ran without");
+    // The complete set merges, and so does one whole search.
+    idemsim().arg("merge").args([&s3, &s1, &s2]).assert().code(0).stdout(predicate::str::contains("seeds 0..30"));
+    idemsim().arg("merge").arg(&whole).assert().code(0);
+    // Whole searches of adjacent ranges merge; ranges with a gap do not.
+    let later = explore_json(&dir, "later.json", &["--seed", "30"]);
+    let gap = explore_json(&dir, "gap.json", &["--seed", "40"]);
+    idemsim().arg("merge").args([&whole, &later]).assert().code(0).stdout(predicate::str::contains("seeds 0..60"));
+    merge(&[&whole, &gap], "leave a gap");
 }
 
 #[test]
