@@ -239,6 +239,10 @@ pub fn derive(scenario: &Scenario, requests: u32, attempts: u32) -> Result<Scena
 /// A bound on a fault the scenario cannot produce changes nothing, and its pass would read as a
 /// proof it is not: refused, naming what keeps the fault out. A bound above the most the
 /// scenario can produce searches what that most gives: said on stderr.
+/// One fault bound: the flag, its value, what the fault needs (each a condition and what it
+/// says when it fails), and the most the scenario can produce with the knob that sets it.
+struct FaultBound(&'static str, u32, Vec<(bool, String)>, u64, String);
+
 fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
     use sim::Model as _;
     let model = s.model();
@@ -247,24 +251,22 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
     let (crashable, pausable, lossy) = (count(|n| n.crashable), count(|n| n.pausable), count(|n| n.lossy));
     let none_of = |table: &str| format!("targets.{table} names none of the roles its checked scenario runs");
     let no_link = || "a link loses, duplicates or is cut only between two roles of targets.lossy, and it has fewer".to_string();
-    // Per bound: what the fault needs (each a condition and what it says when it fails), and
-    // the most the scenario can produce with the knob that sets it.
-    let kinds: [(&str, u32, Vec<(bool, String)>, u64, String); 5] = [
-        (
+    let kinds: [FaultBound; 5] = [
+        FaultBound(
             "--lost",
             b.max_lost,
             vec![(f.loss_probability > 0.0, "faults.loss_probability = 0".into()), (lossy >= 2, no_link())],
             u64::MAX,
             String::new(),
         ),
-        (
+        FaultBound(
             "--duplicated",
             b.max_duplicated,
             vec![(f.duplicate_probability > 0.0, "faults.duplicate_probability = 0".into()), (lossy >= 2, no_link())],
             u64::MAX,
             String::new(),
         ),
-        (
+        FaultBound(
             "--crashes",
             b.max_crashes,
             vec![
@@ -275,7 +277,7 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
             crashable * f.crashes_per_node_max as u64,
             format!("{crashable} role(s) to crash, each up to faults.crashes_per_node_max = {} times", f.crashes_per_node_max),
         ),
-        (
+        FaultBound(
             "--pauses",
             b.max_pauses,
             vec![
@@ -286,7 +288,7 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
             pausable * f.pauses_per_node_max as u64,
             format!("{pausable} role(s) to pause, each up to faults.pauses_per_node_max = {} times", f.pauses_per_node_max),
         ),
-        (
+        FaultBound(
             "--partitions",
             b.max_partitions,
             vec![
@@ -298,7 +300,7 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
             "faults.partitions_max".into(),
         ),
     ];
-    for (flag, bound, needs, most, how) in kinds {
+    for FaultBound(flag, bound, needs, most, how) in kinds {
         if bound == 0 {
             continue;
         }

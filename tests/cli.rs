@@ -450,6 +450,40 @@ fn unknown_toml_field_is_named_with_the_valid_ones() {
         .stderr(predicate::str::contains("unknown field `colour`").and(predicate::str::contains("operations_per_client")));
 }
 
+/// Values no scenario can mean are refused, each naming its field: read as given, each made
+/// every run fail (or run nothing, or for hours).
+#[test]
+fn values_that_cannot_be_meant_are_refused() {
+    let dir = TempDir::new().unwrap();
+    for (edit, says) in [
+        (("expect = \"exactly_once_charge\"", "expect = \"effectively_once_event\""), "a payment scenario judges exactly_once_charge"),
+        (("settle_bound_us = 10000000", "settle_bound_us = 0"), "settle_bound_us = 0"),
+        (("timeout_us = 50000", "timeout_us = 100000000000"), "payment.client.timeout_us = 100000000000 is not before time_limit_us"),
+        (("restart_delay_us_max = 50000", "restart_delay_us_max = 5000000000"), "faults.restart_delay_us_max = 5000000000"),
+        (("crashes_per_node_max = 1", "crashes_per_node_max = 1000000"), "faults.crashes_per_node_max = 1000000: use 0 to 100"),
+        (("ttl_us = 86400000000", "ttl_us = 0"), "payment.store.ttl_us must be > 0"),
+        // A field beside kind = "none" (serde lets a unit variant take any).
+        (("kind = \"none\"", "kind = \"none\"\ntokens = 3"), "unknown field `tokens`"),
+    ] {
+        let path = scenario_file(&dir, "bad.toml", |t| {
+            assert!(t.contains(edit.0), "{} is in the preset", edit.0);
+            t.replacen(edit.0, edit.1, 1)
+        });
+        idemsim().arg("explore").arg(&path).args(["--runs", "5"]).assert().code(2).stderr(predicate::str::contains(says));
+    }
+    // A fleet that would still be arriving when the run is cut.
+    let fleet =
+        models::presets::get("overload/jitter-budget").unwrap().to_toml().replacen("duration_us = 2000000", "duration_us = 100000000", 1);
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, fleet).unwrap();
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("overload.fleet.duration_us = 100000000 is not before"));
+}
+
 #[test]
 fn wrong_type_is_named() {
     let dir = TempDir::new().unwrap();

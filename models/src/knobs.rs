@@ -35,8 +35,9 @@ pub enum Backoff {
 #[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RetryBudget {
-    /// Retry whenever the per-request policy allows.
-    None,
+    /// Retry whenever the per-request policy allows. (A struct variant: serde lets a unit
+    /// variant of a tagged table take any field, and `deny_unknown_fields` would not hold.)
+    None {},
     /// gRPC A6 retry throttling: tokens start at `max_tokens`; each failure costs 1, each
     /// success refunds `token_ratio`; no retries while tokens <= max_tokens / 2.
     TokenBucket { max_tokens: f64, token_ratio: f64 },
@@ -55,7 +56,7 @@ impl RetryBudget {
             RetryBudget::TokenBucket { max_tokens, token_ratio } => max_tokens > 0.0 && token_ratio > 0.0,
             RetryBudget::Ratio { percent } => (0.0..=100.0).contains(&percent),
             RetryBudget::AwsQuota { max_tokens, retry_cost, timeout_cost } => max_tokens > 0 && retry_cost > 0 && timeout_cost > 0,
-            RetryBudget::None => true,
+            RetryBudget::None {} => true,
         };
         if ok {
             return Ok(());
@@ -165,12 +166,13 @@ pub enum Replay {
 }
 
 /// Brandur's completer: a background process that finds keys left unfinished and drives them on.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Completer {
-    /// Nothing finishes a key whose request died: only a retry of the same key can.
-    #[default]
-    None,
+    /// Nothing finishes a key whose request died: only a retry of the same key can. (A struct
+    /// variant, as `RetryBudget::None`: serde lets a unit variant of a tagged table take any
+    /// field, so a typo beside `kind = "none"` would be silently dropped.)
+    None {},
     /// Every `every_us`, take over one key not finished `stuck_after_us` after it was claimed
     /// whose lease has expired, and resume it from its recovery point to a stored result. In the
     /// simulation it sweeps until the liveness deadline (the heal plus `settle_bound_us`): nothing
@@ -529,6 +531,9 @@ impl PaymentDesign {
                 "design.store.min_replicas_to_write = 1 needs replica_failover = true (a primary without a replica would refuse every write)",
             )?;
             need(!replica_failover || replication_lag_us <= u32::MAX as u64, "design.store.replication_lag_us must be below 2^32 µs")?;
+            let KeyStore::Redis { ttl_us, .. } = self.store else { unreachable!() };
+            // Redis refuses `SET .. PX 0` ("invalid expire time"): a key must live a while.
+            need(ttl_us > 0, "design.store.ttl_us must be > 0 (Redis refuses PX 0; the presets keep results 24 h: 86400000000)")?;
             let KeyStore::Redis { appendfsync, appendonly, fsync_stall_percent, maxmemory_keys, .. } = self.store else { unreachable!() };
             need(fsync_stall_percent <= 100, "design.store.fsync_stall_percent must be between 0 and 100")?;
             need(
@@ -558,5 +563,11 @@ impl PaymentDesign {
         need(c.base_us <= c.cap_us, "design.client.base_us must be <= design.client.cap_us")?;
         c.budget.validate("design.client.budget")?;
         Ok(())
+    }
+}
+
+impl Default for Completer {
+    fn default() -> Self {
+        Completer::None {}
     }
 }

@@ -56,7 +56,7 @@ impl BudgetState {
     /// if so. Returns the tokens the retry took (for `success` to refund), or `None`.
     pub fn allow_retry(&mut self, budget: RetryBudget, timed_out: bool) -> Option<u32> {
         let cost = match budget {
-            RetryBudget::None => Some(0),
+            RetryBudget::None {} => Some(0),
             RetryBudget::TokenBucket { max_tokens, .. } => {
                 // A6: every failure costs a token; retries stop while tokens <= max / 2.
                 self.tokens_milli = (self.tokens_milli - 1000).max(0);
@@ -88,7 +88,7 @@ impl BudgetState {
                 let back = if refund > 0 { refund } else { 1 };
                 self.tokens_milli = (self.tokens_milli + back as i64 * 1000).min(max_tokens as i64 * 1000);
             }
-            RetryBudget::None | RetryBudget::Ratio { .. } => {}
+            RetryBudget::None {} | RetryBudget::Ratio { .. } => {}
         }
     }
 }

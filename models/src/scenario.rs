@@ -181,6 +181,17 @@ impl Path {
     /// may be postponed past any timer). Outbox: bounded, because its relay and consumer poll
     /// on timers: untimed, every message could be postponed past any number of polls, and the
     /// search does not end even for one order with no fault.
+    /// The invariants this path's checkers judge (what `expect` may name, with "panic").
+    pub fn invariants(self) -> Vec<&'static str> {
+        use invariants::{outbox, overload, payment};
+        match self {
+            Path::Payment => payment::ALL.to_vec(),
+            Path::Outbox => outbox::ALL.to_vec(),
+            Path::Chain => [&payment::ALL[..], &outbox::ALL[..]].concat(),
+            Path::Overload => [&overload::ALL[..], &[payment::SETTLES][..]].concat(),
+        }
+    }
+
     pub fn exhaustive_semantics(self) -> sim::Semantics {
         match self {
             Path::Outbox => sim::Semantics::Bounded,
@@ -347,6 +358,13 @@ impl Scenario {
         }
         // The knobs name their section `design.`; in a scenario file it is the `payment` table.
         self.payment().validate().map_err(|e| e.replace("design.", "payment."))?;
+        let timeout_us = self.payment().client.timeout_us;
+        if timeout_us >= self.time_limit_us {
+            return Err(format!(
+                "payment.client.timeout_us = {timeout_us} is not before time_limit_us = {}: no attempt could time out within a run; use a timeout well below it (the presets: 50000)",
+                self.time_limit_us
+            ));
+        }
         if let Some(c) = &self.chain {
             c.validate()?;
         }
@@ -358,6 +376,12 @@ impl Scenario {
             return Err("a scenario has exactly one path table: [overload] goes alone (its clients are overload.fleet): remove [workload], [payment], [outbox] and [chain]".into());
         }
         o.validate()?;
+        if o.fleet.duration_us >= self.time_limit_us {
+            return Err(format!(
+                "overload.fleet.duration_us = {} is not before time_limit_us = {}: operations would still arrive when the run is cut; make it shorter or raise the limit",
+                o.fleet.duration_us, self.time_limit_us
+            ));
+        }
         if let Some(w) = o.server.outage {
             let end = w.start_us + w.duration_us;
             if o.fleet.duration_us < end + o.bounds.recovery_us {
@@ -376,9 +400,22 @@ impl Scenario {
         self.validate_common()
     }
 
-    /// The checks every path shares: faults and timing.
+    /// The checks every path shares: faults, timing and the expected verdict.
     fn validate_common(&self) -> Result<(), String> {
         self.faults.validate()?;
+        if let Expect::Violation(name) = &self.expect {
+            let judged = self.path().invariants();
+            if name != sim::PANIC && !judged.contains(&name.as_str()) {
+                return Err(format!(
+                    "expect = {name:?}: no run of this scenario can break it; a {} scenario judges {} (or expect \"pass\", or \"panic\")",
+                    format!("{:?}", self.path()).to_lowercase(),
+                    judged.join(", ")
+                ));
+            }
+        }
+        if self.settle_bound_us == 0 {
+            return Err("settle_bound_us = 0: every operation would have to be settled at the heal itself; use how long one may take after it (the payment presets: 10000000, 10 s)".into());
+        }
         if self.faults.fault_phase_us.saturating_add(self.settle_bound_us) >= self.time_limit_us {
             return Err(format!(
                 "settle_bound_us = {} ends after time_limit_us = {}: the run must outlast the heal (faults.fault_phase_us = {}) plus the liveness bound",

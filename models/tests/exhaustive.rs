@@ -315,7 +315,7 @@ fn an_exhaustive_search_strikes_no_idle_node() {
         let node = |name: &str| model.config().nodes.iter().find(|n| n.name == name).expect("a payment world has it").clone();
         for (name, role, busy) in [
             ("provider", Role::Provider, server.charge != ChargeTarget::LocalLedger),
-            ("completer", Role::Completer, server.completer != Completer::None),
+            ("completer", Role::Completer, server.completer != Completer::None {}),
         ] {
             let spec = node(name);
             let targeted = preset.targets.crash.contains(&role);

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 fn budget() -> impl Strategy<Value = RetryBudget> {
     prop_oneof![
-        Just(RetryBudget::None),
+        Just(RetryBudget::None {}),
         Just(RetryBudget::TokenBucket { max_tokens: 10.0, token_ratio: 0.1 }),
         Just(RetryBudget::Ratio { percent: 10.0 }),
         Just(RetryBudget::AwsQuota { max_tokens: 500, retry_cost: 5, timeout_cost: 10 }),

@@ -26,7 +26,7 @@ fn client() -> impl Strategy<Value = ClientDesign> {
             max_attempts,
             timeout_us,
             honour_retry_after,
-            budget: RetryBudget::None,
+            budget: RetryBudget::None {},
             retry_changes_payload: false,
             key_storage: KeyStorage::Persisted,
         },
@@ -66,7 +66,7 @@ fn server_and_store() -> impl Strategy<Value = (ServerDesign, KeyStore)> {
         call_timeout_us,
         on_error: OnError::Leave,
         replay: Replay::StoredResponse,
-        completer: Completer::None,
+        completer: Completer::None {},
         result_write: ResultWrite::Once,
     };
     // Key, charge and result in one transaction: a failed call rolls back, so every error path is safe.

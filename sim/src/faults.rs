@@ -102,11 +102,27 @@ impl FaultProfile {
                 return Err(format!("faults.{name}_min = {lo} is larger than faults.{name}_max = {hi}; make min <= max"));
             }
         }
-        if self.delay_us_max > u32::MAX as u64 || self.pause_us_max > u32::MAX as u64 || self.partition_us_max > u32::MAX as u64 {
-            return Err("faults: delays and durations must be below 2^32 µs (about 71 minutes)".into());
+        // Each is drawn as a 32-bit choice.
+        for (name, us) in [
+            ("delay_us_max", self.delay_us_max),
+            ("restart_delay_us_max", self.restart_delay_us_max),
+            ("pause_us_max", self.pause_us_max),
+            ("partition_us_max", self.partition_us_max),
+            ("fault_phase_us", self.fault_phase_us),
+        ] {
+            if us > u32::MAX as u64 {
+                return Err(format!("faults.{name} = {us}: delays and durations must be below 2^32 µs (about 71 minutes)"));
+            }
         }
-        if self.fault_phase_us > u32::MAX as u64 {
-            return Err("faults.fault_phase_us must be below 2^32 µs (about 71 minutes)".into());
+        // Each slot is drawn in every run: a huge count is a typo, and would make every run slow.
+        for (name, n) in [
+            ("crashes_per_node_max", self.crashes_per_node_max),
+            ("pauses_per_node_max", self.pauses_per_node_max),
+            ("partitions_max", self.partitions_max),
+        ] {
+            if n > 100 {
+                return Err(format!("faults.{name} = {n}: use 0 to 100 (presets: 1)"));
+            }
         }
         Ok(())
     }

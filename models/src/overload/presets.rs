@@ -73,7 +73,7 @@ pub fn contention(backoff: Backoff) -> OverloadDesign {
         max_attempts: 100,
         timeout_us: 1_000 * MS,
         retry_after: RetryAfter::Ignored,
-        budget: RetryBudget::None,
+        budget: RetryBudget::None {},
     };
     d.server = ServerDesign {
         workers: 64,
@@ -134,7 +134,7 @@ pub fn all() -> Vec<Scenario> {
                 d.fleet.backoff = Backoff::Immediate;
                 d.fleet.retry_after = RetryAfter::Ignored;
                 d.fleet.max_attempts = 100;
-                d.fleet.budget = RetryBudget::None;
+                d.fleet.budget = RetryBudget::None {};
             },
         ),
         bug(
@@ -145,7 +145,7 @@ pub fn all() -> Vec<Scenario> {
                 d.fleet.retry_after = RetryAfter::Ignored;
                 d.fleet.base_us = 10 * MS;
                 d.fleet.max_attempts = 6;
-                d.fleet.budget = RetryBudget::None;
+                d.fleet.budget = RetryBudget::None {};
             },
         ),
         bug(

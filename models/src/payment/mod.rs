@@ -40,7 +40,7 @@ pub const FIRST_SERVER: NodeId = 3;
 /// ledger is a table in the key store). An exhaustive check gives an idle node no fault.
 pub fn plays(server: &ServerDesign, role: Role) -> bool {
     match role {
-        Role::Completer => server.completer != Completer::None,
+        Role::Completer => server.completer != Completer::None {},
         Role::Provider => server.charge != ChargeTarget::LocalLedger,
         _ => true,
     }

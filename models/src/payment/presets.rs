@@ -22,7 +22,7 @@ fn client() -> ClientDesign {
         max_attempts: 20,
         timeout_us: 50 * MS,
         honour_retry_after: true,
-        budget: RetryBudget::None,
+        budget: RetryBudget::None {},
         retry_changes_payload: false,
         key_storage: KeyStorage::Persisted,
     }
@@ -47,7 +47,7 @@ fn durable_server() -> ServerDesign {
         call_timeout_us: 40 * MS,
         on_error: OnError::Leave,
         replay: Replay::StoredResponse,
-        completer: Completer::None,
+        completer: Completer::None {},
         result_write: ResultWrite::Once,
     }
 }
@@ -225,20 +225,20 @@ fn payment_bug_zoo(durable: impl Fn() -> PaymentDesign) -> Vec<Scenario> {
     };
     let lease = stripe(&|s| {
         s.charge = ChargeTarget::Provider;
-        s.completer = Completer::None;
+        s.completer = Completer::None {};
     });
     let release = with_server(&|s| {
         s.result_storage = ResultStorage::SeparateWrite;
         s.charge = ChargeTarget::Provider;
         s.on_error = OnError::ReleaseKey;
     });
-    let mut no_completer = stripe(&|s| s.completer = Completer::None);
+    let mut no_completer = stripe(&|s| s.completer = Completer::None {});
     no_completer.client.max_attempts = 3;
     let mut window = stripe(&|_| {});
     window.provider.key_retention_us = 100 * MS;
     let skew = stripe(&|s| {
         s.charge = ChargeTarget::Provider;
-        s.completer = Completer::None;
+        s.completer = Completer::None {};
         s.lease_clock = LeaseClock::App;
         s.clock_skew_us = 1_000 * MS;
     });
