@@ -6,6 +6,7 @@
 
 mod common;
 
+mod bad_input;
 mod check;
 mod cli;
 mod corpus;
