@@ -402,6 +402,9 @@ impl Scenario {
 
     /// The checks every path shares: faults, timing and the expected verdict.
     fn validate_common(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name = \"\": give the scenario a name (it titles every report and names its seed files)".into());
+        }
         self.faults.validate()?;
         if let Expect::Violation(name) = &self.expect {
             let judged = self.path().invariants();
