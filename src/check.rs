@@ -329,6 +329,10 @@ pub fn run(args: &Args) -> Result<Found> {
     let scenario = crate::input::load_scenario(&args.scenario)?;
     let opts = options(args)?;
     let mut opts = opts;
+    if args.attempts != 1 && scenario.path() == models::scenario::Path::Outbox {
+        let why = "an outbox check has no client to retry (its relay and consumer retry by their design); drop --attempts";
+        return Err(bad("--attempts", args.attempts, why));
+    }
     let mut s = derive(&scenario, args.requests, args.attempts)?;
     opts.semantics = semantics(args, &s);
     if args.late > 0 && opts.semantics != Semantics::Bounded {

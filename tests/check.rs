@@ -198,6 +198,11 @@ fn check_bad_input_names_the_flag() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("untimed lets every message and restart be late"));
+    idemsim()
+        .args(["check", "outbox/outbox-inbox", "--exhaustive", "--attempts", "5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--attempts 5: an outbox check has no client to retry"));
     // A bound on a fault the checked scenario cannot produce would pass as a proof it is not.
     idemsim()
         .args(["check", "payment/setnx-everysec", "--exhaustive", "--pauses", "1"])
