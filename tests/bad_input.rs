@@ -52,6 +52,7 @@ fn values_that_cannot_be_meant_are_refused() {
         (("restart_delay_us_max = 50000", "restart_delay_us_max = 5000000000"), "faults.restart_delay_us_max = 5000000000"),
         (("crashes_per_node_max = 1", "crashes_per_node_max = 1000000"), "faults.crashes_per_node_max = 1000000: use 0 to 100"),
         (("ttl_us = 86400000000", "ttl_us = 0"), "payment.store.ttl_us must be > 0"),
+        (("lease_us = 0", "lease_us = 300000"), "payment.server.lease_us has no effect with recovery = \"none\""),
         // A field beside kind = "none" (serde lets a unit variant take any).
         (("kind = \"none\"", "kind = \"none\"\ntokens = 3"), "unknown field `tokens`"),
     ] {

@@ -509,6 +509,10 @@ impl PaymentDesign {
             "design.server.recovery = lease_restart / recovery_points needs a Postgres store and result_storage = \"separate_write\"",
         )?;
         need(
+            s.recovery != Recovery::None || s.lease_us == 0,
+            "design.server.lease_us has no effect with recovery = \"none\" (no instance ever takes an expired lease over); use recovery = \"lease_restart\" or \"recovery_points\", or set lease_us = 0",
+        )?;
+        need(
             s.recovery == Recovery::None || s.lease_us > 0,
             "design.server.lease_us must be > 0 with a lease (recovery = lease_restart / recovery_points)",
         )?;
