@@ -175,12 +175,13 @@ pub fn run(input: &RunInput, format: Format, verbose: bool) -> Result<Found> {
 /// Why a seed file's run may no longer get its recorded verdict, as far as the run tells (one
 /// sentence): a tape holding a value its choice cannot take, or values the run never read, does
 /// not fit the run; a tape the run read past the end of (where every choice is 0) may have been
-/// cut short. Either may be damage to the file or a change of the models or the engine (which
-/// changes what each choice decides); only the file's history tells them apart.
+/// cut short, though a saved tape always stops at its last choice that is not 0. Each may be
+/// damage to the file, or a change of its scenario, the models or the engine (which changes what
+/// each choice decides); only the file's history tells them apart.
 pub fn why_not_reproduced(source: &Source, record: &RunRecord) -> String {
-    const CHANGED: &str = "or the models or the engine changed";
+    const CHANGED: &str = "or the scenario in it, the models or the engine changed";
     let Source::Tape(tape) = source else {
-        return format!("The seed or the scenario was edited, {CHANGED}.");
+        return format!("The seed was edited, {CHANGED}.");
     };
     let drawn = &record.tape;
     if let Some((i, (v, c))) = tape.iter().zip(drawn).enumerate().find(|(_, (&v, c))| v >= c.bound) {
@@ -205,10 +206,11 @@ pub fn why_not_reproduced(source: &Source, record: &RunRecord) -> String {
         );
     }
     if tape.len() < drawn.len() {
+        // Normal in itself: a saved tape stops at its last choice that is not 0.
         return format!(
-            "The run read past the end of its tape ({} of {} choices; past its end every choice is 0): the tape was cut short, {CHANGED}.",
-            tape.len(),
-            drawn.len()
+            "The run drew {} choices, its tape holds {} (past its end every choice is 0): the tape was cut short or edited, {CHANGED}.",
+            drawn.len(),
+            tape.len()
         );
     }
     format!("The tape was edited, {CHANGED}.")

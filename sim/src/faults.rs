@@ -110,8 +110,9 @@ impl FaultProfile {
             ("partition_us_max", self.partition_us_max),
             ("fault_phase_us", self.fault_phase_us),
         ] {
-            if us > u32::MAX as u64 {
-                return Err(format!("faults.{name} = {us}: delays and durations must be below 2^32 µs (about 71 minutes)"));
+            // (A width of u32::MAX would overflow the draw's `width + 1`.)
+            if us >= u32::MAX as u64 {
+                return Err(format!("faults.{name} = {us}: delays and durations must be below 4294967295 µs (about 71 minutes)"));
             }
         }
         // Each slot is drawn in every run: a huge count is a typo, and would make every run slow.
