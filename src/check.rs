@@ -254,6 +254,16 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
     // A Redis store with a replica cuts itself off from it (a split brain), drawn by the store
     // from partition_probability whatever targets.lossy and partitions_max say.
     let store_cuts = matches!(s.payment.as_ref().map(|p| p.store), Some(models::knobs::KeyStore::Redis { replica_failover: true, .. }));
+    // Crashes and pauses: a probability, roles to strike, and up to a number per role.
+    let per_node = |flag, bound, (p, p_zero): (f64, &str), roles: u64, table: &str, (per_role, per_role_name): (u32, &str)| {
+        FaultBound(
+            flag,
+            bound,
+            vec![(p > 0.0, p_zero.to_string()), (roles > 0, none_of(table)), (per_role > 0, format!("faults.{per_role_name} = 0"))],
+            roles * per_role as u64,
+            format!("{roles} role(s) to {table}, each up to faults.{per_role_name} = {per_role} times"),
+        )
+    };
     let kinds: [FaultBound; 5] = [
         FaultBound(
             "--lost",
@@ -269,27 +279,21 @@ fn check_fault_bounds(s: &Scenario, b: &Bounds) -> Result<()> {
             u64::MAX,
             String::new(),
         ),
-        FaultBound(
+        per_node(
             "--crashes",
             b.max_crashes,
-            vec![
-                (f.crash_probability + f.process_crash_probability > 0.0, "faults.crash_probability = 0 (and no process crashes)".into()),
-                (crashable > 0, none_of("crash")),
-                (f.crashes_per_node_max > 0, "faults.crashes_per_node_max = 0".into()),
-            ],
-            crashable * f.crashes_per_node_max as u64,
-            format!("{crashable} role(s) to crash, each up to faults.crashes_per_node_max = {} times", f.crashes_per_node_max),
+            (f.crash_probability + f.process_crash_probability, "faults.crash_probability = 0 (and no process crashes)"),
+            crashable,
+            "crash",
+            (f.crashes_per_node_max, "crashes_per_node_max"),
         ),
-        FaultBound(
+        per_node(
             "--pauses",
             b.max_pauses,
-            vec![
-                (f.pause_probability > 0.0, "faults.pause_probability = 0".into()),
-                (pausable > 0, none_of("pause")),
-                (f.pauses_per_node_max > 0, "faults.pauses_per_node_max = 0".into()),
-            ],
-            pausable * f.pauses_per_node_max as u64,
-            format!("{pausable} role(s) to pause, each up to faults.pauses_per_node_max = {} times", f.pauses_per_node_max),
+            (f.pause_probability, "faults.pause_probability = 0"),
+            pausable,
+            "pause",
+            (f.pauses_per_node_max, "pauses_per_node_max"),
         ),
         FaultBound(
             "--partitions",

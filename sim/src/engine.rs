@@ -341,8 +341,7 @@ impl<A: Actor> Sim<A> {
                 // `None` right after by `ptr::write`, which does not drop the old value, and
                 // nothing in between can panic. The event's other fields are plain integers.
                 let msg = unsafe { std::ptr::read(msg) };
-                unsafe { std::ptr::write(&mut self.queue.slab[slot], None) };
-                self.queue.free.push(slot as u32);
+                unsafe { self.queue.vacate(slot) };
                 self.run_on_message(to, from, msg);
             }
         }
@@ -369,8 +368,7 @@ impl<A: Actor> Sim<A> {
         // SAFETY: as in `deliver_slot`: `timer` is read out of the slot exactly once, and the
         // slot is overwritten with `None` right after without dropping the old value.
         let timer = unsafe { std::ptr::read(timer) };
-        unsafe { std::ptr::write(&mut self.queue.slab[slot], None) };
-        self.queue.free.push(slot as u32);
+        unsafe { self.queue.vacate(slot) };
         self.w.note(self.now_us, node, || TraceKind::Timer { timer: format!("{timer:?}") });
         self.handle(node, |a, ctx| a.on_timer(ctx, timer));
     }

@@ -75,6 +75,21 @@ impl<A: Actor> Queue<A> {
         self.slab[slot].take().expect("a popped key's slot holds its event")
     }
 
+    /// Free `slot` (whose key was popped) without dropping its event: what is left of it was
+    /// moved out in place (`Sim::deliver_slot`, `Sim::fire_slot` read the payload out by
+    /// `ptr::read`).
+    ///
+    /// # Safety
+    ///
+    /// Whatever in the event needs dropping must have been moved out already; the rest is
+    /// forgotten.
+    #[inline(always)]
+    pub(super) unsafe fn vacate(&mut self, slot: usize) {
+        // SAFETY: `ptr::write` does not drop the old value (the caller moved out what needed it).
+        unsafe { std::ptr::write(&mut self.slab[slot], None) };
+        self.free.push(slot as u32);
+    }
+
     #[inline]
     pub(super) fn pop(&mut self) -> Option<Event<A>> {
         let (_, slot) = self.pop_key()?;
