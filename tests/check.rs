@@ -349,6 +349,27 @@ fn the_correct_outbox_design_holds_a_crash_and_a_lost_message() {
     assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
 }
 
+/// One aggregate's orders take turns (`aggregate_lock = "for_update"`), so its outbox ids follow
+/// its commit order. Without the lock a pause and a crash of the order service are enough: the
+/// crashed incarnation's COMMIT is still on its way when the restarted service's next order (of
+/// the same aggregate, with the next id) commits, and the relay, polling by id, publishes the two
+/// in the reverse of their commit order. The correct design holds the same search.
+#[test]
+fn an_outbox_without_the_aggregate_lock_publishes_out_of_commit_order() {
+    let dir = TempDir::new().unwrap();
+    let toml = String::from_utf8(idemsim().args(["list", "--toml", "outbox/outbox-inbox"]).output().unwrap().stdout).unwrap();
+    assert!(toml.contains("aggregate_lock = \"for_update\""), "{toml}");
+    let unlocked = dir.path().join("unlocked.toml");
+    std::fs::write(&unlocked, toml.replacen("aggregate_lock = \"for_update\"", "aggregate_lock = \"none\"", 1)).unwrap();
+    let search = ["--exhaustive", "--pauses", "1", "--crashes", "1", "--json", "--save"];
+    let a = idemsim().arg("check").arg(&unlocked).arg("--stop-at-first").args(search).arg(dir.path()).assert().code(1);
+    let v = json(&a.get_output().stdout);
+    assert_eq!(v["first_violation"]["invariant"], "per_aggregate_order", "{v}");
+    let a = idemsim().args(["check", "outbox/outbox-inbox"]).args(search).arg(dir.path()).assert().code(0);
+    let v = json(&a.get_output().stdout);
+    assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
+}
+
 // ---- the madsim backend ----
 
 #[test]

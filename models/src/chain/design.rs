@@ -2,7 +2,9 @@
 //! paid order on, and the relay, broker and consumer that carry its `order.created` event to
 //! fulfilment. Each doc comment says what the choice means in production.
 
-use crate::outbox::design::{BrokerDesign, ConsumerDesign, OrderWrite, Orders, OutboxDesign, RelayDesign, ServiceDesign, StoreDesign};
+use crate::outbox::design::{
+    AggregateLock, BrokerDesign, ConsumerDesign, OrderWrite, Orders, OutboxDesign, RelayDesign, ServiceDesign, StoreDesign,
+};
 use serde::{Deserialize, Serialize};
 
 /// Everything after the charge: the order's way to the fulfilment service.
@@ -37,7 +39,7 @@ impl ChainDesign {
     pub fn as_outbox(&self) -> OutboxDesign {
         OutboxDesign {
             orders: Orders { count: 1, aggregates: 1, interval_us: 0 },
-            service: ServiceDesign { write: self.write, call_timeout_us: 1 },
+            service: ServiceDesign { write: self.write, call_timeout_us: 1, aggregate_lock: AggregateLock::None },
             store: self.orders_db,
             relay: self.relay,
             broker: self.broker,

@@ -19,6 +19,22 @@ pub enum OrderWrite {
     Outbox,
 }
 
+/// Whether one aggregate's orders take turns in the database.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateLock {
+    /// Each order's transaction runs on its own. Outbox ids come from a sequence at INSERT, so
+    /// two orders of one aggregate can commit in the reverse of their id order: the COMMIT of
+    /// an order whose service crashed (or gave up on it) is still on its way when the next
+    /// order commits. A relay that polls `ORDER BY id` then publishes them out of commit order.
+    #[default]
+    None,
+    /// `SELECT .. FROM customers WHERE id = $1 FOR UPDATE` first in the order's transaction:
+    /// the next order of that aggregate waits until this one commits or rolls back, so its
+    /// outbox id is handed out after this one's commit, and id order is commit order.
+    ForUpdate,
+}
+
 /// Whether concurrent relay instances claim the rows they publish.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,6 +92,9 @@ pub struct ServiceDesign {
     /// A database or broker call with no answer after this long fails the order (its
     /// transaction is rolled back, if it has not committed).
     pub call_timeout_us: u64,
+    /// Whether the order's transaction first locks its aggregate's row (absent: `none`).
+    #[serde(default)]
+    pub aggregate_lock: AggregateLock,
 }
 
 /// The order database (the Postgres-like store of the payment path).

@@ -9,13 +9,14 @@ use invariants::outbox::{EFFECTIVELY_ONCE_EVENT, PER_AGGREGATE_ORDER};
 
 const MS: u64 = 1_000;
 
-/// Order row and outbox row in one transaction, one relay polling every 10 ms, an idempotent
+/// Order row and outbox row in one transaction that first locks the order's aggregate (so one
+/// aggregate's outbox ids follow its commit order), one relay polling every 10 ms, an idempotent
 /// producer, two partitions keyed by aggregate, and a consumer with an inbox row in the effect's
 /// transaction that commits its offset after the effect.
 pub fn outbox_inbox() -> OutboxDesign {
     OutboxDesign {
         orders: Orders { count: 6, aggregates: 2, interval_us: 20 * MS },
-        service: ServiceDesign { write: OrderWrite::Outbox, call_timeout_us: 40 * MS },
+        service: ServiceDesign { write: OrderWrite::Outbox, call_timeout_us: 40 * MS, aggregate_lock: AggregateLock::ForUpdate },
         store: StoreDesign { synchronous_commit: true, wal_writer_delay_us: 200 * MS },
         relay: RelayDesign {
             instances: 1,
@@ -67,7 +68,7 @@ pub fn all() -> Vec<Scenario> {
     let mut v = vec![
         scenario(
             "outbox/outbox-inbox",
-            "Order row and outbox row in one transaction; an at-least-once relay; an idempotent producer into partitions keyed by aggregate; a consumer with an inbox row in the effect's transaction, committing its offset after the effect.",
+            "Order row and outbox row in one transaction, which first locks the aggregate's row (FOR UPDATE) so one aggregate's outbox ids follow its commit order; an at-least-once relay; an idempotent producer into partitions keyed by aggregate; a consumer with an inbox row in the effect's transaction, committing its offset after the effect.",
             Expect::Pass,
             outbox_inbox(),
         ),

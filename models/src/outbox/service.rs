@@ -4,7 +4,7 @@
 //! crash abandons the order in progress, and the restarted service goes on with the next one.
 
 use super::broker::Broker;
-use super::design::{OrderWrite, Orders, ServiceDesign};
+use super::design::{AggregateLock, OrderWrite, Orders, ServiceDesign};
 use super::Layout;
 use crate::payment::postgres::{Sql, SqlReply};
 use crate::payment::Shared;
@@ -134,7 +134,8 @@ impl Service {
     fn insert(&mut self, ctx: &mut Ctx<'_, Node>, event: Event) {
         self.current = Some((event, Stage::Inserting));
         let outbox = self.setup.design.write == OrderWrite::Outbox;
-        self.sql(ctx, true, Sql::InsertOrder { event, outbox });
+        let lock = self.setup.design.aggregate_lock == AggregateLock::ForUpdate;
+        self.sql(ctx, true, Sql::InsertOrder { event, outbox, lock });
     }
 
     fn sql(&mut self, ctx: &mut Ctx<'_, Node>, begin: bool, sql: Sql) {

@@ -4,8 +4,9 @@
 //! SKIP LOCKED`) locks rows until its transaction ends.
 //!
 //! Departure from PostgreSQL, on purpose: `SELECT .. FOR UPDATE SKIP LOCKED` locks whole rows of
-//! `outbox` only; nothing else here takes row locks, since no other statement of the path
-//! updates a row another transaction may hold.
+//! `outbox`, and an order's `SELECT .. FOR UPDATE` its aggregate's row (a table of aggregates
+//! not modelled otherwise); nothing else here takes row locks, since no other statement of the
+//! path updates a row another transaction may hold.
 
 use crate::world::{Msg, Node, Record};
 use invariants::{Event, Obs, OrderId};
@@ -37,10 +38,12 @@ pub struct Tables {
     pending: Vec<(u64, Pending)>,
     /// Outbox row ids locked by a claiming transaction.
     locks: Vec<(u64, u32)>,
+    /// Aggregates whose row an order's transaction locked (`FOR UPDATE`).
+    aggregate_locks: Vec<(u64, u32)>,
     /// The last outbox id handed out.
     next_id: u32,
 }
-sim::clone_by_field!(Tables { orders, outbox, inbox, effects, pending, locks, next_id });
+sim::clone_by_field!(Tables { orders, outbox, inbox, effects, pending, locks, aggregate_locks, next_id });
 
 /// What the consumer's autocommit `Apply` did.
 #[derive(Copy, Clone, Debug, Hash, PartialEq, Eq)]
@@ -52,13 +55,14 @@ pub enum Applied {
 
 impl Tables {
     pub fn clear(&mut self) {
-        let Tables { orders, outbox, inbox, effects, pending, locks, next_id } = self;
+        let Tables { orders, outbox, inbox, effects, pending, locks, aggregate_locks, next_id } = self;
         orders.clear();
         outbox.clear();
         inbox.clear();
         effects.clear();
         pending.clear();
         locks.clear();
+        aggregate_locks.clear();
         *next_id = 0;
     }
 
@@ -77,13 +81,24 @@ impl Tables {
         }
     }
 
-    /// `INSERT INTO orders ..` (and the outbox row) in transaction `tx`.
-    pub fn insert_order(&mut self, tx: u64, event: Event, outbox: bool) {
+    /// `INSERT INTO orders ..` (and the outbox row) in transaction `tx`; with `lock`, after
+    /// locking the aggregate's row. False: another transaction holds that lock (wait for it).
+    pub fn insert_order(&mut self, tx: u64, event: Event, outbox: bool, lock: bool) -> bool {
+        if lock {
+            let a = event.aggregate;
+            if self.aggregate_locks.iter().any(|&(t, l)| l == a && t != tx) {
+                return false;
+            }
+            if !self.aggregate_locks.contains(&(tx, a)) {
+                self.aggregate_locks.push((tx, a));
+            }
+        }
         let id = outbox.then(|| {
             self.next_id += 1; // ids from 1, in insert order
             self.next_id
         });
         self.pending.push((tx, Pending::Order { event, outbox: id }));
+        true
     }
 
     /// The unsent committed rows, oldest first, up to `limit`; with `claim`, skipping rows
@@ -169,13 +184,19 @@ impl Tables {
                 Pending::MarkSent { id } => self.apply_mark(ctx, id),
             }
         }
+        self.release(tx);
+    }
+
+    /// The end of `tx`: its row locks go.
+    fn release(&mut self, tx: u64) {
         self.locks.retain(|&(t, _)| t != tx);
+        self.aggregate_locks.retain(|&(t, _)| t != tx);
     }
 
     /// ROLLBACK (or an abort) of `tx`.
     pub fn rollback(&mut self, tx: u64) {
         self.pending.retain(|&(t, _)| t != tx);
-        self.locks.retain(|&(t, _)| t != tx);
+        self.release(tx);
     }
 
     /// The committed orders an auditor finds in `log`, in commit order.

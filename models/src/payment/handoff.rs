@@ -24,7 +24,7 @@ impl Server {
         let outbox = self.chain.is_some_and(|c| c.write == OrderWrite::Outbox);
         let event = self.order(slot);
         self.job(slot).step = Step::Order;
-        self.sql_on(ctx, slot, db, Sql::InsertOrder { event, outbox });
+        self.sql_on(ctx, slot, db, Sql::InsertOrder { event, outbox, lock: false });
     }
 
     /// The transaction that stores the result is ready to commit. In the chain on Postgres the

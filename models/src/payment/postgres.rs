@@ -407,10 +407,7 @@ impl Postgres {
                 self.charges.push(Version { row, created_by: Some(tx), deleted_by: None });
                 Some(SqlReply::Charged(row.charge))
             }
-            Sql::InsertOrder { event, outbox } => {
-                self.tables.insert_order(tx, event, outbox);
-                Some(SqlReply::Inserted)
-            }
+            Sql::InsertOrder { event, outbox, lock } => self.tables.insert_order(tx, event, outbox, lock).then_some(SqlReply::Inserted),
             Sql::MarkSent { id, .. } => {
                 self.tables.mark_sent(ctx, Some(tx), id);
                 Some(SqlReply::Updated(true))

@@ -126,10 +126,12 @@ pub enum Sql {
         lease: Lease,
     },
     /// Outbox path: `INSERT INTO orders ..`, and with `outbox` the outbox row, in this
-    /// transaction.
+    /// transaction; with `lock`, after `SELECT .. FOR UPDATE` of the aggregate's row (which
+    /// waits for another transaction holding it).
     InsertOrder {
         event: Event,
         outbox: bool,
+        lock: bool,
     },
     /// `SELECT * FROM outbox WHERE NOT sent ORDER BY id LIMIT $1`: autocommit, or with `claim`
     /// `FOR UPDATE SKIP LOCKED` in this transaction. One `Row` reply per row, or `NoRows`.
