@@ -1,6 +1,7 @@
 //! `idemsim check --exhaustive` and `--backend madsim` end to end: exit statuses, the JSON
 //! contract, and seed files that replay (and, for native tapes, shrink) in the semantics and on the
-//! backend they were found in. Small bounds keep each search well under a second.
+//! backend they were found in. Small bounds keep most searches well under a second; the outbox
+//! aggregate-lock test, the longest, takes about 10 s.
 
 use crate::common::{idemsim, json};
 use idemsim::seedfile::SeedFile;
