@@ -47,7 +47,8 @@ pub struct Args {
     /// commuting independent events). Required: it is check's only mode.
     #[arg(long)]
     pub exhaustive: bool,
-    /// Concurrent same-key requests of the one operation (1 to 17).
+    /// Concurrent same-key requests of the one operation (1 to 17); on the outbox path, orders
+    /// of one aggregate (1 to 4).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub requests: u32,
     /// Attempts per operation: 1 = no retries (capped at the scenario's max_attempts).

@@ -371,6 +371,30 @@ fn an_outbox_without_the_aggregate_lock_publishes_out_of_commit_order() {
     assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
 }
 
+/// `check` keeps the design's relays (two at most): two relays that split the outbox with `FOR
+/// UPDATE SKIP LOCKED` are found reordering one aggregate's events with no fault at all (with one
+/// relay, as before, the search held), and two relays that claim nothing hold.
+#[test]
+fn check_searches_two_relays_when_the_design_has_them() {
+    let a = idemsim().args(["check", "outbox/concurrent-relays", "--exhaustive", "--stop-at-first"]).assert().code(1);
+    let text = stdout(&a);
+    assert!(text.contains("2 orders of 1 aggregate, 2 relays"), "{text}");
+    assert!(text.contains("per_aggregate_order"), "{text}");
+    let dir = TempDir::new().unwrap();
+    let toml = String::from_utf8(idemsim().args(["list", "--toml", "outbox/concurrent-relays"]).output().unwrap().stdout).unwrap();
+    let unclaimed = dir.path().join("unclaimed.toml");
+    let fixed = toml.replacen("claim = \"skip_locked\"", "claim = \"none\"", 1).replacen(
+        "expect = \"per_aggregate_order\"",
+        "expect = \"pass\"",
+        1,
+    );
+    assert!(fixed.contains("claim = \"none\"") && fixed.contains("expect = \"pass\""), "{fixed}");
+    std::fs::write(&unclaimed, fixed).unwrap();
+    let a = idemsim().arg("check").arg(&unclaimed).args(["--exhaustive", "--json"]).assert().code(0);
+    let v = json(&a.get_output().stdout);
+    assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
+}
+
 // ---- the madsim backend ----
 
 #[test]

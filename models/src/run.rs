@@ -245,7 +245,7 @@ impl Scenario {
     }
 
     /// The outbox path's small scenario: `orders` orders of one aggregate (for an outbox:
-    /// `requests` is the number of orders), one relay, and pollers that give up soon after the
+    /// `requests` is the number of orders), the design's relays (two at most), and pollers that give up soon after the
     /// heal: in the untimed semantics every poll is a choice point, so the liveness window is cut
     /// to what one round trip through relay, broker and consumer needs.
     fn exhaustive_outbox(&mut self, orders: u32) -> Result<(), String> {
@@ -253,11 +253,13 @@ impl Scenario {
             return Err(format!("{orders} orders: an exhaustive outbox check takes 1 to 4 (--requests)"));
         }
         let s = self;
-        s.description = format!("{} (exhaustive: {orders} order(s) of one aggregate, one relay)", s.description);
         let o = s.outbox_mut();
+        // Two relays at most: a second one is what a claim (or its absence) is about, and each
+        // one more multiplies the interleavings.
+        o.relay.instances = o.relay.instances.min(2);
+        let relays = if o.relay.instances == 1 { "one relay" } else { "two relays" };
         o.orders.count = orders;
         o.orders.aggregates = 1;
-        o.relay.instances = 1;
         o.broker.partitions = 1;
         // Pollers back off fast and stop soon after the heal: each poll is a handful of events
         // the search must interleave with everything else.
@@ -279,6 +281,7 @@ impl Scenario {
             *t = (*t).max(400_000);
         }
         s.settle_bound_us = s.settle_bound_us.min(1_000_000);
+        s.description = format!("{} (exhaustive: {orders} order(s) of one aggregate, {relays})", s.description);
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! lets a reply wait behind any number of relay and consumer polls, and its search never ends.
 //!
 //! The scenarios are presets shrunk by `Scenario::exhaustive_scenario(orders, 1)`: one order of
-//! one aggregate, one relay, one partition, pollers every 200 ms backing off when idle. Crashes
+//! one aggregate, the design's relays (two at most), one partition, pollers every 200 ms backing
+//! off when idle. Crashes
 //! are narrowed to the roles a test names (at most one crash per node, as in the presets). The
 //! whole proof the issue asks for (a relay crash, a consumer crash and a duplicate in one run)
 //! takes seconds since state keys name timers by content (BENCHMARKS.md has the numbers).
