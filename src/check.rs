@@ -41,7 +41,8 @@ pub enum SemanticsArg {
 /// `idemsim check`'s flags.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
-    /// A preset name or a TOML scenario file (it is shrunk to one operation; see --requests).
+    /// A preset name or a TOML scenario file (it is shrunk to one operation; see --operations and
+    /// --requests).
     pub scenario: String,
     /// Enumerate every run within the bounds (depth-first, pruning states already seen,
     /// commuting independent events). Required: it is check's only mode.
@@ -51,6 +52,10 @@ pub struct Args {
     /// of one aggregate (1 to 4).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub requests: u32,
+    /// Operations of the one client, one after another (1 to 3; payment path): a bug between
+    /// two payments (a replay built from another payment's charge) needs a second.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub operations: u32,
     /// Attempts per operation: 1 = no retries (capped at the scenario's max_attempts).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub attempts: u32,
@@ -225,16 +230,26 @@ fn crash_only(s: &mut Scenario, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The scenario the search runs: SCENARIO shrunk to `--requests` concurrent same-key requests
-/// of one operation with at most `--attempts` attempts.
-pub fn derive(scenario: &Scenario, requests: u32, attempts: u32) -> Result<Scenario> {
+/// The scenario the search runs: SCENARIO shrunk to `--operations` operations, each sent as
+/// `--requests` concurrent same-key requests with at most `--attempts` attempts.
+pub fn derive(scenario: &Scenario, operations: u32, requests: u32, attempts: u32) -> Result<Scenario> {
+    if !(1..=3).contains(&operations) {
+        return Err(bad("--operations", operations, "use 1 to 3 operations of the one client"));
+    }
+    if operations > 1 && scenario.path() != models::scenario::Path::Payment {
+        return Err(bad(
+            "--operations",
+            operations,
+            "only a payment check has operations (an outbox check's orders are --requests); drop --operations",
+        ));
+    }
     if !(1..=17).contains(&requests) {
         return Err(bad("--requests", requests, "use 1 to 17 concurrent same-key requests"));
     }
     if attempts == 0 {
         return Err(bad("--attempts", 0, "use 1 (no retries) or more"));
     }
-    scenario.exhaustive_scenario(requests, attempts).map_err(|e| BadInput(format!("{}: {e}", scenario.name)))
+    scenario.exhaustive_scenario_of(operations, requests, attempts).map_err(|e| BadInput(format!("{}: {e}", scenario.name)))
 }
 
 /// One fault bound: the flag, its value, what the fault needs (each a condition and what it
@@ -341,7 +356,7 @@ pub fn run(args: &Args) -> Result<Found> {
         let why = "an outbox check has no client to retry (its relay and consumer retry by their design); drop --attempts";
         return Err(bad("--attempts", args.attempts, why));
     }
-    let mut s = derive(&scenario, args.requests, args.attempts)?;
+    let mut s = derive(&scenario, args.operations, args.requests, args.attempts)?;
     opts.semantics = semantics(args, &s);
     if args.late > 0 && opts.semantics != Semantics::Bounded {
         let why = match opts.semantics {
@@ -387,6 +402,7 @@ pub fn run(args: &Args) -> Result<Found> {
     let b = &opts.bounds;
     let summary = Summary {
         scenario: s.name.clone(),
+        operations: args.operations,
         requests: args.requests,
         attempts: s.max_attempts(),
         work: s.work_summary(),

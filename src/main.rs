@@ -176,9 +176,10 @@ fn parse_backend(s: &str) -> Result<Backend, String> {
 }
 
 const CHECK_HELP: &str = "\
-SCENARIO is shrunk to one operation of one client whose request is sent --requests times at once
-(same key), with at most --attempts attempts; an outbox scenario to --requests orders (1 to 4) of
-one aggregate through its relays (two at most). Each fault kind it has may strike up to its bound.
+SCENARIO is shrunk to one client with --operations operations (1 unless said), one after another,
+each sent --requests times at once (same key), with at most --attempts attempts; an outbox
+scenario to --requests orders (1 to 4) of one aggregate through its relays (two at most). Each
+fault kind it has may strike up to its bound.
 The search is untimed on the payment path and bounded on the outbox path unless --semantics (or
 --timed) says otherwise; the output says which. A pass is a proof only when the output says
 \"exhausted\" and no run was truncated.

@@ -395,6 +395,38 @@ fn check_searches_two_relays_when_the_design_has_them() {
     assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
 }
 
+/// `--operations 2`: a replay built from the instance's last charge answers one payment with
+/// another's, which one operation cannot show (its only charge is its own).
+#[test]
+fn a_second_operation_finds_a_replay_of_another_payment() {
+    let dir = TempDir::new().unwrap();
+    let a = idemsim()
+        .args([
+            "check",
+            "payment/replays-other-result",
+            "--exhaustive",
+            "--operations",
+            "2",
+            "--attempts",
+            "2",
+            "--stop-at-first",
+            "--json",
+            "--save",
+        ])
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    let v = json(&a.get_output().stdout);
+    assert_eq!((v["operations"].as_u64(), v["first_violation"]["invariant"].as_str()), (Some(2), Some("replay_fidelity")), "{v}");
+    assert!(v["work"].as_str().unwrap().starts_with("2 operations"), "{v}");
+    idemsim()
+        .args(["check", "outbox/outbox-inbox", "--exhaustive", "--operations", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--operations 2: only a payment check has operations"));
+    idemsim().args(["check", GOOD, "--exhaustive", "--operations", "4"]).assert().code(2).stderr(predicate::str::contains("use 1 to 3"));
+}
+
 // ---- the madsim backend ----
 
 #[test]

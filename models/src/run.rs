@@ -184,6 +184,19 @@ impl Scenario {
     ///   (choices over wide ranges are explored at `Bounds::max_values` spread values), the
     ///   client's timeout, backoff and attempts, the time limit.
     pub fn exhaustive_scenario(&self, requests: u32, attempts: u32) -> Result<Scenario, String> {
+        self.exhaustive_scenario_of(1, requests, attempts)
+    }
+
+    /// `exhaustive_scenario` with `operations` operations of the one client, one after another
+    /// (payment path, 1 to 3): a bug between two payments (a replay of the other one's result)
+    /// needs a second.
+    pub fn exhaustive_scenario_of(&self, operations: u32, requests: u32, attempts: u32) -> Result<Scenario, String> {
+        if !(1..=3).contains(&operations) {
+            return Err(format!("{operations} operations: use 1 to 3"));
+        }
+        if operations > 1 && self.path() != Path::Payment {
+            return Err(format!("{operations} operations: only a payment check has operations (an outbox check has orders: --requests)"));
+        }
         if !(1..=17).contains(&requests) {
             return Err(format!("{requests} concurrent requests: use 1 to 17 (workload.duplicates 0 to 16)"));
         }
@@ -193,7 +206,7 @@ impl Scenario {
         let mut s = self.clone();
         s.swarm = false;
         match s.path() {
-            Path::Payment => s.exhaustive_payment(requests, attempts),
+            Path::Payment => s.exhaustive_payment(operations, requests, attempts),
             Path::Outbox => s.exhaustive_outbox(requests)?,
             Path::Overload => {
                 return Err("an exhaustive check of the overload path is not offered: its verdicts are about load over time (a fleet, buckets, bounds), which an untimed search has no notion of; explore it with seeds".into())
@@ -219,18 +232,20 @@ impl Scenario {
         Ok(s)
     }
 
-    fn exhaustive_payment(&mut self, requests: u32, attempts: u32) {
+    fn exhaustive_payment(&mut self, operations: u32, requests: u32, attempts: u32) {
         let s = self;
         let attempts = attempts.min(s.payment().client.max_attempts);
+        let ops = if operations == 1 { "1 operation".to_string() } else { format!("{operations} operations") };
         s.description = format!(
-            "{} (exhaustive: 1 client, 1 operation, {requests} concurrent same-key requests, at most {attempts} attempts)",
+            "{} (exhaustive: 1 client, {ops}, {requests} concurrent same-key requests, at most {attempts} attempts)",
             s.description
         );
-        // One operation of one user, who does not pay again (a second payment is a second
+        // Operations of one user, who does not pay again (a second payment is a second
         // operation), on one server instance: each instance more multiplies the runs by the load
         // balancer's choices; `explore` covers several.
         let w = s.workload().clone();
-        s.workload = Some(Workload { clients: 1, operations_per_client: 1, duplicates: requests - 1, repay_probability: 0.0, ..w });
+        s.workload =
+            Some(Workload { clients: 1, operations_per_client: operations, duplicates: requests - 1, repay_probability: 0.0, ..w });
         // No fault on a node the design leaves idle (a local ledger's provider, a completer it
         // does not have): it would change nothing and multiply the states (about fourfold).
         let server = s.payment().server;

@@ -64,6 +64,8 @@ pub struct ShortestJson {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub scenario: String,
+    /// Operations of the one client (payment path; 1 elsewhere).
+    pub operations: u32,
     pub requests: u32,
     /// Attempts per operation (the scenario's `max_attempts` caps `--attempts`); null on paths
     /// without a retrying client.
@@ -236,7 +238,7 @@ pub fn text(sum: &Summary, s: &Scenario, args: &Args) -> String {
         Expect::Violation(inv) if sum.violations == 0 => {
             let _ = writeln!(
                 o,
-                "\nThis scenario is expected to violate {inv}; within these bounds it does not (its trigger may need more requests, attempts or faults)."
+                "\nThis scenario is expected to violate {inv}; within these bounds it does not (its trigger may need more operations, requests, attempts or faults)."
             );
         }
         _ => {}
