@@ -3,7 +3,7 @@
 //! backend they were found in. Small bounds keep most searches well under a second; the outbox
 //! aggregate-lock test, the longest, takes about 10 s.
 
-use crate::common::{idemsim, json};
+use crate::common::{edited_preset, idemsim, json};
 use idemsim::seedfile::SeedFile;
 use models::run::Backend;
 use predicates::prelude::*;
@@ -345,7 +345,13 @@ fn an_outbox_check_is_bounded_and_its_counterexample_replays_bounded() {
 /// late publish and the event was called lost).
 #[test]
 fn the_correct_outbox_design_holds_a_crash_and_a_lost_message() {
-    let a = idemsim().args(["check", "outbox/outbox-inbox", "--exhaustive", "--crashes", "1", "--lost", "1", "--json"]).assert().code(0);
+    assert_exhausted_pass(
+        idemsim().args(["check", "outbox/outbox-inbox", "--exhaustive", "--crashes", "1", "--lost", "1", "--json"]).assert().code(0),
+    );
+}
+
+/// `check --json`'s verdict: every run within the bounds searched, none violating.
+fn assert_exhausted_pass(a: assert_cmd::assert::Assert) {
     let v = json(&a.get_output().stdout);
     assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
 }
@@ -357,18 +363,15 @@ fn the_correct_outbox_design_holds_a_crash_and_a_lost_message() {
 /// in the reverse of their commit order. The correct design holds the same search.
 #[test]
 fn an_outbox_without_the_aggregate_lock_publishes_out_of_commit_order() {
-    let dir = TempDir::new().unwrap();
-    let toml = String::from_utf8(idemsim().args(["list", "--toml", "outbox/outbox-inbox"]).output().unwrap().stdout).unwrap();
-    assert!(toml.contains("aggregate_lock = \"for_update\""), "{toml}");
-    let unlocked = dir.path().join("unlocked.toml");
-    std::fs::write(&unlocked, toml.replacen("aggregate_lock = \"for_update\"", "aggregate_lock = \"none\"", 1)).unwrap();
+    let (dir, unlocked) = edited_preset("outbox/outbox-inbox", |toml| {
+        assert!(toml.contains("aggregate_lock = \"for_update\""), "{toml}");
+        toml.replacen("aggregate_lock = \"for_update\"", "aggregate_lock = \"none\"", 1)
+    });
     let search = ["--exhaustive", "--pauses", "1", "--crashes", "1", "--json", "--save"];
     let a = idemsim().arg("check").arg(&unlocked).arg("--stop-at-first").args(search).arg(dir.path()).assert().code(1);
     let v = json(&a.get_output().stdout);
     assert_eq!(v["first_violation"]["invariant"], "per_aggregate_order", "{v}");
-    let a = idemsim().args(["check", "outbox/outbox-inbox"]).args(search).arg(dir.path()).assert().code(0);
-    let v = json(&a.get_output().stdout);
-    assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
+    assert_exhausted_pass(idemsim().args(["check", "outbox/outbox-inbox"]).args(search).arg(dir.path()).assert().code(0));
 }
 
 /// `check` keeps the design's relays (two at most): two relays that split the outbox with `FOR
@@ -380,19 +383,16 @@ fn check_searches_two_relays_when_the_design_has_them() {
     let text = stdout(&a);
     assert!(text.contains("2 orders of 1 aggregate, 2 relays"), "{text}");
     assert!(text.contains("per_aggregate_order"), "{text}");
-    let dir = TempDir::new().unwrap();
-    let toml = String::from_utf8(idemsim().args(["list", "--toml", "outbox/concurrent-relays"]).output().unwrap().stdout).unwrap();
-    let unclaimed = dir.path().join("unclaimed.toml");
-    let fixed = toml.replacen("claim = \"skip_locked\"", "claim = \"none\"", 1).replacen(
-        "expect = \"per_aggregate_order\"",
-        "expect = \"pass\"",
-        1,
-    );
-    assert!(fixed.contains("claim = \"none\"") && fixed.contains("expect = \"pass\""), "{fixed}");
-    std::fs::write(&unclaimed, fixed).unwrap();
-    let a = idemsim().arg("check").arg(&unclaimed).args(["--exhaustive", "--json"]).assert().code(0);
-    let v = json(&a.get_output().stdout);
-    assert_eq!((v["exhausted"].as_bool(), v["violations"].as_u64()), (Some(true), Some(0)), "{v}");
+    let (_dir, unclaimed) = edited_preset("outbox/concurrent-relays", |toml| {
+        let fixed = toml.replacen("claim = \"skip_locked\"", "claim = \"none\"", 1).replacen(
+            "expect = \"per_aggregate_order\"",
+            "expect = \"pass\"",
+            1,
+        );
+        assert!(fixed.contains("claim = \"none\"") && fixed.contains("expect = \"pass\""), "{fixed}");
+        fixed
+    });
+    assert_exhausted_pass(idemsim().arg("check").arg(&unclaimed).args(["--exhaustive", "--json"]).assert().code(0));
 }
 
 /// `--operations 2`: a replay built from the instance's last charge answers one payment with

@@ -7,11 +7,7 @@ use predicates::prelude::*;
 use tempfile::TempDir;
 
 fn preset_toml(edit: impl Fn(String) -> String) -> (TempDir, std::path::PathBuf) {
-    let dir = TempDir::new().unwrap();
-    let out = idemsim().args(["list", "--toml", "overload/jitter-budget"]).output().unwrap();
-    let path = dir.path().join("fleet.toml");
-    std::fs::write(&path, edit(String::from_utf8(out.stdout).unwrap())).unwrap();
-    (dir, path)
+    crate::common::edited_preset("overload/jitter-budget", edit)
 }
 
 #[test]

@@ -14,3 +14,13 @@ pub fn idemsim() -> Command {
 pub fn json(out: &[u8]) -> Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
+
+/// Preset `name` as a TOML scenario file (`idemsim list --toml`), changed by `edit`, in a fresh
+/// directory (kept alive by the returned `TempDir`).
+pub fn edited_preset(name: &str, edit: impl Fn(String) -> String) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = idemsim().args(["list", "--toml", name]).output().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, edit(String::from_utf8(out.stdout).unwrap())).unwrap();
+    (dir, path)
+}
