@@ -50,6 +50,10 @@ pub struct Row {
     pub phantom: Option<u64>,
     /// Effects applied before an earlier-committed effect of the same aggregate.
     pub out_of_order: Option<u64>,
+    /// Outbox path only (null on the chain): orders placed that did not commit, all runs
+    /// together. The customer saw an error; no invariant judges it: what the design costs in
+    /// availability.
+    pub orders_not_committed: Option<u64>,
     pub mean_sim_time_ms: f64,
     /// Overload path (null elsewhere): requests reaching the service per operation during the
     /// outage, all runs together (the retry amplification `recovery` bounds; with tiers in
@@ -209,6 +213,9 @@ impl Acc {
         t.duplicate += e.duplicate;
         t.phantom += e.phantom;
         t.out_of_order += e.out_of_order;
+        if let Some(n) = e.not_committed {
+            *t.not_committed.get_or_insert(0) += n;
+        }
     }
 
     fn merge(&mut self, a: Acc) {
@@ -256,6 +263,7 @@ pub fn measure(scenario: &Scenario, seeds: Range<u64>, threads: usize, progress:
         duplicate: a.events.map(|e| e.duplicate),
         phantom: a.events.map(|e| e.phantom),
         out_of_order: a.events.map(|e| e.out_of_order),
+        orders_not_committed: a.events.and_then(|e| e.not_committed),
         outage_amplification: a.overload.as_ref().map(|o| o.outage_attempts as f64 / o.outage_operations.max(1) as f64),
         amplification: a.overload.as_ref().map(|_| div(a.attempts as f64, a.operations)),
         mean_recovery_ms: a.overload.as_ref().and_then(|o| (o.recovered > 0).then(|| o.recovery_us as f64 / 1000.0 / o.recovered as f64)),
@@ -349,7 +357,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
     let mut header =
         vec!["scenario", "runs", "safety", "rate", "95% interval", "settles", "rate", "first failing seed", "attempts/op", "mean sim time"];
     if events {
-        header.extend(["lost", "duplicate", "phantom", "out of order"]);
+        header.extend(["lost", "duplicate", "phantom", "out of order", "not committed"]);
     }
     let overload = rows.iter().any(|r| r.amplification.is_some());
     if overload {
@@ -371,7 +379,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             format!("{:.1} ms", r.mean_sim_time_ms),
         ];
         if events {
-            c.extend([opt(r.lost), opt(r.duplicate), opt(r.phantom), opt(r.out_of_order)]);
+            c.extend([opt(r.lost), opt(r.duplicate), opt(r.phantom), opt(r.out_of_order), opt(r.orders_not_committed)]);
         }
         if overload {
             c.extend([
@@ -397,13 +405,13 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
             out = serde_json::to_string_pretty(&v).expect("json") + "\n";
         }
         Format::Csv => {
-            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order,outage_amplification,amplification,mean_recovery_ms,unrecovered_runs,goodput_per_sec,total_attempts,mean_all_done_ms\n");
+            out.push_str("scenario,runs,safety_violating_runs,rate,rate_low,rate_high,liveness_violating_runs,liveness_rate,first_failing_seed,first_invariant,mean_attempts_per_operation,mean_sim_time_ms,lost,duplicate,phantom,out_of_order,outage_amplification,amplification,mean_recovery_ms,unrecovered_runs,goodput_per_sec,total_attempts,mean_all_done_ms,orders_not_committed\n");
             let opt = |x: Option<u64>| x.map_or(String::new(), |n| n.to_string());
             let optf = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.4}"));
             for r in rows {
                 let _ = writeln!(
                     out,
-                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{:.6},{:.6},{:.6},{},{:.6},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{},{},{},{}",
                     r.scenario,
                     r.runs,
                     r.safety_violating_runs,
@@ -426,7 +434,8 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                     opt(r.unrecovered_runs),
                     optf(r.goodput_per_sec),
                     opt(r.total_attempts),
-                    optf(r.mean_all_done_ms)
+                    optf(r.mean_all_done_ms),
+                    opt(r.orders_not_committed)
                 );
             }
         }
@@ -472,7 +481,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 seeds.start,
                 seeds.end,
                 if events {
-                    "; lost, duplicate, phantom, out of order: effects over all runs; attempts/op on the outbox path: deliveries per committed order"
+                    "; lost, duplicate, phantom, out of order: effects over all runs; not committed: orders placed that did not commit (the customer saw an error), over all runs, outbox path only; attempts/op on the outbox path: deliveries per committed order"
                 } else if overload {
                     "; overload: amplification (outage) is requests reaching the service per operation during the outage (tiers' retries included), amplification the clients' attempts per operation over the run, recovery the mean time from the outage's end until goodput was back (over the runs where it came back; unrecovered: runs where it never did), goodput/s successful operations per second of arrivals, attempts the requests the clients sent in all runs, all done the mean time until every operation had succeeded (over the runs where every one did)"
                 } else {

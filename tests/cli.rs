@@ -389,6 +389,41 @@ fn compare_prints_every_format() {
     idemsim().args(["compare", GOOD, "payment/setnx-always", "--runs", "50"]).assert().code(0);
 }
 
+/// On the outbox path `compare` counts what went wrong with the events and, apart from the
+/// invariants, the orders that did not commit; a dead service's session held 1 s
+/// (`session_timeout_us`) makes more orders fail than the idealisation that ends it at the
+/// restart. The chain's orders are payments: it has no such count.
+#[test]
+fn compare_counts_the_outbox_paths_effects_and_its_orders_that_did_not_commit() {
+    let (_dir, ended) = crate::common::edited_preset("outbox/outbox-inbox", |t| {
+        t.replace("session_timeout_us = 1000000", "session_timeout_us = 0").replace("name = \"outbox/outbox-inbox\"", "name = \"ended\"")
+    });
+    let out = idemsim()
+        .args(["compare", "outbox/outbox-inbox", "outbox/dual-write", "outbox/publish-then-commit", "chain/checkout"])
+        .arg(&ended)
+        .args(["--runs", "3000", "--threads", "2", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    let row = |i: usize, field: &str| v["rows"][i][field].as_u64();
+    let (held, dual, publish, chain, idealised) = (0, 1, 2, 3, 4);
+    assert_eq!(v["rows"][idealised]["scenario"], "ended");
+    assert_eq!((row(held, "lost"), row(held, "duplicate"), row(held, "phantom")), (Some(0), Some(0), Some(0)));
+    assert!(row(dual, "lost").unwrap() > 0 && row(publish, "phantom").unwrap() > 0, "{v}");
+    // 6 orders a run; a phantom's order is one that did not commit.
+    for i in [held, dual, publish, idealised] {
+        let n = row(i, "orders_not_committed").unwrap_or_else(|| panic!("row {i}: {v}"));
+        assert!(n > 0 && n < 6 * 3000, "row {i}: {n}");
+    }
+    assert!(row(publish, "orders_not_committed") >= row(publish, "phantom"));
+    assert!(v["rows"][chain]["orders_not_committed"].is_null() && row(chain, "lost").is_some());
+    let (h, e) = (row(held, "orders_not_committed").unwrap(), row(idealised, "orders_not_committed").unwrap());
+    assert!(h > e, "a held session fails more orders: {h} against {e}");
+}
+
 #[test]
 fn a_scenario_file_runs_like_its_preset() {
     let dir = TempDir::new().unwrap();

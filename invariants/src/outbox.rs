@@ -53,6 +53,11 @@ pub struct Tally {
     pub phantom: u64,
     /// Effects applied before an effect of the same aggregate that committed earlier.
     pub out_of_order: u64,
+    /// Orders the service placed that did not commit: the customer saw an error (a failed or
+    /// timed-out call, a lock held past the call timeout), or the service died mid-order. What
+    /// a design costs in availability; no invariant judges it. `None` on the checkout chain,
+    /// whose orders are payments (counted by the payment columns).
+    pub not_committed: Option<u64>,
 }
 
 /// Count lost, duplicate, phantom and out-of-order effects.

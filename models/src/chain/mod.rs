@@ -102,7 +102,7 @@ impl ChainModel {
             unique_constraint: true,
             wal_writer_delay_us: d.orders_db.wal_writer_delay_us,
             key_retention_us: 0,
-            session_timeout_us: 0,
+            session_timeout_us: d.orders_db.session_timeout_us,
         };
         let b = d.broker;
         ChainModel {

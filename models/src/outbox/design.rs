@@ -104,6 +104,15 @@ pub struct StoreDesign {
     /// `synchronous_commit = on` (a COMMIT is durable when acknowledged) or `off`.
     pub synchronous_commit: bool,
     pub wal_writer_delay_us: u64,
+    /// `idle_in_transaction_session_timeout` (or TCP keepalive's detection, when sooner): how
+    /// long the database keeps the session of an order service or relay that vanished (a
+    /// machine crash, a pause) with its transaction open, its row and aggregate locks held and
+    /// its statements still being served, before it ends it. Counted from the session's last
+    /// statement. A process crash is not held: the kernel closes the dead process's sockets.
+    /// 0 (when absent): the idealisation of earlier versions, where a vanished session ends
+    /// when its service restarts.
+    #[serde(default)]
+    pub session_timeout_us: u64,
 }
 
 /// The outbox relay (a polling publisher).

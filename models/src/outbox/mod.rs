@@ -112,7 +112,7 @@ impl OutboxModel {
             unique_constraint: true,
             wal_writer_delay_us: d.store.wal_writer_delay_us,
             key_retention_us: 0,
-            session_timeout_us: 0,
+            session_timeout_us: d.store.session_timeout_us,
         };
         OutboxModel {
             config,
@@ -148,13 +148,16 @@ impl OutboxModel {
         }
     }
 
-    /// Lost, duplicate, phantom and out-of-order effects of a finished run (for `compare`), from
-    /// each node's durable log.
+    /// Lost, duplicate, phantom and out-of-order effects of a finished run, and the orders
+    /// placed that did not commit (for `compare`), from each node's durable log.
     pub fn tally<'a>(&self, durable: impl Fn(NodeId) -> &'a [Record]) -> Tally {
         let (mut committed, mut effects) = (Vec::new(), Vec::new());
         Tables::orders_at(durable(self.layout.order_db), &mut committed);
         Tables::effects_at(durable(self.layout.projection_db), &mut effects);
-        outbox::tally(&committed, &effects)
+        let placed = durable(self.layout.service).iter().filter(|r| matches!(r, Record::Placed { .. })).count() as u64;
+        // An order commits once at most (a retried COMMIT finds its transaction gone).
+        assert!(committed.len() as u64 <= placed, "{} orders committed, {placed} placed", committed.len());
+        Tally { not_committed: Some(placed - committed.len() as u64), ..outbox::tally(&committed, &effects) }
     }
 }
 

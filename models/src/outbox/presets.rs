@@ -17,7 +17,7 @@ pub fn outbox_inbox() -> OutboxDesign {
     OutboxDesign {
         orders: Orders { count: 6, aggregates: 2, interval_us: 20 * MS },
         service: ServiceDesign { write: OrderWrite::Outbox, call_timeout_us: 40 * MS, aggregate_lock: AggregateLock::ForUpdate },
-        store: StoreDesign { synchronous_commit: true, wal_writer_delay_us: 200 * MS },
+        store: StoreDesign { synchronous_commit: true, wal_writer_delay_us: 200 * MS, session_timeout_us: 1_000 * MS },
         relay: RelayDesign {
             instances: 1,
             poll_interval_us: 10 * MS,
