@@ -50,9 +50,10 @@ pub struct Row {
     pub phantom: Option<u64>,
     /// Effects applied before an earlier-committed effect of the same aggregate.
     pub out_of_order: Option<u64>,
-    /// Outbox path only (null on the chain): orders placed that did not commit, all runs
-    /// together. The customer saw an error; no invariant judges it: what the design costs in
-    /// availability.
+    /// Outbox path only (null on the chain): orders placed whose row is not in the orders
+    /// database at the end, all runs together (`invariants::outbox::Tally::not_committed`):
+    /// mostly orders whose customer saw an error. No invariant judges it: what the design
+    /// costs in availability.
     pub orders_not_committed: Option<u64>,
     pub mean_sim_time_ms: f64,
     /// Overload path (null elsewhere): requests reaching the service per operation during the
@@ -481,7 +482,7 @@ pub fn render(rows: &[Row], format: Format, seeds: &Range<u64>) -> String {
                 seeds.start,
                 seeds.end,
                 if events {
-                    "; lost, duplicate, phantom, out of order: effects over all runs; not committed: orders placed that did not commit (the customer saw an error), over all runs, outbox path only; attempts/op on the outbox path: deliveries per committed order"
+                    "; lost, duplicate, phantom, out of order: effects over all runs; not committed: orders placed whose row is not in the orders database at the end (mostly: the customer saw an error), over all runs, outbox path only; attempts/op on the outbox path: deliveries per committed order"
                 } else if overload {
                     "; overload: amplification (outage) is requests reaching the service per operation during the outage (tiers' retries included), amplification the clients' attempts per operation over the run, recovery the mean time from the outage's end until goodput was back (over the runs where it came back; unrecovered: runs where it never did), goodput/s successful operations per second of arrivals, attempts the requests the clients sent in all runs, all done the mean time until every operation had succeeded (over the runs where every one did)"
                 } else {

@@ -113,6 +113,14 @@ fn impossible_combination_names_the_knob_and_the_fix() {
         .stderr(predicate::str::contains("payment.server.key_claim").and(predicate::str::contains("set_nx needs")));
     let path = scenario_file(&dir, "bad2.toml", |t| t.replace("loss_probability = 0.1", "loss_probability = 1.5"));
     idemsim().arg("explore").arg(&path).assert().code(2).stderr(predicate::str::contains("faults.loss_probability = 1.5"));
+    // The outbox path's database links are TCP connections: they neither lose nor copy a statement.
+    let (_dir, path) = crate::common::edited_preset("outbox/outbox-inbox", |t| t.replace("lossy = [\"", "lossy = [\"store\", \""));
+    idemsim()
+        .arg("explore")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("targets.lossy names \"store\"").and(predicate::str::contains("remove \"store\"")));
 }
 
 #[test]

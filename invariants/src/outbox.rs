@@ -53,10 +53,13 @@ pub struct Tally {
     pub phantom: u64,
     /// Effects applied before an effect of the same aggregate that committed earlier.
     pub out_of_order: u64,
-    /// Orders the service placed that did not commit: the customer saw an error (a failed or
-    /// timed-out call, a lock held past the call timeout), or the service died mid-order. What
-    /// a design costs in availability; no invariant judges it. `None` on the checkout chain,
-    /// whose orders are payments (counted by the payment columns).
+    /// Orders the service placed whose row is not in the orders database at the end: a failed
+    /// or timed-out call (a lock held past the call timeout), the service dying mid-order, or,
+    /// with `synchronous_commit = off`, a crash losing an acknowledged commit. Their customers
+    /// saw an error, except in that last case; and an order whose commit landed after the
+    /// service gave up is committed here, though its customer saw an error too. What a design
+    /// costs in availability; no invariant judges it. `None` on the checkout chain, whose
+    /// orders are placed by paid operations, not by an order service.
     pub not_committed: Option<u64>,
 }
 

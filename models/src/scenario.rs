@@ -399,6 +399,19 @@ impl Scenario {
             return Err("name = \"\": give the scenario a name (it titles every report and names its seed files)".into());
         }
         self.faults.validate()?;
+        // The outbox tail's databases are reached over TCP connections, which never lose one
+        // statement or deliver it twice; their models rely on that (an order's INSERT and COMMIT
+        // delivered twice would commit it twice). The payment path's store tolerates copies.
+        let databases: &[(Role, &str)] = match self.path() {
+            Path::Outbox => &[(Role::Store, "store"), (Role::ConsumerStore, "consumer_store")],
+            Path::Chain => &[(Role::ConsumerStore, "consumer_store")],
+            _ => &[],
+        };
+        if let Some((_, name)) = databases.iter().find(|(r, _)| self.targets.lossy.contains(r)) {
+            return Err(format!(
+                "targets.lossy names {name:?}: its links are database connections (TCP never loses one statement or delivers it twice; a broken connection is its client's crash or pause); remove {name:?} from targets.lossy"
+            ));
+        }
         if let Expect::Violation(name) = &self.expect {
             let judged = self.path().invariants();
             if name != sim::PANIC && !judged.contains(&name.as_str()) {

@@ -105,9 +105,9 @@ pub struct StoreDesign {
     pub synchronous_commit: bool,
     pub wal_writer_delay_us: u64,
     /// `idle_in_transaction_session_timeout` (or TCP keepalive's detection, when sooner): how
-    /// long the database keeps the session of an order service or relay that vanished (a
-    /// machine crash, a pause) with its transaction open, its row and aggregate locks held and
-    /// its statements still being served, before it ends it. Counted from the session's last
+    /// long the database keeps the session of an order service or relay whose machine crashed
+    /// with its transaction open, its row and aggregate locks held and the statements it sent
+    /// before it died still served, before it ends it. Counted from the session's last
     /// statement. A process crash is not held: the kernel closes the dead process's sockets.
     /// 0 (when absent): the idealisation of earlier versions, where a vanished session ends
     /// when its service restarts.

@@ -155,7 +155,8 @@ impl OutboxModel {
         Tables::orders_at(durable(self.layout.order_db), &mut committed);
         Tables::effects_at(durable(self.layout.projection_db), &mut effects);
         let placed = durable(self.layout.service).iter().filter(|r| matches!(r, Record::Placed { .. })).count() as u64;
-        // An order commits once at most (a retried COMMIT finds its transaction gone).
+        // An order commits once at most: each has its own transaction, the service never retries
+        // a COMMIT, and a copy of its INSERT inserts nothing more (`Tables::insert_order`).
         assert!(committed.len() as u64 <= placed, "{} orders committed, {placed} placed", committed.len());
         Tally { not_committed: Some(placed - committed.len() as u64), ..outbox::tally(&committed, &effects) }
     }

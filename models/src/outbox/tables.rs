@@ -83,7 +83,12 @@ impl Tables {
 
     /// `INSERT INTO orders ..` (and the outbox row) in transaction `tx`; with `lock`, after
     /// locking the aggregate's row. False: another transaction holds that lock (wait for it).
+    /// A copy of the statement (a database link that duplicates, `targets.lossy` with the
+    /// store: TCP never does) inserts nothing more.
     pub fn insert_order(&mut self, tx: u64, event: Event, outbox: bool, lock: bool) -> bool {
+        if self.pending.iter().any(|&(t, p)| t == tx && matches!(p, Pending::Order { event: e, .. } if e == event)) {
+            return true;
+        }
         if lock {
             let a = event.aggregate;
             if self.aggregate_locks.iter().any(|&(t, l)| l == a && t != tx) {
@@ -223,6 +228,18 @@ mod tests {
 
     fn ev(order: OrderId, aggregate: u32) -> Event {
         Event { order, aggregate }
+    }
+
+    /// A copy of an order's INSERT in its transaction (a database link that duplicates) inserts
+    /// nothing more: the COMMIT writes the order and its outbox row once.
+    #[test]
+    fn a_copy_of_an_insert_commits_one_order() {
+        let mut t = Tables::default();
+        assert!(t.insert_order(1, ev(1, 0), true, true));
+        assert!(t.insert_order(1, ev(1, 0), true, true), "the copy is answered as the statement was");
+        with_ctx(|ctx| t.commit(ctx, 1));
+        let ids: Vec<u32> = t.outbox.iter().map(|(r, _)| r.id).collect();
+        assert_eq!((&t.orders[..], &ids[..]), (&[ev(1, 0)][..], &[1][..]));
     }
 
     /// The aggregate lock holds the next order of that aggregate (not of another) until the

@@ -291,6 +291,12 @@ impl Postgres {
             Sql::Rollback => self.finish(ctx, tx, false),
             _ => self.statement(ctx, tx, sql, lock_timeout_us),
         }
+        if boot_of(tx) < self.server_boot(owner(tx)) {
+            // A statement its server's dead machine left on the wire, served after the restart
+            // (`session_timeout_us` > 0): it may have opened a transaction, or locked rows, that
+            // nobody will end but the session's timeout. Watch it, as the restart did the others.
+            self.watch_sessions(ctx);
+        }
     }
 
     /// Run a statement, or park it behind the transaction holding the row it needs.
@@ -579,16 +585,24 @@ impl Postgres {
 
     /// Re-try every parked statement, oldest transaction first.
     fn wake(&mut self, ctx: &mut Ctx<'_, Node>) {
+        let mut orphaned = false;
         for i in 0..self.txs.len() {
             let Some(sql) = self.txs[i].waiting else { continue };
             let tx = self.txs[i].id;
             if let Some(reply) = self.execute(ctx, tx, sql) {
-                self.txs[i].waiting = None;
-                if let Some(timer) = self.txs[i].lock_timer.take() {
+                let t = &mut self.txs[i];
+                t.waiting = None;
+                // Idle from now: a session waiting on a lock is not idle in transaction.
+                t.last_us = ctx.now_us();
+                if let Some(timer) = t.lock_timer.take() {
                     ctx.cancel_timer(timer);
                 }
+                orphaned |= boot_of(tx) < self.server_boot(owner(tx));
                 ctx.send(owner(tx), Msg::SqlReply { tx, reply });
             }
+        }
+        if orphaned {
+            self.watch_sessions(ctx); // Its server is gone: only the session's end frees what it holds.
         }
     }
 }
