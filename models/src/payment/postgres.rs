@@ -222,39 +222,14 @@ impl Postgres {
         self.server_boots.get(node).copied().unwrap_or(0)
     }
 
-    /// Server `from` restarted: its old connections are gone, and so are their transactions.
-    pub fn on_server_restarted(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
-        if self.server_boots.len() <= from {
-            self.server_boots.resize(from + 1, 0);
-        }
-        self.server_boots[from] = self.server_boots[from].max(boot);
-        if self.session_timeout_us() > 0 {
-            // The old connections look alive from here (nothing closed them): their sessions
-            // hold their locks until they time out.
-            return self.watch_sessions(ctx);
-        }
-        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) < boot) {
-            let id = t.id;
-            self.finish(ctx, id, false);
-        }
-    }
-
-    /// Server `from`'s process died (incarnation `boot`) and the OS closed its connections:
-    /// each backend reads EOF and ends its session, rolling back the open transaction and
-    /// releasing its locks at once. Nobody is told: the connection is gone.
-    pub fn on_connections_closed(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
-        if !self.closed.contains(&(from, boot)) {
-            self.closed.push((from, boot)); // (A duplicated FIN changes nothing.)
-        }
-        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) == boot) {
-            let id = t.id;
-            self.end(ctx, id, false, false);
-        }
+    /// Whether `tx` belongs to a server incarnation this database has heard restart since.
+    fn orphaned(&self, tx: u64) -> bool {
+        boot_of(tx) < self.server_boot(owner(tx))
     }
 
     /// A statement of transaction `tx`; `begin` marks its first one.
     pub fn on_sql(&mut self, ctx: &mut Ctx<'_, Node>, tx: u64, begin: bool, sql: Sql, lock_timeout_us: u64) {
-        let gone = boot_of(tx) < self.server_boot(owner(tx)) && self.session_timeout_us() == 0;
+        let gone = self.orphaned(tx) && self.session_timeout_us() == 0;
         // A statement the closing of its connection overtook (TCP would have delivered it
         // first; here messages are unordered): dropped, as if the process died before sending it.
         let closed = self.closed.contains(&(owner(tx), boot_of(tx)));
@@ -291,7 +266,7 @@ impl Postgres {
             Sql::Rollback => self.finish(ctx, tx, false),
             _ => self.statement(ctx, tx, sql, lock_timeout_us),
         }
-        if boot_of(tx) < self.server_boot(owner(tx)) {
+        if self.orphaned(tx) {
             // A statement its server's dead machine left on the wire, served after the restart
             // (`session_timeout_us` > 0): it may have opened a transaction, or locked rows, that
             // nobody will end but the session's timeout. Watch it, as the restart did the others.
@@ -597,7 +572,7 @@ impl Postgres {
                 if let Some(timer) = t.lock_timer.take() {
                     ctx.cancel_timer(timer);
                 }
-                orphaned |= boot_of(tx) < self.server_boot(owner(tx));
+                orphaned |= self.orphaned(tx);
                 ctx.send(owner(tx), Msg::SqlReply { tx, reply });
             }
         }

@@ -1,10 +1,12 @@
-//! The store's background upkeep: the reaper that deletes old keys (`key_retention_us`) and the
-//! end of sessions whose app server went quiet (`session_timeout_us`).
+//! The store's background upkeep: the reaper that deletes old keys (`key_retention_us`), and the
+//! end of sessions: at once when their app server's connections close (a restart with no session
+//! timeout, a process's FIN), or when they have been idle `session_timeout_us`.
 
-use super::{PgTimer, Postgres, Version};
+use super::{boot_of, PgTimer, Postgres, Version};
 use crate::knobs::KeyStore;
+use crate::payment::owner;
 use crate::payment::{KeyRow, Node, Record, Timer};
-use sim::Ctx;
+use sim::{Ctx, NodeId};
 
 impl Postgres {
     pub(super) fn session_timeout_us(&self) -> u64 {
@@ -36,6 +38,36 @@ impl Postgres {
         }
         if reaped {
             self.durability(ctx);
+        }
+    }
+
+    /// Server `from` restarted: its old connections are gone, and so are their transactions.
+    pub fn on_server_restarted(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
+        if self.server_boots.len() <= from {
+            self.server_boots.resize(from + 1, 0);
+        }
+        self.server_boots[from] = self.server_boots[from].max(boot);
+        if self.session_timeout_us() > 0 {
+            // The old connections look alive from here (nothing closed them): their sessions
+            // hold their locks until they time out.
+            return self.watch_sessions(ctx);
+        }
+        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) < boot) {
+            let id = t.id;
+            self.finish(ctx, id, false);
+        }
+    }
+
+    /// Server `from`'s process died (incarnation `boot`) and the OS closed its connections:
+    /// each backend reads EOF and ends its session, rolling back the open transaction and
+    /// releasing its locks at once. Nobody is told: the connection is gone.
+    pub fn on_connections_closed(&mut self, ctx: &mut Ctx<'_, Node>, from: NodeId, boot: u32) {
+        if !self.closed.contains(&(from, boot)) {
+            self.closed.push((from, boot)); // (A duplicated FIN changes nothing.)
+        }
+        while let Some(t) = self.txs.iter().find(|t| owner(t.id) == from && boot_of(t.id) == boot) {
+            let id = t.id;
+            self.end(ctx, id, false, false);
         }
     }
 
